@@ -1,0 +1,66 @@
+"""The one tenant base viewset. It alone builds querysets and fetches objects.
+
+Subclasses refine the tenant's queryset in `safely_get_queryset(queryset)`; they cannot override
+`get_queryset`/`get_object` (a TypeError at import time says so), so no endpoint can forget the tenant.
+The escape hatch, for the rare view that must see across tenants, is `dangerously_get_queryset`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from rest_framework import viewsets
+
+from tenants.context import tenant_context
+from tenants.models import ApiKey
+
+
+class TenantScopedMixin:
+    model: type[models.Model]
+    required_scope: str | None = None
+    _guarded = ("get_queryset", "get_object")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in cls._guarded:
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} must not override {name}(); refine safely_get_queryset() instead "
+                    "or, for a reviewed cross-tenant view, override dangerously_get_queryset()."
+                )
+
+    @property
+    def tenant_id(self) -> int:
+        key = self.request.auth
+        assert isinstance(key, ApiKey), "tenant views run only after API-key authentication"
+        return key.tenant_id
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self._tenant_scope = tenant_context(self.tenant_id)
+        self._tenant_scope.__enter__()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        scope = getattr(self, "_tenant_scope", None)
+        if scope is not None:
+            self._tenant_scope = None
+            scope.__exit__(None, None, None)
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def safely_get_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        return queryset
+
+    def dangerously_get_queryset(self) -> models.QuerySet | None:
+        return None
+
+    def get_queryset(self) -> models.QuerySet:
+        queryset = self.dangerously_get_queryset()
+        if queryset is None:
+            queryset = self.safely_get_queryset(self.model.objects.for_tenant(self.tenant_id))
+        return queryset
+
+    def get_object(self):
+        return super().get_object()
+
+
+class TenantViewSet(TenantScopedMixin, viewsets.GenericViewSet):
+    pass

@@ -1,0 +1,140 @@
+"""Events: single and bulk ingestion, listing, and the tenant's custom event types."""
+
+from __future__ import annotations
+
+import django_filters
+import msgspec
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.response import Response
+
+from recs.api.base import TenantViewSet
+from recs.api.parsers import RawJSONParser
+from recs.api.problems import RowsInvalid
+from recs.api.serializers import EventOutSerializer, EventTypeSerializer
+from recs.ingest.event_schema import batch_decoder, event_decoder, field_of
+from recs.ingest.event_types import delete_event_type, set_event_type
+from recs.ingest.events import ingest_events
+from recs.models import BUILTIN_EVENT_WEIGHTS, Event, EventType
+
+EVENT_FIELDS = {
+    "type": serializers.CharField(help_text="view, click, add_to_cart, purchase, rating, impression or a custom type"),
+    "customer_id": serializers.CharField(max_length=128),
+    "product_id": serializers.CharField(max_length=128),
+    "timestamp": serializers.DateTimeField(required=False, help_text="ISO 8601 with offset, or unix seconds"),
+    "event_id": serializers.CharField(required=False, help_text="your id: a retry with it never stores twice"),
+    "session_id": serializers.CharField(required=False),
+    "recommendation_id": serializers.UUIDField(required=False),
+    "value": serializers.FloatField(required=False, help_text="the rating for type=rating"),
+    "quantity": serializers.IntegerField(required=False),
+    "price": serializers.FloatField(required=False),
+}
+EventInDoc = inline_serializer("EventIn", EVENT_FIELDS)
+IngestResultDoc = inline_serializer(
+    "IngestResult",
+    {
+        "received": serializers.IntegerField(),
+        "stored": serializers.IntegerField(),
+        "duplicates": serializers.IntegerField(),
+        "rejected": serializers.IntegerField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+def _decode_json(body: bytes, decoder: msgspec.json.Decoder, what: str):
+    if not body:
+        raise ParseError("Empty body.")
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        field, message = field_of(exc)
+        raise ValidationError({field if field != "non_field_errors" else what: [message]}) from None
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"Malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ParseError("The body is not valid UTF-8.") from None
+
+
+class EventFilter(django_filters.FilterSet):
+    customer = django_filters.CharFilter(field_name="customer__external_id")
+    product = django_filters.CharFilter(field_name="product__external_id")
+    type = django_filters.CharFilter(field_name="event_type")
+    since = django_filters.IsoDateTimeFilter(field_name="ts", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="ts", lookup_expr="lt")
+    session_id = django_filters.CharFilter()
+
+    class Meta:
+        model = Event
+        fields = ["session_id"]
+
+
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    model = Event
+    serializer_class = EventOutSerializer
+    filterset_class = EventFilter
+    required_scope = "ingest"
+
+    parser_classes = [RawJSONParser]  # the views decode with msgspec themselves
+
+    def safely_get_queryset(self, queryset):
+        return queryset.select_related("customer", "product")
+
+    @extend_schema(request=EventInDoc, responses={201: IngestResultDoc, 200: IngestResultDoc})
+    def create(self, request):
+        """Store one event. 201 when stored, 200 when its event_id was already stored (a retry)."""
+        event = _decode_json(request.data, event_decoder, "event")
+        result = ingest_events(self.tenant_id, [event])
+        if result.row_errors:
+            raise ValidationError(result.row_errors[0].errors)
+        code = status.HTTP_201_CREATED if result.stored else status.HTTP_200_OK
+        return Response(result.as_dict(), status=code)
+
+    @extend_schema(
+        request=inline_serializer("EventBatchIn", {"events": serializers.ListField(child=EventInDoc)}),
+        responses={200: IngestResultDoc, 400: OpenApiResponse(description="no row valid: nothing stored")},
+    )
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        """Store up to 10,000 events. Valid rows are stored, invalid rows reported by index."""
+        batch = _decode_json(request.data, batch_decoder, "events")
+        if not batch.events:
+            raise ValidationError({"events": ["Send at least one event."]})
+        if len(batch.events) > settings.RECSVC_MAX_BULK_ROWS:
+            raise ValidationError({"events": [f"At most {settings.RECSVC_MAX_BULK_ROWS} events per request."]})
+        result = ingest_events(self.tenant_id, batch.events)
+        if result.stored == 0 and result.duplicates == 0:
+            raise RowsInvalid([e.as_dict() for e in result.row_errors])
+        return Response(result.as_dict())
+
+
+class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """Custom event types and weight overrides. Built-in types are listed with their default weights."""
+
+    model = EventType
+    serializer_class = EventTypeSerializer
+    required_scope = "admin"
+    lookup_field = "name"
+    pagination_class = None
+
+    def list(self, request):
+        custom = dict(self.get_queryset().values_list("name", "weight"))
+        merged = {**BUILTIN_EVENT_WEIGHTS, **custom}
+        return Response([
+            {"name": name, "weight": weight, "builtin": name in BUILTIN_EVENT_WEIGHTS, "overridden": name in custom}
+            for name, weight in sorted(merged.items())
+        ])
+
+    def update(self, request, name: str):
+        data = request.data if isinstance(request.data, dict) else {}
+        serializer = self.get_serializer(data={**data, "name": name})
+        serializer.is_valid(raise_exception=True)
+        event_type = set_event_type(self.tenant_id, name, serializer.validated_data["weight"])
+        return Response(self.get_serializer(event_type).data)
+
+    def destroy(self, request, name: str):
+        delete_event_type(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

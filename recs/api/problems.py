@@ -1,0 +1,97 @@
+"""RFC 7807 problem responses for every API error, with field- and row-level detail."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+class RowsInvalid(exceptions.APIException):
+    """Every row of a bulk request failed validation: nothing was stored."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_rows"
+
+    def __init__(self, rows: list[dict], detail: str = "No row of the batch is valid; nothing was stored."):
+        super().__init__(detail)
+        self.rows = rows
+
+
+class QuotaExceeded(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "quota_exceeded"
+
+
+_TITLES = {
+    400: "Invalid request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+}
+
+
+def problem(status_code: int, detail: str, *, code: str, **extra) -> Response:
+    body = {
+        "type": f"/problems/{code.replace('_', '-')}",
+        "title": _TITLES.get(status_code, "Error"),
+        "status": status_code,
+        "detail": detail,
+        **extra,
+    }
+    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _flatten_detail(detail) -> tuple[str, dict | None]:
+    if isinstance(detail, dict):
+        errors = {
+            key: [str(m) for m in (value if isinstance(value, list) else [value])] for key, value in detail.items()
+        }
+        return "The request has invalid fields.", errors
+    if isinstance(detail, list):
+        if len(detail) == 1:
+            return str(detail[0]), None
+        return "The request is invalid.", {"non_field_errors": [str(m) for m in detail]}
+    return str(detail), None
+
+
+def problem_exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    code = getattr(exc, "default_code", "error")
+    if isinstance(exc, exceptions.ValidationError):
+        code = "validation_error"
+    detail, errors = _flatten_detail(getattr(exc, "detail", str(exc)))
+    extra = {}
+    if errors:
+        extra["errors"] = errors
+    if isinstance(exc, RowsInvalid):
+        extra["rows"] = exc.rows
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        extra["retry_after"] = round(exc.wait)
+    result = problem(response.status_code, detail, code=code, **extra)
+    for header, value in response.items():
+        if header.lower() not in {"content-type", "content-length"}:
+            result[header] = value
+    return result

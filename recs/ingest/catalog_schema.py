@@ -1,0 +1,116 @@
+"""Validation of catalog rows (customers, products), shared by the REST API and file imports.
+
+Unknown fields are errors, never silently dropped; strings that PostgreSQL cannot store (NUL) and
+oversized or deeply nested attribute objects are refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from rest_framework import serializers
+
+from recs.models import Customer, Product
+
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_BYTES = 16 * 1024
+
+
+class StrictSerializerMixin:
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+        return super().to_internal_value(data)
+
+
+def _check_json_value(value, path: str = "", depth: int = 0) -> None:
+    # PostgreSQL jsonb cannot hold NUL characters; deep nesting is a denial-of-service vector.
+    if depth > 5:
+        raise serializers.ValidationError(f"Nested too deeply at '{path}'.")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise serializers.ValidationError(f"NUL characters are not allowed at '{path or 'value'}'.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_value(key, path, depth + 1)
+            _check_json_value(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_value(item, f"{path}[{index}]", depth + 1)
+    elif not (value is None or isinstance(value, (bool, int, float))):
+        raise serializers.ValidationError(f"Unsupported value at '{path}'.")
+
+
+class AttributesField(serializers.JSONField):
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be an object.")
+        if len(data) > MAX_ATTRIBUTES:
+            raise serializers.ValidationError(f"At most {MAX_ATTRIBUTES} attributes.")
+        _check_json_value(data)
+        if len(str(data)) > MAX_ATTRIBUTE_BYTES:
+            raise serializers.ValidationError(f"Attributes larger than {MAX_ATTRIBUTE_BYTES} bytes.")
+        return data
+
+
+class SourceUpdatedAtField(serializers.DateTimeField):
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        limit = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.RECSVC_MAX_FUTURE_SKEW_SECONDS)
+        if parsed > limit:
+            raise serializers.ValidationError("updated_at is in the future.")
+        return parsed
+
+
+class ExternalIdField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=128, min_length=1, trim_whitespace=False, **kwargs)
+
+
+class CustomerSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    id = ExternalIdField(source="external_id")
+    attributes = AttributesField(required=False)
+    updated_at = SourceUpdatedAtField(source="source_updated_at", required=False, allow_null=True)
+
+    class Meta:
+        model = Customer
+        fields = ["id", "attributes", "is_placeholder", "updated_at", "created_at"]
+        read_only_fields = ["is_placeholder", "created_at"]
+
+
+class ProductSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    id = ExternalIdField(source="external_id")
+    title = serializers.CharField(max_length=500)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    category_path = serializers.ListField(
+        child=serializers.CharField(max_length=100), max_length=10, required=False
+    )
+    brand = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True)
+    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, allow_blank=True)
+    stock = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=50, required=False)
+    attributes = AttributesField(required=False)
+    updated_at = SourceUpdatedAtField(source="source_updated_at", required=False, allow_null=True)
+
+    class Meta:
+        model = Product
+        fields = [
+            "id", "title", "description", "category_path", "brand", "price", "currency", "stock", "available",
+            "tags", "attributes", "updated_at", "created_at",
+        ]
+        read_only_fields = ["created_at"]
+
+
+def to_domain(validated: dict) -> dict:
+    """Serializer output (model field names) to the dict the upsert functions take."""
+    item = dict(validated)
+    if "source_updated_at" in item:
+        item["updated_at"] = item.pop("source_updated_at")
+    return item
+
+

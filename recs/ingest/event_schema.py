@@ -1,0 +1,51 @@
+"""The wire shape of one event, validated in C by msgspec.
+
+A 10,000-event batch must validate in a few milliseconds to keep the API near the speed of a raw
+`COPY`; DRF serializers cost tens of microseconds per row, msgspec well under one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+import msgspec
+
+ShortStr = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+EventTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)] | Annotated[float, msgspec.Meta(ge=0)]
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True):
+    type: EventTypeName
+    customer_id: ShortStr
+    product_id: ShortStr
+    timestamp: Timestamp | None = None
+    event_id: ShortStr | None = None
+    session_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    recommendation_id: uuid.UUID | None = None
+    value: Annotated[float, msgspec.Meta(ge=-1e6, le=1e6)] | None = None
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    price: Annotated[float, msgspec.Meta(ge=0, le=1e10)] | None = None
+
+
+class EventBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    events: list[msgspec.Raw]
+
+
+event_decoder = msgspec.json.Decoder(EventIn)
+batch_decoder = msgspec.json.Decoder(EventBatchIn)
+
+
+def field_of(error: msgspec.ValidationError) -> tuple[str, str]:
+    """Split msgspec's 'message - at `$.field`' into (field, message)."""
+    text = str(error)
+    message, sep, path = text.rpartition(" - at `$.")
+    if not sep:
+        if text.startswith("Object contains unknown field `"):
+            return text.split("`")[1], "Unknown field."
+        if text.startswith("Object missing required field `"):
+            return text.split("`")[1], "This field is required."
+        return "non_field_errors", text
+    return path.rstrip("`").split(".")[0].split("[")[0], message

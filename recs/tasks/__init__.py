@@ -1,0 +1,3 @@
+from recs.tasks.ingest import run_import_job
+
+__all__ = ["run_import_job"]

@@ -1,0 +1,65 @@
+"""Per-API-key rate limit: a fixed one-minute window counted in Redis (one INCR per request).
+
+DRF's SimpleRateThrottle keeps a list of timestamps per client and rewrites it on every request, which
+races under concurrency; an atomic counter does not. If Redis is unreachable the limit is not enforced
+(degrade, never fail the request).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
+
+from tenants.models import ApiKey
+
+log = logging.getLogger(__name__)
+WINDOW_SECONDS = 60
+
+
+def _redis():
+    try:
+        from django_redis import get_redis_connection
+    except ImportError:  # pragma: no cover - django-redis is a dependency
+        return None
+    try:
+        return get_redis_connection("default")
+    except NotImplementedError:
+        return None  # local-memory cache (embedded default)
+
+
+def hit(bucket: str, limit: int, window: int = WINDOW_SECONDS) -> tuple[bool, float]:
+    """Count one request in `bucket`; return (allowed, seconds until the window resets)."""
+    now = time.time()
+    window_start = int(now // window) * window
+    key = f"rl:{bucket}:{window_start}"
+    retry_after = window_start + window - now
+    client = _redis()
+    try:
+        if client is not None:
+            pipe = client.pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, window + 1, nx=True)
+            count = pipe.execute()[0]
+        else:
+            cache.add(key, 0, window + 1)
+            count = cache.incr(key)
+    except Exception:  # Redis down: serve, do not limit
+        log.warning("rate limiter unavailable; request not counted", exc_info=True)
+        return True, 0.0
+    return count <= limit, retry_after
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    def allow_request(self, request, view) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return True
+        allowed, self._wait = hit(f"key:{key.pk}", settings.RECSVC_RATE_LIMIT_PER_MINUTE)
+        return allowed
+
+    def wait(self) -> float:
+        return max(1.0, getattr(self, "_wait", 1.0))

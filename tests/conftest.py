@@ -1,0 +1,91 @@
+"""Shared fixtures: personas (owner, member, outsider), API clients authenticated by API key."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from tenants.api_keys import create_api_key
+from tenants.context import dangerously_all_tenants
+from tenants.models import Membership
+from tests.factories import MembershipFactory, TenantFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _eager_tasks():
+    """Tasks run in process unless a test asks for the real worker (`celery_worker` fixture)."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def all_tenants(db):
+    """Test set-up and assertions read across tenants; the code under test sets its own tenant."""
+    with dangerously_all_tenants():
+        yield
+
+
+@pytest.fixture
+def tenant(all_tenants):
+    return TenantFactory(name="Shop A", slug="shop-a")
+
+
+@pytest.fixture
+def other_tenant(all_tenants):
+    return TenantFactory(name="Shop B", slug="shop-b")
+
+
+@pytest.fixture
+def owner(tenant):
+    return MembershipFactory(tenant=tenant, role=Membership.Role.OWNER, user=UserFactory()).user
+
+
+@pytest.fixture
+def member(tenant):
+    return MembershipFactory(tenant=tenant, role=Membership.Role.MEMBER, user=UserFactory()).user
+
+
+@pytest.fixture
+def outsider(other_tenant):
+    return MembershipFactory(tenant=other_tenant, role=Membership.Role.OWNER, user=UserFactory()).user
+
+
+def _client_for(tenant, scopes) -> APIClient:
+    _, raw = create_api_key(tenant, name="test", scopes=scopes)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client.raw_key = raw
+    return client
+
+
+@pytest.fixture
+def api(tenant) -> APIClient:
+    """Tenant A's admin key."""
+    return _client_for(tenant, ["admin"])
+
+
+@pytest.fixture
+def ingest_api(tenant) -> APIClient:
+    return _client_for(tenant, ["ingest"])
+
+
+@pytest.fixture
+def recommend_api(tenant) -> APIClient:
+    return _client_for(tenant, ["recommend"])
+
+
+@pytest.fixture
+def outsider_api(other_tenant) -> APIClient:
+    """Tenant B's admin key: must never see or change tenant A's data."""
+    return _client_for(other_tenant, ["admin"])
