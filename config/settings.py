@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "tenants",
     "recs",
+    "training.registry",
 ]
 
 MIDDLEWARE = [
@@ -181,3 +182,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("RECSVC_LOG_LEVEL", "WARNING")},
 }
+
+# --- Training --------------------------------------------------------------------------------------
+# A new model version may score at most this much (relative) below the active one on the key metric.
+RECSVC_ACTIVATION_TOLERANCE = env_int("RECSVC_ACTIVATION_TOLERANCE_PCT", 5, minimum=0, maximum=100) / 100
+# A scheduled retrain is skipped when fewer new events than this arrived since the last version.
+RECSVC_RETRAIN_MIN_NEW_EVENTS = env_int("RECSVC_RETRAIN_MIN_NEW_EVENTS", 1000, minimum=0)
+RECSVC_MIN_TRAINING_EVENTS = env_int("RECSVC_MIN_TRAINING_EVENTS", 100, minimum=1)

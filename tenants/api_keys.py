@@ -50,6 +50,11 @@ def revoke_api_key(key: ApiKey) -> None:
     cache.delete(_cache_key(key.prefix))
 
 
+def forget_cached_keys(tenant: Tenant) -> None:
+    """Drop a tenant's cached keys, so that a change to the tenant (deactivation) binds on the next request."""
+    cache.delete_many([_cache_key(prefix) for prefix in tenant.api_keys.values_list("prefix", flat=True)])
+
+
 def authenticate_api_key(raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key`, or None. Comparison is constant time."""
     if not raw_key.startswith(KEY_PREFIX) or len(raw_key) > 128:

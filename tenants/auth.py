@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from tenants.api_keys import authenticate_api_key
@@ -48,3 +49,13 @@ class HasTenantScope(permissions.BasePermission):
             return True
         self.message = f"This API key lacks the '{scope}' scope."
         return key.has_scope(scope)
+
+
+class ApiKeySchema(OpenApiAuthenticationExtension):
+    """Documents the API key as an HTTP bearer scheme in the OpenAPI schema."""
+
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {"type": "http", "scheme": "bearer", "description": "An API key: `Authorization: Bearer rsk_...`."}

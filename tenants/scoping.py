@@ -32,6 +32,10 @@ class TenantManager(models.Manager):
     def dangerously_all_tenants(self) -> models.QuerySet:
         return super().get_queryset()
 
+    def bulk_update(self, objs, fields, batch_size=None):
+        # On the empty default queryset it would match no row and silently update nothing.
+        raise TypeError("bulk_update needs a tenant: use Model.objects.for_tenant(tenant).bulk_update(...)")
+
 
 class TenantOwnedModel(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.text import slugify
 
+from tenants.api_keys import forget_cached_keys
 from tenants.models import Membership, Tenant
 
 
@@ -33,6 +34,13 @@ def sign_up_tenant(*, name: str, owner_email: str, owner_password: str | None, s
     tenant = Tenant.objects.create(name=name, slug=slug)
     Membership.objects.create(tenant=tenant, user=user, role=Membership.Role.OWNER)
     return tenant
+
+
+def deactivate_tenant(tenant: Tenant) -> None:
+    """Switch a shop off: its API keys stop working on the next request (not when their cache expires)."""
+    Tenant.objects.filter(pk=tenant.pk).update(is_active=False)
+    tenant.is_active = False
+    forget_cached_keys(tenant)
 
 
 def tenants_of(user) -> list[Tenant]:

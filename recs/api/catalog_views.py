@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -19,6 +20,19 @@ from recs.models import Customer, Product
 
 class BulkUpsertIn(serializers.Serializer):
     items = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+
+BulkUpsertResultDoc = inline_serializer(
+    "BulkUpsertResult",
+    {
+        "created": serializers.IntegerField(),
+        "updated": serializers.IntegerField(),
+        "unchanged": serializers.IntegerField(),
+        "stale": serializers.IntegerField(help_text="older updated_at than stored: ignored"),
+        "rejected": serializers.IntegerField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+    },
+)
 
 
 class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -80,7 +94,10 @@ class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
         self._delete(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=BulkUpsertIn)
+    @extend_schema(
+        request=BulkUpsertIn,
+        responses={200: BulkUpsertResultDoc, 400: OpenApiResponse(description="no item valid: nothing stored")},
+    )
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         """Upsert many. Valid items are stored; invalid ones are reported by index and change nothing."""
@@ -98,10 +115,28 @@ class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
         return Response({**result.as_dict(), "rejected": len(errors), "errors": errors})
 
 
+class StrictBooleanField(forms.Field):
+    """'true' or 'false'; anything else is a 400 (the lenient default would silently ignore `available=no`)."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        parsed = {"true": True, "false": False}.get(str(value).lower())
+        if parsed is None:
+            raise forms.ValidationError("Use true or false.", code="invalid")
+        return parsed
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class ProductFilter(django_filters.FilterSet):
     category = django_filters.CharFilter(method="filter_category", help_text="a category anywhere in the path")
     brand = django_filters.CharFilter()
-    available = django_filters.BooleanFilter()
+    available = StrictBooleanFilter()
     updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
@@ -138,7 +173,7 @@ class ProductViewSet(CatalogViewSet):
 
 class CustomerFilter(django_filters.FilterSet):
     updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    is_placeholder = django_filters.BooleanFilter()
+    is_placeholder = StrictBooleanFilter()
 
     class Meta:
         model = Customer

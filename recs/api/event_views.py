@@ -120,6 +120,18 @@ class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
     lookup_field = "name"
     pagination_class = None
 
+    @extend_schema(
+        responses=inline_serializer(
+            "EventTypeListed",
+            {
+                "name": serializers.CharField(),
+                "weight": serializers.FloatField(),
+                "builtin": serializers.BooleanField(),
+                "overridden": serializers.BooleanField(),
+            },
+            many=True,
+        )
+    )
     def list(self, request):
         custom = dict(self.get_queryset().values_list("name", "weight"))
         merged = {**BUILTIN_EVENT_WEIGHTS, **custom}
@@ -128,7 +140,9 @@ class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
             for name, weight in sorted(merged.items())
         ])
 
+    @extend_schema(request=inline_serializer("EventTypeWeightIn", {"weight": serializers.FloatField()}))
     def update(self, request, name: str):
+        """Create a custom type or set a type's weight (the name comes from the URL)."""
         data = request.data if isinstance(request.data, dict) else {}
         serializer = self.get_serializer(data={**data, "name": name})
         serializer.is_valid(raise_exception=True)

@@ -95,7 +95,21 @@ def _upsert(model, version_model, fk_name: str, fields: tuple[str, ...], tenant_
             for obj in to_update:
                 obj.updated_at = now
             extra = ["is_placeholder"] if model is Customer else []
-            model.objects.bulk_update(to_update, [*fields, *extra, "source_updated_at", "updated_at"], batch_size=500)
+            model.objects.for_tenant(tenant_id).bulk_update(
+                to_update, [*fields, *extra, "source_updated_at", "updated_at"], batch_size=500
+            )
+        # A version never starts before the one it closes: a shop time older than history recorded on
+        # server time (sent earlier without updated_at) takes effect when received instead.
+        if changed:
+            open_from = dict(
+                version_model.objects.for_tenant(tenant_id)
+                .filter(**{f"{fk_name}__in": [o.pk for o in changed]}, valid_to__isnull=True)
+                .values_list(f"{fk_name}_id", "valid_from")
+            )
+            for obj in changed:
+                start = open_from.get(obj.pk)
+                if start is not None and effective[obj.external_id] < start:
+                    effective[obj.external_id] = max(now, start)
         # Close each superseded version when its successor starts.
         closing: dict[dt.datetime, list[int]] = defaultdict(list)
         for obj in changed:

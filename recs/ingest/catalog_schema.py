@@ -67,8 +67,15 @@ class SourceUpdatedAtField(serializers.DateTimeField):
 
 
 class ExternalIdField(serializers.CharField):
+    """The shop's id: a string, as in the events API (a number here would not match its events)."""
+
     def __init__(self, **kwargs):
         super().__init__(max_length=128, min_length=1, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
 
 
 class CustomerSerializer(StrictSerializerMixin, serializers.ModelSerializer):

@@ -110,19 +110,23 @@ def ingest_events(tenant_id: int, rows: Sequence[Any]) -> IngestResult:
         return result
     with transaction.atomic():
         product_ids = store.product_ids(tenant_id, {event.product_id for _, event, _ in valid})
-        customer_ids = store.ensure_customers(tenant_id, {event.customer_id for _, event, _ in valid})
-        records = []
+        known: list[ValidRow] = []
         for index, event, ts in valid:
-            product_pk = product_ids.get(event.product_id)
-            if product_pk is None:
+            if event.product_id in product_ids:
+                known.append((index, event, ts))
+            else:
                 result.row_errors.append(
                     RowError(index, {"product_id": [f"Unknown product '{event.product_id}'."]})
                 )
-                continue
-            records.append((
-                event.type, customer_ids[event.customer_id], product_pk, ts, event.value, event.quantity,
-                event.price, event.session_id or "", event.recommendation_id, event.event_id,
-            ))
+        # Placeholders only for rows that are stored: a rejected row leaves nothing behind.
+        customer_ids = store.ensure_customers(tenant_id, {event.customer_id for _, event, _ in known})
+        records = [
+            (
+                event.type, customer_ids[event.customer_id], product_ids[event.product_id], ts, event.value,
+                event.quantity, event.price, event.session_id or "", event.recommendation_id, event.event_id,
+            )
+            for _, event, ts in known
+        ]
         stored = store.insert_events(tenant_id, records)
     result.stored = stored
     result.duplicates = len(records) - stored

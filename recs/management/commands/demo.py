@@ -101,6 +101,6 @@ class Command(BaseCommand):
 
 
 def _synthetic_spec(n_events: int):
-    from recs.demo.synthetic import ShopSpec  # noqa: PLC0415
+    from recs.demo.synthetic import ShopSpec
 
     return ShopSpec(n_customers=2_000, n_products=3_000, n_events=n_events, seed=7)

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.forms import AuthenticationForm
+
+from tenants.models import ApiKey
+
+SCOPE_HELP = {
+    ApiKey.Scope.INGEST: "Send and read customers, products, events and imports.",
+    ApiKey.Scope.RECOMMEND: "Ask for recommendations and send feedback.",
+    ApiKey.Scope.ADMIN: "Everything, including shop settings. Keep it on your servers.",
+}
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """Usernames are email addresses; say so on the form."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Email"
+        self.fields["username"].widget.attrs.update({"autocomplete": "email", "placeholder": "you@shop.com"})
+
+
+class ShopNameForm(forms.Form):
+    shop_name = forms.CharField(
+        label="Shop name", max_length=200, widget=forms.TextInput(attrs={"placeholder": "Acme Outdoor"})
+    )
+
+    def clean_shop_name(self) -> str:
+        name = self.cleaned_data["shop_name"].strip()
+        if not any(ch.isalnum() for ch in name):
+            raise forms.ValidationError("The shop name must contain letters or digits.")
+        return name
+
+
+class SignUpForm(ShopNameForm):
+    email = forms.EmailField(label="Work email", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not a common password.",
+    )
+
+    def clean_email(self) -> str:
+        email = get_user_model().objects.normalize_email(self.cleaned_data["email"].strip())
+        # Sign-up never attaches a shop to an existing account: that would let anyone create shops in
+        # someone else's name. Existing users log in and add a shop from the dashboard.
+        if get_user_model().objects.filter(username__iexact=email).exists():
+            raise forms.ValidationError("An account with this email already exists. Log in to add a shop.")
+        return email
+
+    def clean(self):
+        cleaned = super().clean()
+        password = cleaned.get("password")
+        if password:
+            user = get_user_model()(username=cleaned.get("email", ""), email=cleaned.get("email", ""))
+            try:
+                password_validation.validate_password(password, user)
+            except forms.ValidationError as exc:
+                self.add_error("password", exc)
+        return cleaned
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. Storefront (production)"})
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKey.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one scope."},
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the key a name.")
+        return name
+
+    def scope_options(self) -> list[tuple[str, str, str, bool]]:
+        """(value, label, help, checked) for the template's checkbox list."""
+        chosen = set(self["scopes"].value() or [])
+        return [(value, label, SCOPE_HELP[value], value in chosen) for value, label in ApiKey.Scope.choices]
+
+
+class SwitchShopForm(forms.Form):
+    shop = forms.IntegerField(min_value=1)
+    next = forms.CharField(required=False, max_length=200)

@@ -1,0 +1,108 @@
+"""Tenant-scoped queries behind the dashboard's data pages (run inside `tenant_context`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Count, Max, Q, QuerySet
+
+from recs.models import BUILTIN_EVENT_WEIGHTS, Customer, Event, EventType, ImportJob, Product
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class StockFilter:
+    ANY = ""
+    IN_STOCK = "in"
+    OUT_OF_STOCK = "out"
+    CHOICES = ((ANY, "Any stock"), (IN_STOCK, "In stock"), (OUT_OF_STOCK, "Out of stock"))
+
+
+def products(tenant_id: int, *, q: str = "", stock: str = StockFilter.ANY) -> QuerySet[Product]:
+    """Live products, newest first; `q` matches the shop's id exactly or a part of the title."""
+    queryset = Product.objects.for_tenant(tenant_id).filter(deleted=False)
+    if q:
+        queryset = queryset.filter(Q(external_id=q) | Q(title__icontains=q))
+    in_stock = Q(available=True) & (Q(stock__isnull=True) | Q(stock__gt=0))
+    if stock == StockFilter.IN_STOCK:
+        queryset = queryset.filter(in_stock)
+    elif stock == StockFilter.OUT_OF_STOCK:
+        queryset = queryset.exclude(in_stock)
+    return queryset.order_by("-id")
+
+
+def customers(tenant_id: int, *, q: str = "") -> QuerySet[Customer]:
+    queryset = Customer.objects.for_tenant(tenant_id)
+    if q:
+        queryset = queryset.filter(external_id__icontains=q)
+    return queryset.order_by("-id")
+
+
+@dataclass(frozen=True)
+class Activity:
+    events: int
+    last_seen: dt.datetime | None
+
+
+def customer_activity(tenant_id: int, customer_ids: Iterable[int]) -> dict[int, Activity]:
+    """Event count and latest event per customer, for one page of customers (one grouped query)."""
+    rows = (
+        Event.objects.for_tenant(tenant_id)
+        .filter(customer_id__in=list(customer_ids))
+        .values("customer_id")
+        .annotate(n=Count("id"), last=Max("ts"))
+        .order_by()
+    )
+    return {row["customer_id"]: Activity(row["n"], row["last"]) for row in rows}
+
+
+def event_type_names(tenant_id: int) -> list[str]:
+    """Built-in types and the tenant's custom ones (no DISTINCT scan over the events table)."""
+    custom = EventType.objects.for_tenant(tenant_id).values_list("name", flat=True)
+    return sorted(set(BUILTIN_EVENT_WEIGHTS) | set(custom))
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position in (ts, id) descending order; offsets would crawl on a large events table."""
+
+    ts: dt.datetime
+    id: int
+
+    def encode(self) -> str:
+        delta = self.ts - _EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return f"{micros}.{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor | None:
+        """None for anything malformed (the value comes from the query string)."""
+        micros, _, ident = raw.partition(".")
+        if not (micros.lstrip("-").isdigit() and ident.isdigit()) or len(raw) > 40:
+            return None
+        try:
+            return cls(_EPOCH + dt.timedelta(microseconds=int(micros)), int(ident))
+        except OverflowError:
+            return None
+
+
+def recent_events(
+    tenant_id: int, *, event_type: str = "", before: Cursor | None = None, limit: int = 50
+) -> tuple[list[Event], Cursor | None]:
+    """A page of events, newest first, and the cursor of the next (older) page if there is one."""
+    queryset = Event.objects.for_tenant(tenant_id).select_related("customer", "product")
+    if event_type:
+        queryset = queryset.filter(event_type=event_type)
+    if before is not None:
+        queryset = queryset.filter(Q(ts__lt=before.ts) | Q(ts=before.ts, id__lt=before.id))
+    page = list(queryset.order_by("-ts", "-id")[: limit + 1])
+    if len(page) <= limit:
+        return page, None
+    page = page[:limit]
+    return page, Cursor(page[-1].ts, page[-1].pk)
+
+
+def import_jobs(tenant_id: int) -> QuerySet[ImportJob]:
+    return ImportJob.objects.for_tenant(tenant_id).order_by("-created_at", "-id")

@@ -1,0 +1,26 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from recs.dashboard import views
+from recs.dashboard.forms import EmailAuthenticationForm
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login",
+        auth_views.LoginView.as_view(authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout", auth_views.LogoutView.as_view(), name="logout"),
+    path("signup", views.signup, name="signup"),
+    path("shops/new", views.shop_new, name="shop_new"),
+    path("shops/switch", views.switch_shop, name="switch_shop"),
+    path("keys", views.api_keys, name="keys"),
+    path("keys/<int:key_id>/revoke", views.revoke_key, name="revoke_key"),
+    path("products", views.products, name="products"),
+    path("customers", views.customers, name="customers"),
+    path("events", views.events, name="events"),
+    path("imports", views.imports, name="imports"),
+]

@@ -1,0 +1,76 @@
+"""The model registry's rules: versions move queued -> training -> validating -> ready -> active, or
+failed. Activation is atomic and guarded; rollback is activating an earlier ready version.
+
+Serving never imports the trainers: it asks `active_version()` and loads the artifacts it points to.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from training.registry.models import ModelVersion
+
+KEY_METRIC = "ndcg@10"
+
+
+class ActivationRefused(Exception):
+    pass
+
+
+def active_version(tenant_id: int, kind: str = ModelVersion.Kind.RECOMMENDER) -> ModelVersion | None:
+    return ModelVersion.objects.for_tenant(tenant_id).filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+
+
+def check_activation(candidate: ModelVersion, current: ModelVersion | None) -> str | None:
+    """Why `candidate` may not replace `current`, or None if it may."""
+    if candidate.status not in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE):
+        return f"version {candidate.pk} is {candidate.status}, not ready"
+    score = candidate.metrics.get(KEY_METRIC)
+    if not isinstance(score, (int, float)) or score != score:
+        return f"version {candidate.pk} has no valid {KEY_METRIC}"
+    if current is None or current.pk == candidate.pk:
+        return None
+    baseline = current.metrics.get(KEY_METRIC)
+    tolerance = settings.RECSVC_ACTIVATION_TOLERANCE
+    if isinstance(baseline, (int, float)) and score < baseline * (1 - tolerance):
+        return (
+            f"{KEY_METRIC} {score:.4f} regresses more than {tolerance:.0%} against the active "
+            f"version {current.pk} ({baseline:.4f})"
+        )
+    return None
+
+
+def activate(version: ModelVersion, *, force: bool = False) -> ModelVersion:
+    """Make `version` the tenant's active one, in one transaction (never two active, never none
+    in between). Without `force` a regression beyond the tolerance is refused with the reason stored."""
+    with transaction.atomic():
+        versions = ModelVersion.objects.for_tenant(version.tenant_id).select_for_update()
+        candidate = versions.get(pk=version.pk)
+        current = versions.filter(kind=candidate.kind, status=ModelVersion.Status.ACTIVE).first()
+        reason = check_activation(candidate, current)
+        refused = reason is not None and not (
+            force and candidate.status == ModelVersion.Status.READY and "regresses" in reason
+        )
+        if not refused:
+            if current is not None and current.pk != candidate.pk:
+                current.status = ModelVersion.Status.READY
+                current.save(update_fields=["status"])
+            candidate.status = ModelVersion.Status.ACTIVE
+            candidate.status_reason = "activated" + (" (forced)" if reason else "")
+            candidate.activated_at = timezone.now()
+            candidate.save(update_fields=["status", "status_reason", "activated_at"])
+    if refused:
+        # Recorded after the transaction so the reason survives the refusal.
+        ModelVersion.objects.for_tenant(version.tenant_id).filter(pk=version.pk).update(
+            status_reason=f"not activated: {reason}"
+        )
+        raise ActivationRefused(reason)
+    return candidate
+
+
+def rollback(tenant_id: int, version_id: int) -> ModelVersion:
+    """Re-activate an earlier ready version (an explicit operator decision: no regression guard)."""
+    version = ModelVersion.objects.for_tenant(tenant_id).get(pk=version_id)
+    return activate(version, force=True)

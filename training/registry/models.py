@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from django.db import models
+
+from tenants.scoping import TenantOwnedModel
+
+
+class ModelVersion(TenantOwnedModel):
+    """One trained recommender of a tenant: the two-tower retrieval model and the DLRM ranker trained
+    together (the ranker scores the retrieval model's candidates and uses its scores as a feature, so
+    the two are versioned, validated and activated as one unit)."""
+
+    class Kind(models.TextChoices):
+        RECOMMENDER = "recommender"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        TRAINING = "training"
+        VALIDATING = "validating"
+        READY = "ready"
+        ACTIVE = "active"
+        FAILED = "failed"
+        ARCHIVED = "archived"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.RECOMMENDER)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    status_reason = models.TextField(blank=True, default="")
+    trigger = models.CharField(max_length=16, default="api", help_text="api, schedule, cli, demo")
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    data_start = models.DateTimeField(null=True, blank=True)
+    data_end = models.DateTimeField(null=True, blank=True)
+    n_events = models.BigIntegerField(default=0)
+    n_customers = models.IntegerField(default=0)
+    n_items = models.IntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    # Live progress of the run: {stage, epoch, step, loss, percent}; `curve` keeps the loss history.
+    progress = models.JSONField(default=dict, blank=True)
+    curve = models.JSONField(default=list, blank=True)
+    artifact_uri = models.CharField(max_length=500, blank=True, default="")
+    feature_version = models.CharField(max_length=32, blank=True, default="")
+    attempts = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind"], condition=models.Q(status="active"), name="one_active_version_per_kind"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "kind", "-created_at"], name="version_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} v{self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> float:
+        return float(self.progress.get("percent", 100.0 if self.status in {"ready", "active"} else 0.0))
