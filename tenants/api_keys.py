@@ -73,4 +73,14 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
         return None
     if not hmac.compare_digest(key.secret_hash, _hash(raw_key)):
         return None
+    _touch(key)
     return key
+
+
+def _touch(key: ApiKey) -> None:
+    """Record use at most once per cache period: one UPDATE a minute per key, not one per request."""
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > _CACHE_SECONDS:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+        cache.set(_cache_key(key.prefix), key, _CACHE_SECONDS)

@@ -130,3 +130,11 @@ def test_create_tenant_command_without_key_prints_none(db):
     call_command("create_tenant", "--name", "Quiet", "--owner-email", "q@quiet.example", stdout=out)
     assert "rsk_" not in out.getvalue()
     assert not ApiKey.objects.filter(tenant__slug="quiet").exists()
+
+
+def test_use_is_recorded_on_the_key(api, tenant):
+    from tenants.models import ApiKey
+
+    assert api.get("/v1/products").status_code == 200
+    key = ApiKey.objects.get(prefix=api.raw_key[:16])  # rsk_ + 12 hex digits
+    assert key.last_used_at is not None
