@@ -55,7 +55,7 @@ class Command(BaseCommand):
             self._tenant("Synthetic shop", "synthetic-shop", lambda t, p: load.load_synthetic(
                 t, _synthetic_spec(opts["synthetic_events"]), p)),
         ]
-        self.stdout.write("\nDashboard login: %s / %s" % (DEMO_EMAIL, DEMO_PASSWORD))
+        self.stdout.write(f"\nDashboard login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
         for tenant in tenants:
             _, raw = create_api_key(tenant, name="demo", scopes=["admin"])
             self.stdout.write(f"API key for {tenant.slug} (shown once): {raw}")

@@ -1,0 +1,156 @@
+import numpy as np
+import torch
+
+from training.artifacts import TrainedRanker, TrainedRetrieval
+from training.data import ItemFeatures, Jagged, make_history, temporal_split
+from training.evaluation import roc_auc
+from training.features import DENSE_FEATURES, FeatureContext
+from training.models.ranker import Ranker, RankerConfig
+from training.pipeline import TrainedPipeline, recommend, train_pipeline
+from training.trainers.ranker import train_ranker
+from training.trainers.two_tower import retrieval_metrics, train_two_tower
+
+from .conftest import make_tenant
+
+SMALL = {"dim": 16, "hidden": 32, "epochs": 3, "batch_size": 64, "lr": 1e-2, "history_len": 10}
+
+
+def test_two_tower_shapes_norms_and_progress(tenant):
+    interactions, items = tenant
+    reports: list[dict] = []
+    model = train_two_tower(interactions, items, **SMALL, progress=reports.append)
+    assert model.item_embeddings.shape == (interactions.n_items, 16)
+    assert model.item_embeddings.dtype == np.float32
+    assert np.allclose(np.linalg.norm(model.item_embeddings, axis=1), 1.0, atol=1e-5)
+    emb = model.embed_customers(np.array([0, -1]), make_history([[1, 2, 3], [4]]))
+    assert emb.shape == (2, 16)
+    assert reports and {"stage", "epoch", "step", "loss", "percent"} <= reports[-1].keys()
+    assert reports[-1]["percent"] == 100.0
+
+
+def test_two_tower_learns_the_synthetic_taste(tenant):
+    interactions, items = tenant
+    train, test = temporal_split(interactions)
+    model = train_two_tower(train, items, **{**SMALL, "epochs": 8})
+    metrics = retrieval_metrics(model, train, test)
+    assert metrics["hr@10"] > 0.5  # random would be ~ 10 / 60 per test item
+
+
+def test_training_is_deterministic_with_a_seed(tenant):
+    interactions, items = tenant
+    a = train_two_tower(interactions, items, **SMALL, seed=7)
+    b = train_two_tower(interactions, items, **SMALL, seed=7)
+    np.testing.assert_array_equal(a.item_embeddings, b.item_embeddings)
+
+
+def test_save_load_round_trip_gives_identical_embeddings(tenant, tmp_path):
+    interactions, items = tenant
+    model = train_two_tower(interactions, items, **SMALL)
+    model.save(tmp_path / "tt")
+    loaded = TrainedRetrieval.load(tmp_path / "tt")
+    np.testing.assert_array_equal(loaded.item_embeddings, model.item_embeddings)
+    np.testing.assert_array_equal(loaded.embed_items(items), model.embed_items(items))
+    hist = make_history([[1, 2], [5, 6, 7]])
+    np.testing.assert_array_equal(
+        loaded.embed_customers(np.array([0, 1]), hist), model.embed_customers(np.array([0, 1]), hist)
+    )
+    assert loaded.hparams == model.hparams
+
+
+def test_cold_start_item_gets_an_embedding_from_features(tenant):
+    interactions, items = tenant
+    model = train_two_tower(interactions, items, **SMALL)
+    # A brand-new product (index past the trained catalog) with a category and a brand.
+    new = ItemFeatures(
+        category=Jagged.from_single([2]),
+        brand=Jagged.from_single([3]),
+        price_bucket=Jagged.from_single([1]),
+        title_tokens=Jagged.from_lists([[4]]),
+        n_categories=4, n_brands=5, n_price_buckets=5, n_title_tokens=12,
+    )  # fmt: skip
+    emb = model.embed_items(new, np.array([-1]))
+    assert emb.shape == (1, 16)
+    assert np.abs(emb).sum() > 0
+    # An item nobody interacted with is embedded from its features too.
+    unseen = np.setdiff1d(np.arange(interactions.n_items), interactions.item)
+    if len(unseen):
+        assert np.abs(model.item_embeddings[unseen]).sum(1).min() > 0
+
+
+def _ranker_batch(n: int, rng: np.random.Generator):
+    cfg = RankerConfig(n_items=20, n_categories=4, n_brands=2, n_price_buckets=3, dense_features=("signal", "noise"))
+    label = rng.integers(0, 2, n).astype(np.float32)
+    dense = np.stack([label * 2.0 - 1.0 + 0.8 * rng.standard_normal(n), rng.standard_normal(n)], 1)
+    items = ItemFeatures(
+        Jagged.from_single(rng.integers(0, 4, 20)), Jagged.from_single(np.zeros(20, np.int64)),
+        Jagged.from_single(rng.integers(0, 3, 20)), Jagged.from_single(np.zeros(20, np.int64)), 4, 2, 3, 1,
+    )  # fmt: skip
+    return cfg, label, dense.astype(np.float32), items
+
+
+def test_ranker_outputs_probabilities_and_learns_a_separable_signal():
+    from training.features import ranker_kjt
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    cfg, label, dense, items = _ranker_batch(2000, rng)
+    model = Ranker(cfg)
+    item = rng.integers(0, 20, len(label))
+    history = Jagged.from_lists([[int(i)] for i in rng.integers(0, 20, len(label))])
+    kjt = ranker_kjt(items, item, history)
+    x, y = torch.from_numpy(dense), torch.from_numpy(label)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x, kjt), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    probs = model.predict_proba(x, kjt).numpy()
+    assert ((probs > 0) & (probs < 1)).all()
+    assert roc_auc(label, probs) > 0.9
+
+
+def test_train_ranker_on_stacked_examples_and_round_trip(tmp_path):
+    interactions, items = make_tenant(n_customers=60, events_per_customer=18)
+    history, future = temporal_split(interactions, 0.3)
+    retrieval = train_two_tower(history, items, **SMALL)
+    ranker = train_ranker(history, future, items, retrieval, num_candidates=20, epochs=2, batch_size=128)
+    assert ranker.config.dense_features == DENSE_FEATURES
+    assert 0 < ranker.metrics["positive_rate"] < 1
+    ranker.save(tmp_path / "rk")
+    loaded = TrainedRanker.load(tmp_path / "rk")
+    for k, v in ranker.state.items():
+        assert torch.equal(v, loaded.state[k])
+
+
+def test_pipeline_end_to_end_and_save_load(tmp_path):
+    interactions, items = make_tenant(n_customers=60, events_per_customer=18)
+    train, test = temporal_split(interactions)
+    pipe = train_pipeline(
+        train, items, retrieval_params=SMALL, ranker_params={"epochs": 1, "batch_size": 256}, num_candidates=20
+    )
+    customers = np.unique(test.customer)
+    top, probs = recommend(pipe, train, items, customers, k=10)
+    assert top.shape == (len(customers), 10)
+    assert ((probs > 0) & (probs < 1)).all()
+    assert (np.diff(probs, axis=1) <= 0).all()
+    # Nothing already seen in train is recommended.
+    seen = {(int(c), int(i)) for c, i in zip(train.customer, train.item, strict=True)}
+    assert not any((int(c), int(i)) in seen for c, row in zip(customers, top, strict=True) for i in row)
+    pipe.save(tmp_path / "pipe")
+    again = recommend(TrainedPipeline.load(tmp_path / "pipe"), train, items, customers, k=10)
+    np.testing.assert_array_equal(again[0], top)
+
+
+def test_features_never_read_the_future(tenant):
+    interactions, items = tenant
+    t_cut = int(np.median(interactions.ts))
+    past = interactions.take(np.flatnonzero(interactions.ts < t_cut))
+    customers = np.arange(5)
+    cand = np.tile(np.arange(8), (5, 1))
+    scores = np.zeros((5, 8), np.float32)
+    at = np.full(5, t_cut)
+    a = FeatureContext(past, items).ranker_inputs(customers, at, cand, scores)
+    b = FeatureContext(interactions, items).ranker_inputs(customers, at, cand, scores)
+    np.testing.assert_allclose(a.dense, b.dense, rtol=1e-6)
+    assert a.history.values.tolist() == b.history.values.tolist()

@@ -1,0 +1,202 @@
+"""What a training run hands to the registry and to serving: state dicts, arrays, a JSON manifest.
+
+Artifacts are loaded with `torch.load(weights_only=True)` and `np.load(allow_pickle=False)`, so an
+artifact directory can never execute code when it is read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.data import (
+    CustomerFeatures,
+    History,
+    HistoryIndex,
+    Interactions,
+    ItemFeatures,
+    customer_kjt,
+    item_kjt,
+)
+from training.models.ranker import Ranker, RankerConfig
+from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig
+
+FORMAT_VERSION = 1
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def _read_manifest(path: Path, kind: str) -> dict[str, Any]:
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    if manifest.get("kind") != kind:
+        raise ValueError(f"{path} holds a {manifest.get('kind')!r} artifact, not {kind!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported artifact format {manifest.get('format_version')}")
+    return manifest
+
+
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@dataclass
+class TrainedRetrieval:
+    """A trained two-tower model, ready to embed customers and items on CPU."""
+
+    config: TwoTowerConfig
+    hparams: dict[str, Any]
+    customer_tower_state: dict[str, torch.Tensor]
+    item_tower_state: dict[str, torch.Tensor]
+    item_embeddings: np.ndarray
+    metrics: dict[str, Any] = field(default_factory=dict)
+    _customer_tower: CustomerTower | None = field(default=None, repr=False)
+    _item_tower: ItemTower | None = field(default=None, repr=False)
+
+    @property
+    def history_len(self) -> int:
+        return int(self.hparams["history_len"])
+
+    @property
+    def recency_decay(self) -> float:
+        return float(self.hparams["recency_decay"])
+
+    def customer_tower(self) -> CustomerTower:
+        if self._customer_tower is None:
+            tower = CustomerTower(self.config)
+            tower.load_state_dict(self.customer_tower_state)
+            self._customer_tower = tower.eval()
+        return self._customer_tower
+
+    def item_tower(self) -> ItemTower:
+        if self._item_tower is None:
+            tower = ItemTower(self.config)
+            tower.load_state_dict(self.item_tower_state)
+            self._item_tower = tower.eval()
+        return self._item_tower
+
+    @torch.no_grad()
+    def embed_customers(
+        self,
+        customers: np.ndarray,
+        history: History,
+        customer_features: CustomerFeatures | None = None,
+    ) -> np.ndarray:
+        """Customer embeddings from explicit histories (serving: the session's latest events).
+
+        A customer index < 0 or >= n_customers is treated as unknown to the model (history and
+        attributes only).
+        """
+        customers = np.asarray(customers, dtype=np.int64)
+        customers = np.where(customers < self.config.n_customers, customers, -1)
+        kjt = customer_kjt(customers, history, customer_features)
+        return self.customer_tower()(kjt).numpy().astype(np.float32)
+
+    def history_for(self, events: Interactions, customers: np.ndarray) -> History:
+        """Each customer's latest events, cut and weighted exactly as during training."""
+        return HistoryIndex(events).latest(np.asarray(customers), self.history_len, self.recency_decay)
+
+    def embed_known_customers(
+        self,
+        events: Interactions,
+        customers: np.ndarray,
+        customer_features: CustomerFeatures | None = None,
+    ) -> np.ndarray:
+        return self.embed_customers(customers, self.history_for(events, customers), customer_features)
+
+    @torch.no_grad()
+    def embed_items(self, features: ItemFeatures, item_ids: np.ndarray | None = None, chunk: int = 8192) -> np.ndarray:
+        """Embeddings of the items described by `features` (one per row), without retraining.
+
+        `item_ids` gives each row's index in the trained catalog (default: the row number); an
+        id < 0 or >= the trained catalog size is a new product, embedded from its features alone.
+        """
+        n = features.n_items
+        ids = np.arange(n) if item_ids is None else np.asarray(item_ids, dtype=np.int64)
+        ids = np.where((ids >= 0) & (ids < self.config.n_items), ids, -1)
+        tower = self.item_tower()
+        out = []
+        for lo in range(0, n, chunk):
+            rows = np.arange(lo, min(lo + chunk, n))
+            out.append(tower(item_kjt(features, rows, ids=ids[rows])).numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config.dim), np.float32)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        _write_manifest(
+            path,
+            {
+                "kind": "two_tower",
+                "format_version": FORMAT_VERSION,
+                "config": self.config.to_dict(),
+                "hparams": self.hparams,
+                "metrics": self.metrics,
+                "item_embeddings_shape": list(self.item_embeddings.shape),
+            },
+        )
+        torch.save(self.customer_tower_state, path / "customer_tower.pt")
+        torch.save(self.item_tower_state, path / "item_tower.pt")
+        np.save(path / "item_embeddings.npy", self.item_embeddings)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedRetrieval:
+        path = Path(path)
+        manifest = _read_manifest(path, "two_tower")
+        return cls(
+            config=TwoTowerConfig(**manifest["config"]),
+            hparams=manifest["hparams"],
+            customer_tower_state=_load_state(path / "customer_tower.pt"),
+            item_tower_state=_load_state(path / "item_tower.pt"),
+            item_embeddings=np.load(path / "item_embeddings.npy", allow_pickle=False),
+            metrics=manifest.get("metrics", {}),
+        )
+
+
+@dataclass
+class TrainedRanker:
+    """A trained DLRM ranker plus the feature standardisation it was trained with."""
+
+    config: RankerConfig
+    hparams: dict[str, Any]
+    state: dict[str, torch.Tensor]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    _model: Ranker | None = field(default=None, repr=False)
+
+    def model(self) -> Ranker:
+        if self._model is None:
+            model = Ranker(self.config)
+            model.load_state_dict(self.state)
+            self._model = model.eval()
+        return self._model
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        _write_manifest(
+            path,
+            {
+                "kind": "dlrm_ranker",
+                "format_version": FORMAT_VERSION,
+                "config": self.config.to_dict(),
+                "hparams": self.hparams,
+                "metrics": self.metrics,
+            },
+        )
+        torch.save(self.state, path / "ranker.pt")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedRanker:
+        path = Path(path)
+        manifest = _read_manifest(path, "dlrm_ranker")
+        return cls(
+            config=RankerConfig.from_dict(manifest["config"]),
+            hparams=manifest["hparams"],
+            state=_load_state(path / "ranker.pt"),
+            metrics=manifest.get("metrics", {}),
+        )

@@ -1,0 +1,164 @@
+"""A training run of one tenant, start to finish: load, train, evaluate, save, validate, activate.
+
+The Celery task, `manage.py train` and the tests all call `run_training`; hyper-parameters are
+explicit and stored on the version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from training.data import temporal_split
+from training.datasets import FEATURE_VERSION, load_tenant_dataset
+from training.registry import lifecycle, storage
+from training.registry.models import ModelVersion
+
+log = logging.getLogger(__name__)
+MAX_CURVE_POINTS = 600
+# Share of the overall progress bar each stage takes.
+_STAGES = {"loading": (0, 5), "evaluation": (5, 50), "serving": (50, 95), "saving": (95, 100)}
+
+
+class NotEnoughData(Exception):
+    pass
+
+
+class ProgressRecorder:
+    """Stores the trainers' progress callbacks on the version, at most every `every` seconds."""
+
+    def __init__(self, version: ModelVersion, every: float = 1.0, echo=None):
+        self.version, self.every, self.echo = version, every, echo
+        self.stage = "loading"
+        self._floor = 0.0
+        self._last = 0.0
+
+    def set_stage(self, stage: str) -> None:
+        self.stage = stage
+        self._floor = _STAGES.get(stage, (0, 100))[0]
+        self.__call__({"stage": stage, "percent": 0.0}, force=True)
+
+    def __call__(self, event: dict[str, Any], force: bool = False) -> None:
+        lo, hi = _STAGES.get(self.stage, (0, 100))
+        inner = float(event.get("percent", 0.0))
+        # The trainers restart their own percent per model; the bar only moves forward within a phase.
+        overall = max(lo + (hi - lo) * min(max(inner, 0.0), 100.0) / 100.0, self._floor)
+        self._floor = overall
+        record = {**{k: v for k, v in event.items() if isinstance(v, (int, float, str))},
+                  "phase": self.stage, "percent": round(overall, 2)}
+        if "loss" in event:
+            self.version.curve.append({"phase": self.stage, **{k: record[k] for k in record if k != "percent"}})
+            del self.version.curve[:-MAX_CURVE_POINTS]
+        self.version.progress = record
+        if self.echo:
+            self.echo(record)
+        now = time.monotonic()
+        if force or now - self._last >= self.every:
+            self._last = now
+            self.version.heartbeat_at = timezone.now()
+            self.version.save(update_fields=["progress", "curve", "heartbeat_at"])
+
+
+def start_training(tenant_id: int, *, trigger: str = "api", hyperparameters: dict | None = None) -> ModelVersion:
+    """Queue a run; the worker starts once the version row is committed."""
+    from training.tasks import train_model_version  # tasks import this module
+
+    version = ModelVersion.objects.create(
+        tenant_id=tenant_id, trigger=trigger, hyperparameters=hyperparameters or {}
+    )
+    transaction.on_commit(lambda: train_model_version.delay(tenant_id, version.pk))
+    return version
+
+
+def evaluate_pipeline(pipeline, train, test, items) -> dict[str, float]:
+    """The README's protocol metrics for the served pipeline (retrieval + ranker), seen items excluded."""
+    from training.evaluation import evaluate_topk, relevant_sets
+    from training.pipeline import recommend
+
+    customers, _ = relevant_sets(train, test)
+    topk, _ = recommend(pipeline, train, items, customers, k=100)
+    return evaluate_topk(topk, customers, train, test)
+
+
+def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True) -> ModelVersion:
+    """Train `version` (idempotent: a retried run starts over and overwrites its own artifacts)."""
+    # torch is a heavy import: keep it out of web processes that only queue runs.
+    from training.pipeline import DEFAULT_RETRIEVAL, TrainedPipeline, train_pipeline
+    from training.trainers.two_tower import train_two_tower
+
+    params = version.hyperparameters or {}
+    version.status = ModelVersion.Status.TRAINING
+    version.started_at = timezone.now()
+    version.attempts += 1
+    version.curve, version.status_reason = [], ""
+    version.save()
+    recorder = ProgressRecorder(version, echo=echo)
+    started = time.perf_counter()
+    try:
+        recorder.set_stage("loading")
+        dataset = load_tenant_dataset(version.tenant_id)
+        events = dataset.interactions
+        if len(events) < settings.RECSVC_MIN_TRAINING_EVENTS:
+            raise NotEnoughData(
+                f"{len(events)} usable events; at least {settings.RECSVC_MIN_TRAINING_EVENTS} are needed"
+            )
+        version.n_events, version.n_customers, version.n_items = len(events), events.n_customers, events.n_items
+        version.data_start, version.data_end = dataset.data_start, dataset.data_end
+        version.feature_version = FEATURE_VERSION
+        kwargs = {
+            "retrieval_params": params.get("retrieval"),
+            "ranker_params": params.get("ranker"),
+            "num_candidates": int(params.get("num_candidates", 200)),
+            "seed": int(params.get("seed", 0)),
+        }
+        recorder.set_stage("evaluation")
+        train, test = temporal_split(events)
+        held_out = train_pipeline(train, dataset.items, progress=recorder, **kwargs)
+        metrics = evaluate_pipeline(held_out, train, test, dataset.items)
+        metrics.update({f"ranker_{k}": v for k, v in held_out.ranker.metrics.items() if isinstance(v, float)})
+        # Serve a retrieval model refit on every event (recency matters most) with the evaluated ranker:
+        # the pipeline itself pairs a ranker with a refit retrieval model the same way.
+        recorder.set_stage("serving")
+        served = TrainedPipeline(
+            retrieval=train_two_tower(
+                events, dataset.items, **{**DEFAULT_RETRIEVAL, **(kwargs["retrieval_params"] or {})},
+                seed=kwargs["seed"], progress=recorder,
+            ),
+            ranker=held_out.ranker,
+            num_candidates=held_out.num_candidates,
+            metrics=held_out.metrics,
+        )
+        recorder.set_stage("saving")
+        folder = storage.version_dir(version.tenant_id, version.pk)
+        served.save(folder)
+        np.save(folder / "product_pks.npy", dataset.product_pks)
+        np.save(folder / "customer_pks.npy", dataset.customer_pks)
+        version.artifact_uri = storage.uri_for(folder)
+        version.metrics = {**metrics, "train_seconds": round(time.perf_counter() - started, 2)}
+        version.status = ModelVersion.Status.VALIDATING
+        version.progress = {**version.progress, "percent": 100.0}
+        version.save()
+    except Exception as exc:
+        version.status = ModelVersion.Status.FAILED
+        version.status_reason = f"{type(exc).__name__}: {exc}"
+        version.finished_at = timezone.now()
+        version.save()
+        storage.discard(version.tenant_id, version.pk)
+        if not isinstance(exc, NotEnoughData):
+            log.exception("training of version %s failed", version.pk)
+        return version
+    version.status = ModelVersion.Status.READY
+    version.finished_at = timezone.now()
+    version.save(update_fields=["status", "finished_at"])
+    if auto_activate:
+        try:
+            version = lifecycle.activate(version)
+        except lifecycle.ActivationRefused:
+            version.refresh_from_db()
+    return version

@@ -1,0 +1,176 @@
+"""Two-tower retrieval model: a customer tower and an item tower meeting in a dot product.
+
+Embedding tables are TorchRec EmbeddingBagCollections so that sharding a large tenant later is a
+planner change (DistributedModelParallel), not a model rewrite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
+from torchrec.modules.embedding_modules import EmbeddingBagCollection
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+from training.data import CUSTOMER_KEYS, ITEM_KEYS
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    n_customers: int
+    n_items: int
+    n_categories: int
+    n_brands: int
+    n_price_buckets: int
+    n_title_tokens: int
+    n_customer_attributes: int = 1
+    dim: int = 64
+    hidden: int = 128
+    id_dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _table(name: str, rows: int, dim: int, pooling: PoolingType, scale: float = 0.05) -> EmbeddingBagConfig:
+    # The TorchRec default init (+-sqrt(1/rows)) makes one-row tables huge and big tables tiny;
+    # a fixed small range keeps every feature on the same footing at the start.
+    return EmbeddingBagConfig(
+        name=f"t_{name}",
+        embedding_dim=dim,
+        num_embeddings=max(rows, 1),
+        feature_names=[name],
+        pooling=pooling,
+        weight_init_min=-scale,
+        weight_init_max=scale,
+    )
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+
+def _drop_rows(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Zero whole id embeddings at random so the tower learns to work from the other features too
+    (new items, new customers)."""
+    if not training or p <= 0:
+        return x
+    keep = (torch.rand(x.shape[0], 1, device=x.device) >= p).to(x.dtype)
+    return x * keep
+
+
+class ItemTower(nn.Module):
+    """Item id + category path + brand + price bucket + title tokens -> unit vector."""
+
+    def __init__(self, cfg: TwoTowerConfig) -> None:
+        super().__init__()
+        d = cfg.dim
+        self.id_dropout = cfg.id_dropout
+        self.ebc = EmbeddingBagCollection(
+            tables=[
+                _table("item_id", cfg.n_items, d, PoolingType.SUM),
+                _table("category", cfg.n_categories, d, PoolingType.MEAN),
+                _table("brand", cfg.n_brands, d, PoolingType.SUM),
+                _table("price_bucket", cfg.n_price_buckets, d, PoolingType.SUM),
+                _table("title_tokens", cfg.n_title_tokens, d, PoolingType.MEAN),
+            ]
+        )
+        self.mlp = _mlp(len(ITEM_KEYS) * d, cfg.hidden, d)
+        self.dim = d
+
+    def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
+        pooled = self.ebc(features).values()
+        ids, rest = pooled[:, : self.dim], pooled[:, self.dim :]
+        ids = _drop_rows(ids, self.id_dropout, self.training)
+        x = torch.cat([ids, rest], dim=1)
+        return F.normalize(ids + self.mlp(x), dim=-1)
+
+
+class CustomerTower(nn.Module):
+    """Customer id + weighted pool of recent item history + attributes -> unit vector.
+
+    The history pool is what lets serving refresh a customer's embedding from the latest session
+    events without retraining, and gives customers unknown to the model a useful embedding.
+    """
+
+    def __init__(self, cfg: TwoTowerConfig) -> None:
+        super().__init__()
+        d = cfg.dim
+        self.id_dropout = cfg.id_dropout
+        # One weighted collection: ids get weight 1, history gets normalised recency x event
+        # weights, attributes get 1/len (a mean).
+        self.ebc = EmbeddingBagCollection(
+            tables=[
+                _table("customer_id", cfg.n_customers, d, PoolingType.SUM),
+                _table("history", cfg.n_items, d, PoolingType.SUM),
+                _table("attributes", cfg.n_customer_attributes, d, PoolingType.SUM),
+            ],
+            is_weighted=True,
+        )
+        self.mlp = _mlp(len(CUSTOMER_KEYS) * d, cfg.hidden, d)
+        self.dim = d
+
+    def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
+        pooled = self.ebc(features).values()
+        ids, hist, attrs = pooled.split(self.dim, dim=1)
+        ids = _drop_rows(ids, self.id_dropout, self.training)
+        x = torch.cat([ids, hist, attrs], dim=1)
+        return F.normalize(hist + self.mlp(x), dim=-1)
+
+
+class TwoTowerRetrievalTask(nn.Module):
+    """Training wrapper: both towers plus the sampled-softmax loss.
+
+    Negatives are the other positives of the batch. Popular items appear as in-batch negatives
+    in proportion to their frequency, which over-penalises them; subtracting log Q (the item's
+    sampling probability) from its logit corrects that bias (Yi et al., RecSys 2019).
+    `negatives="full"` instead scores every catalog item (an exact softmax): affordable for
+    small catalogs and the reference the sampled loss approximates.
+    """
+
+    def __init__(
+        self,
+        customer_tower: CustomerTower,
+        item_tower: ItemTower,
+        log_q: torch.Tensor,
+        temperature: float = 0.1,
+        logq_correction: bool = True,
+        negatives: str = "in_batch",
+    ) -> None:
+        super().__init__()
+        if negatives not in ("in_batch", "full"):
+            raise ValueError("negatives must be 'in_batch' or 'full'")
+        self.customer_tower = customer_tower
+        self.item_tower = item_tower
+        self.register_buffer("log_q", log_q.float())
+        self.temperature = temperature
+        self.logq_correction = logq_correction
+        self.negatives = negatives
+
+    def forward(
+        self,
+        customer_features: KeyedJaggedTensor,
+        item_features: KeyedJaggedTensor,
+        item_idx: torch.Tensor,
+        all_item_features: KeyedJaggedTensor | None = None,
+    ) -> torch.Tensor:
+        u = self.customer_tower(customer_features)
+        if self.negatives == "full":
+            if all_item_features is None:
+                raise ValueError("negatives='full' needs all_item_features")
+            v_all = self.item_tower(all_item_features)
+            logits = u @ v_all.T / self.temperature
+            return F.cross_entropy(logits, item_idx)
+        v = self.item_tower(item_features)
+        logits = u @ v.T / self.temperature
+        if self.logq_correction:
+            logits = logits - self.log_q[item_idx].unsqueeze(0)
+        # The same item twice in a batch is not a negative for itself ("accidental hit").
+        dup = item_idx.unsqueeze(0) == item_idx.unsqueeze(1)
+        dup.fill_diagonal_(False)
+        logits = logits.masked_fill(dup, float("-inf"))
+        target = torch.arange(len(item_idx), device=logits.device)
+        return F.cross_entropy(logits, target)

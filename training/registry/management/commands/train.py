@@ -1,0 +1,50 @@
+"""`manage.py train --tenant SLUG`: the same training run as the Celery task, with a progress bar."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from tenants.context import tenant_context
+from tenants.models import Tenant
+from training.jobs import run_training
+from training.registry.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = "Train a tenant's recommender (two-tower retrieval + DLRM ranker) now, in this process."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", required=True, help="tenant slug")
+        parser.add_argument(
+            "--params", default="{}", help='hyper-parameters as JSON, e.g. {"retrieval": {"epochs": 2}}'
+        )
+        parser.add_argument("--no-activate", action="store_true")
+
+    def handle(self, *args, **opts):
+        tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
+        if tenant is None:
+            raise CommandError(f"no tenant '{opts['tenant']}'")
+        try:
+            params = json.loads(opts["params"])
+        except ValueError as exc:
+            raise CommandError(f"--params is not JSON: {exc}") from exc
+        bar = tqdm(total=100, desc=f"training {tenant.slug}", unit="%", bar_format="{l_bar}{bar}| {n:.0f}% {postfix}")
+
+        def echo(record: dict) -> None:
+            bar.update(record["percent"] - bar.n)
+            loss = f" loss {record['loss']:.4f}" if "loss" in record else ""
+            bar.set_postfix_str(f"{record.get('phase')} {record.get('stage', '')}{loss}")
+
+        with tenant_context(tenant.pk), transaction.atomic():
+            version = ModelVersion.objects.create(tenant=tenant, trigger="cli", hyperparameters=params)
+        with tenant_context(tenant.pk):
+            version = run_training(version, echo=echo, auto_activate=not opts["no_activate"])
+        bar.close()
+        if version.status == ModelVersion.Status.FAILED:
+            raise CommandError(f"version {version.pk} failed: {version.status_reason}")
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in version.metrics.items() if isinstance(v, float))
+        self.stdout.write(f"version {version.pk}: {version.status} ({version.status_reason}) {metrics}")

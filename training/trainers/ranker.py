@@ -1,0 +1,202 @@
+"""Trainer for the DLRM ranker (TorchRec dlrm.py style, one process).
+
+Examples are stacked, so nothing leaks: the retrieval model is trained on `history` only; for
+each customer with later events (`future`), the retrieval model's top-K unseen candidates as of
+the end of their history become examples, labelled 1 if the customer interacted with the
+candidate in `future` and 0 otherwise (hard negatives: things the retrieval model liked but the
+customer did not take). Features are computed from `history` events strictly before that time.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.artifacts import TrainedRanker, TrainedRetrieval
+from training.data import CustomerFeatures, Interactions, ItemFeatures
+from training.evaluation import SeenIndex, classification_metrics, topk_from_scores
+from training.features import DENSE_FEATURES, FeatureContext, RankerInputs, ranker_kjt
+from training.models.ranker import Ranker, RankerConfig
+from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything
+
+
+def retrieve(
+    retrieval: TrainedRetrieval,
+    events: Interactions,
+    customers: np.ndarray,
+    k: int,
+    *,
+    exclude_seen: bool = True,
+    customer_features: CustomerFeatures | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (items, scores) per customer from their latest events in `events` (exact search;
+    serving does the same with FAISS)."""
+    item_emb = torch.from_numpy(retrieval.item_embeddings)
+
+    def score(part: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(retrieval.embed_known_customers(events, part, customer_features)) @ item_emb.T
+
+    return topk_from_scores(score, customers, k, exclude=SeenIndex(events) if exclude_seen else None)
+
+
+def query_times(events: Interactions, customers: np.ndarray) -> np.ndarray:
+    """The moment a customer's next recommendation is made, as the protocol sees it: just after
+    their last known event (never a timestamp from the events being predicted)."""
+    order = events.time_order()
+    last = np.full(events.n_customers, np.iinfo(np.int64).min // 4, dtype=np.int64)
+    np.maximum.at(last, events.customer[order], events.ts[order])
+    return last[customers] + 1
+
+
+def candidate_inputs(
+    retrieval: TrainedRetrieval,
+    ctx: FeatureContext,
+    customers: np.ndarray,
+    num_candidates: int,
+    customer_features: CustomerFeatures | None = None,
+) -> RankerInputs:
+    cand, scores = retrieve(retrieval, ctx.events, customers, num_candidates, customer_features=customer_features)
+    at_ts = query_times(ctx.events, customers)
+    return ctx.ranker_inputs(customers, at_ts, cand, scores, retrieval.recency_decay)
+
+
+@torch.no_grad()
+def predict_ranker(
+    ranker: TrainedRanker, inputs: RankerInputs, items: ItemFeatures, batch_size: int = 16384
+) -> np.ndarray:
+    """Probabilities, shape (Q, K) like inputs.candidates."""
+    model = ranker.model()
+    out = []
+    for lo in range(0, inputs.n_examples, batch_size):
+        rows = np.arange(lo, min(lo + batch_size, inputs.n_examples))
+        q, item, dense = inputs.take(rows)
+        kjt = ranker_kjt(items, item, inputs.history.take(q), keys=ranker.config.sparse_features)
+        out.append(model.predict_proba(torch.from_numpy(dense), kjt).numpy())
+    probs = np.concatenate(out) if out else np.zeros(0, np.float32)
+    return probs.reshape(inputs.candidates.shape)
+
+
+def _labels(inputs: RankerInputs, future: Interactions) -> np.ndarray:
+    truth = SeenIndex(future)
+    return truth.contains(inputs.customers[:, None], inputs.candidates).reshape(-1).astype(np.float32)
+
+
+def train_ranker(
+    history: Interactions,
+    future: Interactions,
+    items: ItemFeatures,
+    retrieval: TrainedRetrieval,
+    *,
+    customer_features: CustomerFeatures | None = None,
+    num_candidates: int = 200,
+    embedding_dim: int = 16,
+    dense_layers: tuple[int, ...] = (64,),
+    over_layers: tuple[int, ...] = (64, 32),
+    arch: str = "dlrm",
+    sparse_features: tuple[str, ...] = ("category", "brand", "price_bucket"),
+    epochs: int = 3,
+    batch_size: int = 512,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    holdout_fraction: float = 0.1,
+    device: torch.device | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> TrainedRanker:
+    """Train the DLRM on stacked examples (see module doc). `retrieval` must have been trained on
+    `history` only. A `holdout_fraction` of customers is kept out to pick the best epoch by
+    log-loss and to report AUC / log-loss / calibration."""
+    started = time.perf_counter()
+    hparams = {
+        "num_candidates": num_candidates, "embedding_dim": embedding_dim, "dense_layers": list(dense_layers),
+        "over_layers": list(over_layers), "arch": arch, "sparse_features": list(sparse_features),
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+        "holdout_fraction": holdout_fraction, "seed": seed,
+    }  # fmt: skip
+    dev = pick_device(device)
+    rng = seed_everything(seed)
+    ctx = FeatureContext(history, items, retrieval.item_embeddings, retrieval.history_len)
+    has_history = np.bincount(history.customer, minlength=history.n_customers) > 0
+    customers = np.flatnonzero(has_history & (np.bincount(future.customer, minlength=future.n_customers) > 0))
+    inputs = candidate_inputs(retrieval, ctx, customers, num_candidates, customer_features)
+    labels = _labels(inputs, future)
+    k = inputs.candidates.shape[1]
+
+    holdout_q = rng.random(len(customers)) < holdout_fraction
+    row_q = np.repeat(np.arange(len(customers)), k)
+    train_rows = np.flatnonzero(~holdout_q[row_q])
+    hold_rows = np.flatnonzero(holdout_q[row_q])
+
+    cfg = RankerConfig(
+        n_items=items.n_items,
+        n_categories=items.n_categories,
+        n_brands=items.n_brands,
+        n_price_buckets=items.n_price_buckets,
+        dense_features=DENSE_FEATURES,
+        embedding_dim=embedding_dim,
+        dense_layers=tuple(dense_layers),
+        over_layers=tuple(over_layers),
+        arch=arch,
+        sparse_features=tuple(sparse_features),
+    )
+    model = Ranker(cfg)
+    dense_train = torch.from_numpy(inputs.dense[train_rows])
+    model.set_standardisation(dense_train.mean(0), dense_train.std(0))
+    model = model.to(dev)
+    # Start the output bias at the base rate so the first steps learn ranking, not the prior.
+    base = float(np.clip(labels[train_rows].mean(), 1e-4, 1 - 1e-4)) if len(train_rows) else 0.5
+    last_linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last_linear.bias.fill_(float(np.log(base / (1 - base))))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = -(-len(train_rows) // batch_size)
+    report = Progress(progress, "ranker", steps_per_epoch * epochs, every=max(steps_per_epoch // 4, 1))
+    y_all = torch.from_numpy(labels)
+
+    def forward(rows: np.ndarray) -> torch.Tensor:
+        q, item, dense = inputs.take(rows)
+        kjt = ranker_kjt(items, item, inputs.history.take(q), dev, keys=cfg.sparse_features)
+        return model(torch.from_numpy(dense).to(dev), kjt)
+
+    best: tuple[float, int, dict] | None = None
+    curve: list[dict] = []
+    step = 0
+    for epoch in range(epochs):
+        model.train()
+        total = 0.0
+        for b in batches(len(train_rows), batch_size, rng):
+            rows = train_rows[b]
+            loss = F.binary_cross_entropy_with_logits(forward(rows), y_all[rows].to(dev))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            total += float(loss.detach()) * len(rows)
+            report(epoch, step, float(loss.detach()))
+        record: dict = {"epoch": epoch, "loss": total / max(len(train_rows), 1)}
+        if len(hold_rows):
+            model.eval()
+            with torch.no_grad():
+                logits = torch.cat([forward(hold_rows[i : i + 16384]) for i in range(0, len(hold_rows), 16384)])
+            probs = torch.sigmoid(logits).cpu().numpy()
+            record.update({f"holdout_{k_}": v for k_, v in classification_metrics(labels[hold_rows], probs).items()})
+            if best is None or record["holdout_log_loss"] < best[0]:
+                best = (record["holdout_log_loss"], epoch, copy.deepcopy(model.state_dict()))
+        curve.append(record)
+        report(epoch, step, record["loss"], force=True)
+
+    if best is not None:
+        model.load_state_dict(best[2])
+    state = {k_: v.detach().cpu().clone() for k_, v in model.state_dict().items()}
+    metrics = {
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "examples": len(train_rows),
+        "positive_rate": float(labels[train_rows].mean()) if len(train_rows) else 0.0,
+        "epochs": curve,
+        "best_epoch": best[1] if best is not None else epochs - 1,
+    }
+    return TrainedRanker(config=cfg, hparams=hparams, state=state, metrics=metrics)

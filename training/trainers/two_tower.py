@@ -1,0 +1,179 @@
+"""Trainer for the two-tower retrieval model (one process; TorchRec two_tower_train.py style)."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+
+from training.artifacts import TrainedRetrieval
+from training.data import (
+    CustomerFeatures,
+    HistoryIndex,
+    Interactions,
+    ItemFeatures,
+    customer_kjt,
+    item_kjt,
+)
+from training.evaluation import evaluate_scores
+from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig, TwoTowerRetrievalTask
+from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything, warmup_cosine
+
+_NOT_HPARAMS = {"train", "items", "customer_features", "validation", "device", "progress", "started"}
+
+
+@torch.no_grad()
+def _item_matrix(tower: ItemTower, items: ItemFeatures, device: torch.device, chunk: int = 8192) -> torch.Tensor:
+    was_training = tower.training
+    tower.eval()
+    out = [
+        tower(item_kjt(items, np.arange(lo, min(lo + chunk, items.n_items)), device))
+        for lo in range(0, items.n_items, chunk)
+    ]
+    tower.train(was_training)
+    return torch.cat(out)
+
+
+def train_two_tower(
+    train: Interactions,
+    items: ItemFeatures,
+    *,
+    customer_features: CustomerFeatures | None = None,
+    dim: int = 64,
+    hidden: int = 128,
+    epochs: int = 5,
+    batch_size: int = 1024,
+    lr: float = 3e-3,
+    weight_decay: float = 0.0,
+    temperature: float = 0.1,
+    logq_correction: bool = True,
+    negatives: str = "in_batch",
+    history_len: int = 50,
+    recency_decay: float = 0.9,
+    id_dropout: float = 0.1,
+    validation: Interactions | None = None,
+    device: torch.device | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> TrainedRetrieval:
+    """Train the two-tower model on `train` (every event is a positive for the customer's history
+    before it) and return the towers, the item embedding matrix and the hyper-parameters.
+
+    With `validation` (later events of the same customers), NDCG@10 is measured after every
+    epoch and the best epoch's weights are kept (early stopping by selection).
+    """
+    started = time.perf_counter()
+    hparams = {k: v for k, v in locals().items() if k not in _NOT_HPARAMS}
+    dev = pick_device(device)
+    rng = seed_everything(seed)
+    if items.n_items != train.n_items:
+        raise ValueError(f"ItemFeatures has {items.n_items} items, interactions say {train.n_items}")
+    cfg = TwoTowerConfig(
+        n_customers=train.n_customers,
+        n_items=train.n_items,
+        n_categories=items.n_categories,
+        n_brands=items.n_brands,
+        n_price_buckets=items.n_price_buckets,
+        n_title_tokens=items.n_title_tokens,
+        n_customer_attributes=customer_features.n_attributes if customer_features else 1,
+        dim=dim,
+        hidden=hidden,
+        id_dropout=id_dropout,
+    )
+    customer_tower, item_tower = CustomerTower(cfg).to(dev), ItemTower(cfg).to(dev)
+    counts = train.item_counts().astype(np.float64)
+    log_q = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(counts.sum(), 1.0)))
+    task = TwoTowerRetrievalTask(customer_tower, item_tower, log_q, temperature, logq_correction, negatives).to(dev)
+    optimizer = torch.optim.Adam(task.parameters(), lr=lr, weight_decay=weight_decay)
+
+    hist = HistoryIndex(train)
+    n = len(train)
+    steps_per_epoch = -(-n // batch_size)
+    total = steps_per_epoch * epochs
+    scheduler = warmup_cosine(optimizer, total)
+    report = Progress(progress, "retrieval", total, every=max(steps_per_epoch // 4, 1))
+    all_items = item_kjt(items, np.arange(items.n_items), dev) if negatives == "full" else None
+    best: tuple[float, int, dict, dict] | None = None
+    history_curve: list[dict] = []
+    step = 0
+    for epoch in range(epochs):
+        task.train()
+        epoch_loss = 0.0
+        for idx in batches(n, batch_size, rng):
+            cust = hist.customer[idx]
+            h = hist.before(idx, cust, history_len, recency_decay)
+            ckjt = customer_kjt(cust, h, customer_features, dev)
+            target = hist.item[idx]
+            ikjt = item_kjt(items, target, dev)
+            loss = task(ckjt, ikjt, torch.from_numpy(target).to(dev), all_items)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            epoch_loss += float(loss.detach()) * len(idx)
+            report(epoch, step, float(loss.detach()))
+        record = {"epoch": epoch, "loss": epoch_loss / max(n, 1)}
+        if validation is not None:
+            task.eval()
+            trained = _package(cfg, hparams, customer_tower, item_tower, items, dev, {})
+            record["val_ndcg@10"] = retrieval_metrics(trained, train, validation, customer_features)["ndcg@10"]
+            if best is None or record["val_ndcg@10"] > best[0]:
+                best = (
+                    record["val_ndcg@10"],
+                    epoch,
+                    copy.deepcopy(customer_tower.state_dict()),
+                    copy.deepcopy(item_tower.state_dict()),
+                )
+        history_curve.append(record)
+        extra = {k: v for k, v in record.items() if k not in ("loss", "epoch")}
+        report(epoch, step, record["loss"], force=True, **extra)
+
+    if best is not None:
+        customer_tower.load_state_dict(best[2])
+        item_tower.load_state_dict(best[3])
+    metrics = {
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "epochs": history_curve,
+        "best_epoch": best[1] if best is not None else epochs - 1,
+    }
+    return _package(cfg, hparams, customer_tower, item_tower, items, dev, metrics)
+
+
+def _package(
+    cfg: TwoTowerConfig,
+    hparams: dict,
+    customer_tower: CustomerTower,
+    item_tower: ItemTower,
+    items: ItemFeatures,
+    dev: torch.device,
+    metrics: dict,
+) -> TrainedRetrieval:
+    matrix = _item_matrix(item_tower, items, dev).cpu().numpy().astype(np.float32)
+    cpu = lambda sd: {k: v.detach().cpu().clone() for k, v in sd.items()}  # noqa: E731
+    return TrainedRetrieval(
+        config=cfg,
+        hparams=hparams,
+        customer_tower_state=cpu(customer_tower.state_dict()),
+        item_tower_state=cpu(item_tower.state_dict()),
+        item_embeddings=matrix,
+        metrics=metrics,
+    )
+
+
+def retrieval_metrics(
+    model: TrainedRetrieval,
+    train: Interactions,
+    test: Interactions,
+    customer_features: CustomerFeatures | None = None,
+) -> dict[str, float]:
+    """Protocol metrics of retrieval alone: customer embedding from train history . every item."""
+    items = torch.from_numpy(model.item_embeddings)
+
+    def score(customers: np.ndarray) -> torch.Tensor:
+        emb = model.embed_known_customers(train, customers, customer_features)
+        return torch.from_numpy(emb) @ items.T
+
+    return evaluate_scores(score, train, test)
