@@ -47,6 +47,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-serve", action="store_true", help="load (and train) only")
         parser.add_argument("--synthetic-events", type=int, default=60_000)
+        parser.add_argument("--no-train", action="store_true", help="skip training the demo tenants")
 
     def handle(self, *args, **opts):
         call_command("migrate", verbosity=0)
@@ -55,6 +56,10 @@ class Command(BaseCommand):
             self._tenant("Synthetic shop", "synthetic-shop", lambda t, p: load.load_synthetic(
                 t, _synthetic_spec(opts["synthetic_events"]), p)),
         ]
+        if not opts["no_train"]:
+            for tenant in tenants:
+                # The CLI entry point of training: the same run a Celery worker does, with a progress bar.
+                call_command("train", tenant=tenant.slug, if_none_active=True, trigger="demo")
         self.stdout.write(f"\nDashboard login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
         for tenant in tenants:
             _, raw = create_api_key(tenant, name="demo", scopes=["admin"])

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from training.jobs import run_training
+from training.registry import lifecycle
 from training.registry.models import ModelVersion
 
 
@@ -23,6 +24,8 @@ class Command(BaseCommand):
             "--params", default="{}", help='hyper-parameters as JSON, e.g. {"retrieval": {"epochs": 2}}'
         )
         parser.add_argument("--no-activate", action="store_true")
+        parser.add_argument("--trigger", default="cli", choices=["cli", "demo"])
+        parser.add_argument("--if-none-active", action="store_true", help="do nothing if a version is active")
 
     def handle(self, *args, **opts):
         tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
@@ -32,6 +35,12 @@ class Command(BaseCommand):
             params = json.loads(opts["params"])
         except ValueError as exc:
             raise CommandError(f"--params is not JSON: {exc}") from exc
+        if opts["if_none_active"]:
+            with tenant_context(tenant.pk):
+                active = lifecycle.active_version(tenant.pk)
+            if active is not None:
+                self.stdout.write(f"{tenant.slug}: version {active.pk} is active, not training")
+                return
         bar = tqdm(total=100, desc=f"training {tenant.slug}", unit="%", bar_format="{l_bar}{bar}| {n:.0f}% {postfix}")
 
         def echo(record: dict) -> None:
@@ -40,7 +49,7 @@ class Command(BaseCommand):
             bar.set_postfix_str(f"{record.get('phase')} {record.get('stage', '')}{loss}")
 
         with tenant_context(tenant.pk), transaction.atomic():
-            version = ModelVersion.objects.create(tenant=tenant, trigger="cli", hyperparameters=params)
+            version = ModelVersion.objects.create(tenant=tenant, trigger=opts["trigger"], hyperparameters=params)
         with tenant_context(tenant.pk):
             version = run_training(version, echo=echo, auto_activate=not opts["no_activate"])
         bar.close()
