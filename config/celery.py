@@ -7,3 +7,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("recsvc")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The training app's label is `training` but its AppConfig is `training.registry`; its tasks live in
+# `training.tasks`, which the line above would not find.
+app.autodiscover_tasks(["training"])

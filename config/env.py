@@ -7,6 +7,10 @@ deployment never turns into a silently different behaviour.
 from __future__ import annotations
 
 import os
+import re
+
+_OPAQUE_ID = re.compile(r"[A-Za-z0-9_]{1,250}")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 class ImproperlyConfiguredEnv(ValueError):
@@ -62,3 +66,59 @@ def env_url(name: str, *, schemes: tuple[str, ...]) -> str | None:
     if scheme not in schemes:
         raise ImproperlyConfiguredEnv(f"{name} must be a URL with scheme in {schemes}, got {raw!r}")
     return raw
+
+
+def env_prefixed(name: str, prefixes: tuple[str, ...], *, secret: bool = False) -> str | None:
+    """An opaque id with a known prefix (Stripe: `price_...`, `sk_live_...`, `whsec_...`), or None when unset.
+
+    A value of the wrong kind (a product id where a price id belongs, a publishable key for a secret
+    key, stray whitespace or quotes) stops the process at start-up instead of failing at the first sale.
+    """
+    raw = env_str(name)
+    if raw is None:
+        return None
+    if not any(raw.startswith(prefix) and _OPAQUE_ID.fullmatch(raw[len(prefix) :]) for prefix in prefixes):
+        shown = f"{raw[:3]}..." if secret else repr(raw)  # never echo a secret into logs
+        raise ImproperlyConfiguredEnv(f"{name} must be one of {prefixes} followed by letters/digits, got {shown}")
+    return raw
+
+
+def env_identifier(name: str, default: str) -> str:
+    """A short machine name (letters, digits, `_-.:`), e.g. a Stripe meter's event name."""
+    raw = env_str(name, default)
+    if not _IDENTIFIER.fullmatch(raw):
+        raise ImproperlyConfiguredEnv(f"{name} must be 1-100 of letters, digits and _-.: , got {raw!r}")
+    return raw
+
+
+def derive_fernet_key(secret: str, *, purpose: str) -> str:
+    """A Fernet key derived from another secret (HKDF-SHA256), separated from other uses by `purpose`."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(secret.encode())
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def env_fernet_keys(name: str, *, default: str) -> list[str]:
+    """Fernet keys from a comma-separated variable: the first encrypts, every one decrypts (key rotation).
+
+    Unset: `[default]`. A malformed key fails at start-up, never at the first decryption.
+    """
+    import base64
+    import binascii
+
+    keys = env_list(name, [default])
+    for key in keys:
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise ImproperlyConfiguredEnv(
+                f"{name} must be Fernet keys (url-safe base64 of 32 bytes, comma-separated); "
+                "make one with cryptography.fernet.Fernet.generate_key()"
+            )
+    return keys

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str, env_url
+from config.env import (
+    ImproperlyConfiguredEnv,
+    derive_fernet_key,
+    env_bool,
+    env_fernet_keys,
+    env_identifier,
+    env_int,
+    env_list,
+    env_prefixed,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RECSVC_VAR_DIR", str(BASE_DIR / "var")))
@@ -21,6 +32,12 @@ _INSECURE_DEV_KEY = "insecure-dev-key-only-for-the-embedded-demo"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", _INSECURE_DEV_KEY)
 if env_bool("RECSVC_PRODUCTION", False) and SECRET_KEY == _INSECURE_DEV_KEY:
     raise ImproperlyConfiguredEnv("DJANGO_SECRET_KEY must be set when RECSVC_PRODUCTION is on")
+# Secrets stored in the database (shop webhook secrets) are encrypted with this Fernet key. Set it in
+# production: the default is derived from DJANGO_SECRET_KEY, so rotating that key would make the stored
+# secrets unreadable. Comma-separated for rotation: the first key encrypts, all of them decrypt.
+RECSVC_FIELD_ENCRYPTION_KEYS = env_fernet_keys(
+    "RECSVC_FIELD_ENCRYPTION_KEY", default=derive_fernet_key(SECRET_KEY, purpose="recsvc field encryption v1")
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
@@ -35,6 +52,7 @@ INSTALLED_APPS = [
     "tenants",
     "recs",
     "training.registry",
+    "tenants.billing",
 ]
 
 MIDDLEWARE = [
@@ -117,7 +135,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.*": {"queue": "training"},
     "serving.tasks.*": {"queue": "serving"},
 }
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {}  # entries are added by the sections below
 
 # --- Auth, dashboard -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -173,6 +191,9 @@ RECSVC_MAX_BULK_ROWS = env_int("RECSVC_MAX_BULK_ROWS", 10_000, minimum=1)
 RECSVC_MAX_IMPORT_BYTES = env_int("RECSVC_MAX_IMPORT_BYTES", 20 * 1024**3, minimum=1024)
 RECSVC_IMPORT_DIR = Path(env_str("RECSVC_IMPORT_DIR", str(VAR_DIR / "imports")))
 RECSVC_ARTIFACT_DIR = Path(env_str("RECSVC_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
+# Serving: how long an answer is reused, and how stale a process's view of the active version may be.
+RECSVC_RECS_CACHE_SECONDS = env_int("RECSVC_RECS_CACHE_SECONDS", 30, minimum=0, maximum=86_400)
+RECSVC_ACTIVE_VERSION_TTL_SECONDS = env_int("RECSVC_ACTIVE_VERSION_TTL_SECONDS", 5, minimum=1, maximum=3600)
 # Clock skew tolerated on event timestamps sent by shops.
 RECSVC_MAX_FUTURE_SKEW_SECONDS = env_int("RECSVC_MAX_FUTURE_SKEW_SECONDS", 300, minimum=0)
 
@@ -189,3 +210,92 @@ RECSVC_ACTIVATION_TOLERANCE = env_int("RECSVC_ACTIVATION_TOLERANCE_PCT", 5, mini
 # A scheduled retrain is skipped when fewer new events than this arrived since the last version.
 RECSVC_RETRAIN_MIN_NEW_EVENTS = env_int("RECSVC_RETRAIN_MIN_NEW_EVENTS", 1000, minimum=0)
 RECSVC_MIN_TRAINING_EVENTS = env_int("RECSVC_MIN_TRAINING_EVENTS", 100, minimum=1)
+# A run whose worker has not beaten for this long is marked failed ("worker lost"); workers beat five
+# times per timeout from a thread beside the training (training/registry/reaper.py).
+RECSVC_TRAINING_HEARTBEAT_TIMEOUT_S = env_int("RECSVC_TRAINING_HEARTBEAT_TIMEOUT_S", 300, minimum=5, maximum=86_400)
+RECSVC_TRAINING_REAPER_EVERY_S = env_int("RECSVC_TRAINING_REAPER_EVERY_S", 60, minimum=5, maximum=3600)
+RECSVC_RETRAIN_CHECK_EVERY_S = env_int("RECSVC_RETRAIN_CHECK_EVERY_S", 600, minimum=30, maximum=86_400)
+# The beat tasks are quick bookkeeping: on `default`, never behind hour-long runs on the training queue
+# (exact task names win over the `training.tasks.*` pattern).
+CELERY_TASK_ROUTES["training.tasks.reap_lost_runs"] = {"queue": "default"}
+CELERY_TASK_ROUTES["training.tasks.retrain_due_tenants"] = {"queue": "default"}
+# ImportJob also has `status` and `kind` fields: name the registry's enums in the OpenAPI document.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "ModelVersionStatusEnum": "training.registry.models.ModelVersion.Status",
+        "ModelVersionKindEnum": "training.registry.models.ModelVersion.Kind",
+    }
+)
+CELERY_BEAT_SCHEDULE["training-reap-lost-runs"] = {
+    "task": "training.tasks.reap_lost_runs",
+    "schedule": float(RECSVC_TRAINING_REAPER_EVERY_S),
+}
+CELERY_BEAT_SCHEDULE["training-retrain-due-tenants"] = {
+    "task": "training.tasks.retrain_due_tenants",
+    "schedule": float(RECSVC_RETRAIN_CHECK_EVERY_S),
+}
+
+# --- Billing (Stripe) ------------------------------------------------------------------------------
+# Without STRIPE_SECRET_KEY every shop stays on its plan and checkout is switched off (the embedded demo).
+STRIPE_SECRET_KEY = env_prefixed("STRIPE_SECRET_KEY", ("sk_test_", "sk_live_", "rk_test_", "rk_live_"), secret=True)
+STRIPE_WEBHOOK_SECRET = env_prefixed("STRIPE_WEBHOOK_SECRET", ("whsec_",), secret=True)
+if bool(STRIPE_SECRET_KEY) != bool(STRIPE_WEBHOOK_SECRET):
+    # A key without the webhook secret would take money and never update the shop's plan.
+    raise ImproperlyConfiguredEnv("set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET together, or neither")
+# Signed webhook deliveries older than this are refused (replay protection; Stripe's own default).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=10, maximum=3600)
+# A shop whose payment failed keeps its paid plan this long, then is limited to the free quotas.
+RECSVC_BILLING_GRACE_DAYS = env_int("RECSVC_BILLING_GRACE_DAYS", 7, minimum=0, maximum=60)
+# The `event_name` of the Stripe billing meter that each usage meter reports to.
+RECSVC_STRIPE_METER_EVENTS = {
+    "recommendations": env_identifier("STRIPE_METER_RECOMMENDATIONS", "recsvc_recommendation_requests"),
+    "events": env_identifier("STRIPE_METER_EVENTS", "recsvc_ingested_events"),
+}
+# Starts every meter event identifier; give each deployment sharing a Stripe account its own (staging, dev).
+RECSVC_METER_IDENTIFIER_PREFIX = env_identifier("RECSVC_METER_IDENTIFIER_PREFIX", "recsvc")
+if len(RECSVC_METER_IDENTIFIER_PREFIX) > 32:  # Stripe takes identifiers of at most 100 characters
+    raise ImproperlyConfiguredEnv("RECSVC_METER_IDENTIFIER_PREFIX must be at most 32 characters")
+
+
+def _plan(key: str, name: str, price_label: str, recommendations: int, events: int, *, paid: bool) -> dict:
+    """One plan: monthly included quotas; paid plans map to a flat Stripe price plus a metered overage
+    price per meter (Stripe bills what tenants.billing reports above the included quota)."""
+    upper = key.upper()
+    return {
+        "name": name,
+        "price_label": env_str(f"RECSVC_PLAN_{upper}_PRICE_LABEL", price_label),
+        "quotas": {
+            "recommendations": env_int(f"RECSVC_PLAN_{upper}_RECOMMENDATIONS", recommendations, minimum=0),
+            "events": env_int(f"RECSVC_PLAN_{upper}_EVENTS", events, minimum=0),
+        },
+        "overage": paid,  # False: a hard limit (429 past the quota)
+        "stripe_price": env_prefixed(f"STRIPE_PRICE_{upper}", ("price_",)) if paid else None,
+        "stripe_overage_prices": {
+            meter: env_prefixed(f"STRIPE_PRICE_{upper}_{meter.upper()}", ("price_",))
+            for meter in ("recommendations", "events")
+        }
+        if paid
+        else {},
+    }
+
+
+RECSVC_BILLING_PLANS = {
+    "free": _plan("free", "Free", "$0", 10_000, 50_000, paid=False),
+    "growth": _plan("growth", "Growth", "$99 / month", 1_000_000, 5_000_000, paid=True),
+    "scale": _plan("scale", "Scale", "$499 / month", 10_000_000, 50_000_000, paid=True),
+}
+RECSVC_USAGE_REPORT_SECONDS = env_int("RECSVC_USAGE_REPORT_SECONDS", 600, minimum=60, maximum=3600)
+CELERY_BEAT_SCHEDULE["report-usage-to-stripe"] = {
+    "task": "tenants.billing.tasks.report_usage",
+    "schedule": float(RECSVC_USAGE_REPORT_SECONDS),
+}
+
+# --- Store integrations (Shopify, WooCommerce) -------------------------------------------------------
+# Webhook secrets are encrypted with RECSVC_FIELD_ENCRYPTION_KEYS (see the top of this file).
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "ConnectionStatusEnum": "recs.models.integrations.IntegrationConnection.Status",
+        "ConnectionPlatformEnum": "recs.models.integrations.IntegrationConnection.Platform",
+        "DeliveryStatusEnum": "recs.models.integrations.WebhookDelivery.Status",
+    }
+)

@@ -2,13 +2,22 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from recs.api.health import healthz, readyz
+from recs.dashboard import urls as dashboard_urls
+from tenants.billing.views import stripe_webhook
+from training import dashboard_urls as training_dashboard_urls
+
+# The dashboard is one namespace; its training pages live in training/ (recs may not import training).
+DASHBOARD = ([*dashboard_urls.urlpatterns, *training_dashboard_urls.urlpatterns], dashboard_urls.app_name)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("webhooks/stripe", stripe_webhook, name="stripe_webhook"),
     path("v1/", include("recs.api.urls")),
+    path("v1/", include("training.urls")),
+    path("webhooks/", include("recs.integrations.urls", namespace="integrations")),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
-    path("", include("recs.dashboard.urls", namespace="dashboard")),
+    path("", include(DASHBOARD, namespace="dashboard")),
 ]

@@ -18,6 +18,19 @@ class Tenant(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Billing: a mirror of the shop's Stripe subscription, kept in step by tenants.billing.webhooks.
+    stripe_customer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True, default="")
+    subscription_status = models.CharField(max_length=32, blank=True, default="")  # Stripe's word, "" = none
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    # When the first unpaid invoice failed; the grace period (RECSVC_BILLING_GRACE_DAYS) runs from here.
+    payment_failed_at = models.DateTimeField(null=True, blank=True)
+    # `created` of the newest Stripe event applied to the subscription / payment fields: Stripe does not
+    # deliver in order, and an older event must never overwrite a newer state.
+    subscription_event_at = models.DateTimeField(null=True, blank=True)
+    payment_event_at = models.DateTimeField(null=True, blank=True)
+
     def __str__(self) -> str:
         return self.slug
 

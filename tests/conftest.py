@@ -12,6 +12,8 @@ from tenants.context import dangerously_all_tenants
 from tenants.models import Membership
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
+pytest_plugins = ["tests.celery_worker"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache():

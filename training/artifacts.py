@@ -7,6 +7,7 @@ artifact directory can never execute code when it is read.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from training.data import (
     ItemFeatures,
     customer_kjt,
     item_kjt,
+    make_history,
 )
 from training.models.ranker import Ranker, RankerConfig
 from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig
@@ -99,16 +101,29 @@ class TrainedRetrieval:
         kjt = customer_kjt(customers, history, customer_features)
         return self.customer_tower()(kjt).numpy().astype(np.float32)
 
-    def history_for(self, events: Interactions, customers: np.ndarray) -> History:
-        """Each customer's latest events, cut and weighted exactly as during training."""
-        return HistoryIndex(events).latest(np.asarray(customers), self.history_len, self.recency_decay)
+    def session_history(
+        self, items: Sequence[Sequence[int]], weights: Sequence[Sequence[float]] | None = None
+    ) -> History:
+        """Histories from per-customer item lists (oldest first, e.g. the session's latest
+        events), cut and weighted with this model's own history length and recency decay."""
+        return make_history(items, weights, max_len=self.history_len, recency_decay=self.recency_decay)
+
+    def history_for(self, events: Interactions | HistoryIndex, customers: np.ndarray) -> History:
+        """Each customer's latest events, cut and weighted exactly as during training.
+
+        Pass a prebuilt `HistoryIndex` when calling repeatedly over the same events.
+        """
+        index = events if isinstance(events, HistoryIndex) else HistoryIndex(events)
+        return index.latest(np.asarray(customers, dtype=np.int64), self.history_len, self.recency_decay)
 
     def embed_known_customers(
         self,
-        events: Interactions,
+        events: Interactions | HistoryIndex,
         customers: np.ndarray,
         customer_features: CustomerFeatures | None = None,
     ) -> np.ndarray:
+        """Embeddings of customers from their latest events in `events` (all rows must index
+        customers of those events)."""
         return self.embed_customers(customers, self.history_for(events, customers), customer_features)
 
     @torch.no_grad()

@@ -7,8 +7,8 @@ on the validation split carved out of train (never on test), then refit on all o
 from __future__ import annotations
 
 import itertools
-import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,17 +64,20 @@ def fit_als(
     from threadpoolctl import threadpool_limits
 
     started = time.perf_counter()
-    model = AlternatingLeastSquares(
-        factors=factors,
-        regularization=regularization,
-        alpha=1.0,
-        iterations=iterations,
-        random_state=seed,
-        num_threads=num_threads,
-        calculate_training_loss=False,
-    )
     # implicit parallelises itself; a multi-threaded BLAS underneath only oversubscribes the cores.
-    with threadpool_limits(1, "blas"):
+    # Its warning about that (raised when the model is built) looks at every loaded BLAS, so the
+    # limit is set and the warning silenced here.
+    with threadpool_limits(1, "blas"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is configured to use", category=RuntimeWarning)
+        model = AlternatingLeastSquares(
+            factors=factors,
+            regularization=regularization,
+            alpha=1.0,
+            iterations=iterations,
+            random_state=seed,
+            num_threads=num_threads,
+            calculate_training_loss=False,
+        )
         model.fit(_confidence_matrix(train, alpha), show_progress=False)
     return ALSModel(
         customer_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
@@ -102,7 +105,6 @@ def tune_als(
     seed: int = 0,
 ) -> ALSModel:
     """Grid search on the validation split (by NDCG@10), then refit the winner on all of train."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     grid = grid or DEFAULT_ALS_GRID
     inner, val = validation_split(train, validation_fraction)
     results = []

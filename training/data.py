@@ -237,16 +237,9 @@ class HistoryIndex:
         counts = np.bincount(events.customer, minlength=events.n_customers)
         self.start = np.zeros(events.n_customers + 1, dtype=np.int64)
         np.cumsum(counts, out=self.start[1:])
-        self.order = order
 
     def count(self, customers: np.ndarray) -> np.ndarray:
         return self.start[customers + 1] - self.start[customers]
-
-    def last_ts(self, customers: np.ndarray) -> np.ndarray:
-        """Time of each customer's newest event (-1 for customers without events)."""
-        n = self.count(customers)
-        idx = np.maximum(self.start[customers + 1] - 1, 0)
-        return np.where(n > 0, self.ts[idx] if len(self.ts) else -1, -1)
 
     def before(self, positions: np.ndarray, customers: np.ndarray, max_len: int, recency_decay: float) -> History:
         """History of the events strictly before global sorted position `positions` (same customer)."""
@@ -272,6 +265,8 @@ def make_history(
     """Serving-side helper: histories from per-customer item lists, oldest first."""
     item_rows = [list(r)[-max_len:] for r in items]
     weight_rows = [[1.0] * len(r) for r in item_rows] if weights is None else [list(w)[-max_len:] for w in weights]
+    if [len(r) for r in weight_rows] != [len(r) for r in item_rows]:
+        raise ValueError("each history needs exactly one weight per item")
     jag = Jagged.from_lists(item_rows)
     w = np.array([x for r in weight_rows for x in r], dtype=np.float32)
     return History(jag, history_weights(w, jag.lengths, recency_decay))

@@ -56,10 +56,14 @@ def topk_from_scores(
     k: int,
     exclude: SeenIndex | None = None,
     chunk: int = 1024,
+    n_items: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k item indices and scores per customer; `score_fn(customers_chunk)` returns a
-    (len(chunk), n_items) tensor. Seen items are masked to -inf before the top-k."""
+    (len(chunk), n_items) tensor. Seen items are masked to -inf before the top-k. With
+    `n_items`, chunks shrink so one score block stays under ~128 MB on large catalogs."""
     customers = np.asarray(customers, dtype=np.int64)
+    if n_items:
+        chunk = max(1, min(chunk, (32 << 20) // n_items))
     out_items, out_scores = [], []
     for lo in range(0, len(customers), chunk):
         part = customers[lo : lo + chunk]
@@ -107,7 +111,7 @@ def ranking_metrics(topk: np.ndarray, customers: np.ndarray, relevant: SeenIndex
 def evaluate_scores(score_fn: ScoreFn, train: Interactions, test: Interactions, chunk: int = 1024) -> dict[str, float]:
     """Protocol metrics for any model that can score the whole catalog for a batch of customers."""
     customers, rel = relevant_sets(train, test)
-    topk, _ = topk_from_scores(score_fn, customers, 100, exclude=SeenIndex(train), chunk=chunk)
+    topk, _ = topk_from_scores(score_fn, customers, 100, exclude=SeenIndex(train), chunk=chunk, n_items=train.n_items)
     return ranking_metrics(topk, customers, rel, train.n_items)
 
 

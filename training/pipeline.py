@@ -84,6 +84,13 @@ def train_pipeline(
 ) -> TrainedPipeline:
     """Train retrieval on the first part of every customer's history, the ranker on what those
     customers did next (stacking, no leakage), then (optionally) refit retrieval on everything.
+
+    Why stacking: a ranker trained on examples the retrieval model has already fitted would learn
+    to trust in-sample retrieval scores that are far better than anything it sees when serving.
+    Why the refit: the newest events matter most on a temporal split; on the nested MovieLens
+    validation the refit retrieval + the same ranker scored NDCG@10 0.165 against 0.153 without
+    (mean of three ranker seeds). All three trainings (retrieval twice, ranker once) take about
+    30 s on MovieLens on one CPU thread.
     """
     started = time.perf_counter()
     r_params = {**DEFAULT_RETRIEVAL, **(retrieval_params or {})}

@@ -1,4 +1,5 @@
-"""Celery tasks of the `training` queue: thin, id-taking, idempotent."""
+"""Celery tasks of the `training` queue: thin, id-taking, idempotent. Plus two beat tasks (queue `default`):
+the reaper of runs whose worker was lost and the per-tenant retraining schedule."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from celery import shared_task
 from django.db import OperationalError
 
 from tenants.context import tenant_context
+from training import schedule
 from training.jobs import run_training
+from training.registry import reaper
 from training.registry.models import ModelVersion
-
-_DONE = {ModelVersion.Status.READY, ModelVersion.Status.ACTIVE, ModelVersion.Status.ARCHIVED}
 
 
 @shared_task(
@@ -17,8 +18,26 @@ _DONE = {ModelVersion.Status.READY, ModelVersion.Status.ACTIVE, ModelVersion.Sta
     retry_backoff=True, max_retries=3,
 )
 def train_model_version(tenant_id: int, version_id: int) -> str:
+    """Train a queued version. A redelivered message (its worker was killed) takes the run over only if the
+    run's heartbeat went stale; a run that ended (ready, active, failed, archived) is never trained again:
+    a failed run stays failed with its reason, and a new run is a new version."""
     with tenant_context(tenant_id):
-        version = ModelVersion.objects.for_tenant(tenant_id).filter(pk=version_id).first()
-        if version is None or version.status in _DONE:
+        if not reaper.claim(tenant_id, version_id):
             return "skipped"
-        return run_training(version).status
+        version = ModelVersion.objects.for_tenant(tenant_id).get(pk=version_id)
+        try:
+            with reaper.heartbeat(tenant_id, version_id):
+                return run_training(version).status
+        except OperationalError:
+            reaper.release(tenant_id, version_id)  # back to queued, so that the retry can claim it
+            raise
+
+
+@shared_task(name="training.tasks.reap_lost_runs")
+def reap_lost_runs() -> list[int]:
+    return reaper.reap_lost_runs()
+
+
+@shared_task(name="training.tasks.retrain_due_tenants")
+def retrain_due_tenants() -> dict[str, int]:
+    return schedule.retrain_due_tenants()

@@ -14,11 +14,14 @@ from rest_framework.response import Response
 from recs.api.base import TenantViewSet
 from recs.api.parsers import RawJSONParser
 from recs.api.problems import RowsInvalid
+from recs.api.quota import EventsQuota
 from recs.api.serializers import EventOutSerializer, EventTypeSerializer
 from recs.ingest.event_schema import batch_decoder, event_decoder, field_of
 from recs.ingest.event_types import delete_event_type, set_event_type
 from recs.ingest.events import ingest_events
 from recs.models import BUILTIN_EVENT_WEIGHTS, Event, EventType
+from tenants.auth import HasTenantScope
+from tenants.billing import usage
 
 EVENT_FIELDS = {
     "type": serializers.CharField(help_text="view, click, add_to_cart, purchase, rating, impression or a custom type"),
@@ -77,6 +80,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
     serializer_class = EventOutSerializer
     filterset_class = EventFilter
     required_scope = "ingest"
+    permission_classes = [HasTenantScope, EventsQuota]
 
     parser_classes = [RawJSONParser]  # the views decode with msgspec themselves
 
@@ -88,6 +92,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         """Store one event. 201 when stored, 200 when its event_id was already stored (a retry)."""
         event = _decode_json(request.data, event_decoder, "event")
         result = ingest_events(self.tenant_id, [event])
+        usage.record(self.tenant_id, usage.EVENTS, result.stored)
         if result.row_errors:
             raise ValidationError(result.row_errors[0].errors)
         code = status.HTTP_201_CREATED if result.stored else status.HTTP_200_OK
@@ -106,6 +111,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         if len(batch.events) > settings.RECSVC_MAX_BULK_ROWS:
             raise ValidationError({"events": [f"At most {settings.RECSVC_MAX_BULK_ROWS} events per request."]})
         result = ingest_events(self.tenant_id, batch.events)
+        usage.record(self.tenant_id, usage.EVENTS, result.stored)
         if result.stored == 0 and result.duplicates == 0:
             raise RowsInvalid([e.as_dict() for e in result.row_errors])
         return Response(result.as_dict())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from django.conf import settings
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.exceptions import ValidationError
@@ -14,10 +14,12 @@ from rest_framework.response import Response
 
 from recs.api.base import TenantViewSet
 from recs.api.problems import PayloadTooLarge
+from recs.api.quota import EventsQuota
 from recs.api.serializers import ImportJobSerializer
 from recs.ingest.imports import new_upload_path
 from recs.models import ImportJob
 from recs.tasks.ingest import enqueue_import
+from tenants.auth import HasTenantScope
 
 _BLOCK = 1 << 20
 _FORMATS = {"application/x-ndjson": "ndjson", "application/ndjson": "ndjson", "text/csv": "csv"}
@@ -36,6 +38,7 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     model = ImportJob
     serializer_class = ImportJobSerializer
     required_scope = "ingest"
+    permission_classes = [HasTenantScope, EventsQuota]
     parser_classes = [StreamParser]
 
     @extend_schema(
@@ -44,14 +47,17 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
         responses={202: ImportJobSerializer},
     )
     def create(self, request):
-        """Upload a file as the raw body (Content-Type application/x-ndjson or text/csv)."""
+        """Upload a file as the raw body (Content-Type application/x-ndjson or text/csv, UTF-8)."""
         kind = request.query_params.get("kind")
         if kind not in ImportJob.Kind.values:
             raise ValidationError({"kind": [f"Must be one of {ImportJob.Kind.values}."]})
-        content_type = request.content_type.split(";")[0].strip().lower()
-        fmt = _FORMATS.get(content_type)
+        content_type, _, params = (request.content_type or "").partition(";")
+        fmt = _FORMATS.get(content_type.strip().lower())
         if fmt is None:
             raise ValidationError({"content_type": [f"Send one of {sorted(_FORMATS)}."]})
+        charset = params.strip().lower().removeprefix("charset=").strip('"') if "charset=" in params.lower() else ""
+        if charset not in ("", "utf-8", "utf8"):
+            raise ValidationError({"content_type": ["Files must be UTF-8."]})
         limit = settings.RECSVC_MAX_IMPORT_BYTES
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -59,9 +65,12 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
             declared = 0
         if declared > limit:
             raise PayloadTooLarge(f"Imports are limited to {limit} bytes.")
+        # The raw stream (None for an empty body), not request.data: nothing may read the file into memory.
+        stream = request.stream
+        if stream is None or declared <= 0:
+            raise ValidationError({"file": ["The upload is empty: send the file as the body, with a Content-Length."]})
         path = new_upload_path(self.tenant_id, fmt)
         size = 0
-        stream = request.data
         try:
             with open(path, "wb") as out:
                 while block := stream.read(_BLOCK):
@@ -69,16 +78,16 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
                     if size > limit:
                         raise PayloadTooLarge(f"Imports are limited to {limit} bytes.")
                     out.write(block)
-        except BaseException:
-            os.remove(path)
-            raise
-        if size == 0:
-            os.remove(path)
-            raise ValidationError({"file": ["The upload is empty."]})
-        with transaction.atomic():
+            if size == 0:
+                raise ValidationError({"file": ["The upload is empty."]})
             job = ImportJob.objects.create(
                 tenant_id=self.tenant_id, kind=kind, format=fmt, file_path=str(path), size_bytes=size
             )
-            enqueue_import(job)
+        except BaseException:
+            # Nothing half-written: a refused, interrupted or unrecorded upload leaves no file behind.
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            raise
+        enqueue_import(job)
         job.refresh_from_db()
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -29,13 +29,31 @@ class RowsInvalid(exceptions.APIException):
 
 
 class QuotaExceeded(exceptions.APIException):
+    """A plan's monthly quota is used up (429: it passes when the quota resets, given in Retry-After).
+
+    `extra` adds machine-readable members to the problem document (meter, limit, used, resets_at...).
+    """
+
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "quota_exceeded"
+
+    def __init__(self, detail=None, *, extra: dict | None = None, wait: int | None = None, code=None):
+        super().__init__(detail, code)
+        self.extra = extra or {}
+        self.wait = wait  # DRF turns it into a Retry-After header
+
+
+class PaymentRequired(QuotaExceeded):
+    """Limited because the shop's payment failed and its grace period is over: paying lifts it."""
+
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    default_code = "payment_required"
 
 
 _TITLES = {
     400: "Invalid request",
     401: "Not authenticated",
+    402: "Payment required",
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
@@ -90,6 +108,8 @@ def problem_exception_handler(exc, context):
         extra["rows"] = exc.rows
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         extra["retry_after"] = round(exc.wait)
+    if isinstance(exc, QuotaExceeded):
+        extra.update(exc.extra, **({"retry_after": exc.wait} if exc.wait else {}))
     result = problem(response.status_code, detail, code=code, **extra)
     for header, value in response.items():
         if header.lower() not in {"content-type", "content-length"}:

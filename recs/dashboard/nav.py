@@ -26,6 +26,8 @@ _ICON_PATHS = {
     "card": '<rect x="1" y="4" width="22" height="16" rx="2"/><path d="M1 10h22"/>',
     "logout": '<path d="M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4M16 17l5-5-5-5M21 12H9"/>',
     "plus": '<path d="M12 5v14M5 12h14"/>',
+    "link": '<path d="M10 13a5 5 0 0 0 7.54.54l3-3a5 5 0 0 0-7.07-7.07l-1.72 1.71"/>'
+    '<path d="M14 11a5 5 0 0 0-7.54-.54l-3 3a5 5 0 0 0 7.07 7.07l1.71-1.71"/>',
     "search": '<circle cx="11" cy="11" r="7"/><path d="m21 21-4.35-4.35"/>',
     "arrow_left": '<path d="M19 12H5M12 19l-7-7 7-7"/>',
     "arrow_right": '<path d="M5 12h14M12 5l7 7-7 7"/>',
@@ -72,13 +74,14 @@ SECTIONS: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("customers", "Customers", "users", "dashboard:customers"),
             NavItem("events", "Events", "activity", "dashboard:events"),
             NavItem("imports", "Imports", "upload", "dashboard:imports"),
+            NavItem("integrations", "Store connections", "link", "dashboard:integrations"),
         ),
     ),
     (
         "Recommendations",
         (
-            NavItem("training", "Training runs", "trending"),
-            NavItem("models", "Models", "layers"),
+            NavItem("training", "Training runs", "trending", "dashboard:training"),
+            NavItem("models", "Models", "layers", "dashboard:models"),
             NavItem("rules", "Rules", "filter"),
             NavItem("promotions", "Promotions", "tag"),
             NavItem("experiments", "Experiments", "split"),
@@ -88,7 +91,7 @@ SECTIONS: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
         "Settings",
         (
             NavItem("keys", "API keys", "key", "dashboard:keys"),
-            NavItem("billing", "Billing", "card"),
+            NavItem("billing", "Billing", "card", "dashboard:billing"),
         ),
     ),
 )

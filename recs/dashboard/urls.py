@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from recs.dashboard import views
+from recs.dashboard import billing, integrations, views
 from recs.dashboard.forms import EmailAuthenticationForm
 
 app_name = "dashboard"
@@ -23,4 +23,8 @@ urlpatterns = [
     path("customers", views.customers, name="customers"),
     path("events", views.events, name="events"),
     path("imports", views.imports, name="imports"),
+    path("integrations", integrations.integrations, name="integrations"),
+    path("billing", billing.billing, name="billing"),
+    path("billing/checkout", billing.billing_checkout, name="billing_checkout"),
+    path("billing/portal", billing.billing_portal, name="billing_portal"),
 ]

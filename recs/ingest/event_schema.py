@@ -13,7 +13,9 @@ from typing import Annotated
 import msgspec
 
 ShortStr = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-EventTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+# No pattern: a regex per row was 60% of the decode time, and a type must be one of the tenant's known
+# types anyway (custom types are checked against the pattern when they are created).
+EventTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)] | Annotated[float, msgspec.Meta(ge=0)]
 
 
@@ -27,7 +29,7 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     recommendation_id: uuid.UUID | None = None
     value: Annotated[float, msgspec.Meta(ge=-1e6, le=1e6)] | None = None
     quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
-    price: Annotated[float, msgspec.Meta(ge=0, le=1e10)] | None = None
+    price: Annotated[float, msgspec.Meta(ge=0, le=9_999_999_999.99)] | None = None  # numeric(12, 2)
 
 
 class EventBatchIn(msgspec.Struct, forbid_unknown_fields=True):

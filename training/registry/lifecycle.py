@@ -7,6 +7,7 @@ Serving never imports the trainers: it asks `active_version()` and loads the art
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +18,11 @@ KEY_METRIC = "ndcg@10"
 
 class ActivationRefused(Exception):
     pass
+
+
+def active_version_cache_key(tenant_id: int) -> str:
+    """Where serving caches the active version id (briefly); activation deletes it once committed."""
+    return f"active-version:{int(tenant_id)}"
 
 
 def active_version(tenant_id: int, kind: str = ModelVersion.Kind.RECOMMENDER) -> ModelVersion | None:
@@ -61,6 +67,8 @@ def activate(version: ModelVersion, *, force: bool = False) -> ModelVersion:
             candidate.status_reason = "activated" + (" (forced)" if reason else "")
             candidate.activated_at = timezone.now()
             candidate.save(update_fields=["status", "status_reason", "activated_at"])
+            # Serving processes pick the new version up on their next request (cache ops never raise).
+            transaction.on_commit(lambda: cache.delete(active_version_cache_key(candidate.tenant_id)))
     if refused:
         # Recorded after the transaction so the reason survives the refusal.
         ModelVersion.objects.for_tenant(version.tenant_id).filter(pk=version.pk).update(
@@ -71,6 +79,14 @@ def activate(version: ModelVersion, *, force: bool = False) -> ModelVersion:
 
 
 def rollback(tenant_id: int, version_id: int) -> ModelVersion:
-    """Re-activate an earlier ready version (an explicit operator decision: no regression guard)."""
+    """Re-activate an earlier ready version (an explicit operator decision: no regression guard).
+
+    Only backwards: going forward to a newer version is an activation, which keeps its guard."""
     version = ModelVersion.objects.for_tenant(tenant_id).get(pk=version_id)
+    current = active_version(tenant_id, version.kind)
+    if current is not None and version.pk > current.pk:
+        raise ActivationRefused(
+            f"version {version.pk} is newer than the active version {current.pk}: "
+            "a rollback goes back to an earlier version; activate this one instead"
+        )
     return activate(version, force=True)

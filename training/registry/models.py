@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from tenants.scoping import TenantOwnedModel
+
+# A run occupies its tenant from queued until it ends (ready, active, failed): one at a time per kind.
+IN_FLIGHT = ("queued", "training", "validating")
 
 
 class ModelVersion(TenantOwnedModel):
@@ -49,7 +54,11 @@ class ModelVersion(TenantOwnedModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "kind"], condition=models.Q(status="active"), name="one_active_version_per_kind"
-            )
+            ),
+            # The database's guard for "one run at a time": two concurrent starts cannot both insert.
+            models.UniqueConstraint(
+                fields=["tenant", "kind"], condition=models.Q(status__in=IN_FLIGHT), name="one_run_in_flight_per_kind"
+            ),
         ]
         indexes = [models.Index(fields=["tenant", "kind", "-created_at"], name="version_recent_idx")]
 
@@ -59,3 +68,29 @@ class ModelVersion(TenantOwnedModel):
     @property
     def percent(self) -> float:
         return float(self.progress.get("percent", 100.0 if self.status in {"ready", "active"} else 0.0))
+
+
+def _default_min_new_events() -> int:
+    return settings.RECSVC_RETRAIN_MIN_NEW_EVENTS
+
+
+class TrainingSchedule(TenantOwnedModel):
+    """A tenant's periodic retraining: every `interval_hours`, unless fewer than `min_new_events` events
+    arrived after the newest trained version's data window (celery beat checks; see training/schedule.py)."""
+
+    enabled = models.BooleanField(default=True)
+    interval_hours = models.PositiveIntegerField(
+        default=24, validators=[MinValueValidator(1), MaxValueValidator(24 * 90)]
+    )
+    min_new_events = models.PositiveIntegerField(default=_default_min_new_events)
+    # What the last check decided and why ("started version 12", "skipped: 40 new events ...").
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="one_training_schedule_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"every {self.interval_hours} h ({'on' if self.enabled else 'off'})"

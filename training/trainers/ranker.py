@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from training.artifacts import TrainedRanker, TrainedRetrieval
-from training.data import CustomerFeatures, Interactions, ItemFeatures
+from training.data import CustomerFeatures, HistoryIndex, Interactions, ItemFeatures
 from training.evaluation import SeenIndex, classification_metrics, topk_from_scores
 from training.features import DENSE_FEATURES, FeatureContext, RankerInputs, ranker_kjt
 from training.models.ranker import Ranker, RankerConfig
-from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything
+from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything, uses_torch_threads
 
 
 def retrieve(
@@ -32,24 +32,31 @@ def retrieve(
     *,
     exclude_seen: bool = True,
     customer_features: CustomerFeatures | None = None,
+    history: HistoryIndex | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (items, scores) per customer from their latest events in `events` (exact search;
-    serving does the same with FAISS)."""
+    serving does the same with FAISS). `history` may pass a prebuilt index of `events`."""
     item_emb = torch.from_numpy(retrieval.item_embeddings)
+    index = history or HistoryIndex(events)
 
     def score(part: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(retrieval.embed_known_customers(events, part, customer_features)) @ item_emb.T
+        return torch.from_numpy(retrieval.embed_known_customers(index, part, customer_features)) @ item_emb.T
 
-    return topk_from_scores(score, customers, k, exclude=SeenIndex(events) if exclude_seen else None)
+    exclude = SeenIndex(events) if exclude_seen else None
+    return topk_from_scores(score, customers, k, exclude=exclude, n_items=retrieval.config.n_items)
 
 
 def query_times(events: Interactions, customers: np.ndarray) -> np.ndarray:
     """The moment a customer's next recommendation is made, as the protocol sees it: just after
-    their last known event (never a timestamp from the events being predicted)."""
-    order = events.time_order()
-    last = np.full(events.n_customers, np.iinfo(np.int64).min // 4, dtype=np.int64)
-    np.maximum.at(last, events.customer[order], events.ts[order])
-    return last[customers] + 1
+    their last known event (never a timestamp from the events being predicted). Customers
+    without events get the moment after the newest event overall."""
+    now = int(events.ts.max()) + 1 if len(events) else 0
+    last = np.full(events.n_customers, now - 1, dtype=np.int64)
+    if len(events):
+        has = np.bincount(events.customer, minlength=events.n_customers) > 0
+        last[has] = np.iinfo(np.int64).min
+        np.maximum.at(last, events.customer, events.ts)
+    return last[np.asarray(customers, dtype=np.int64)] + 1
 
 
 def candidate_inputs(
@@ -59,7 +66,9 @@ def candidate_inputs(
     num_candidates: int,
     customer_features: CustomerFeatures | None = None,
 ) -> RankerInputs:
-    cand, scores = retrieve(retrieval, ctx.events, customers, num_candidates, customer_features=customer_features)
+    cand, scores = retrieve(
+        retrieval, ctx.events, customers, num_candidates, customer_features=customer_features, history=ctx.hist
+    )
     at_ts = query_times(ctx.events, customers)
     return ctx.ranker_inputs(customers, at_ts, cand, scores, retrieval.recency_decay)
 
@@ -85,6 +94,7 @@ def _labels(inputs: RankerInputs, future: Interactions) -> np.ndarray:
     return truth.contains(inputs.customers[:, None], inputs.candidates).reshape(-1).astype(np.float32)
 
 
+@uses_torch_threads
 def train_ranker(
     history: Interactions,
     future: Interactions,
@@ -106,6 +116,7 @@ def train_ranker(
     device: torch.device | None = None,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    num_threads: int | None = 1,
 ) -> TrainedRanker:
     """Train the DLRM on stacked examples (see module doc). `retrieval` must have been trained on
     `history` only. A `holdout_fraction` of customers is kept out to pick the best epoch by
@@ -124,6 +135,11 @@ def train_ranker(
     customers = np.flatnonzero(has_history & (np.bincount(future.customer, minlength=future.n_customers) > 0))
     inputs = candidate_inputs(retrieval, ctx, customers, num_candidates, customer_features)
     labels = _labels(inputs, future)
+    if labels.sum() == 0 or labels.sum() == len(labels):
+        raise ValueError(
+            "no usable ranker examples: the retrieval candidates of customers with later events hold "
+            f"{int(labels.sum())} positives out of {len(labels)}; more events are needed"
+        )
     k = inputs.candidates.shape[1]
 
     holdout_q = rng.random(len(customers)) < holdout_fraction

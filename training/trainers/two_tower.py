@@ -19,9 +19,17 @@ from training.data import (
 )
 from training.evaluation import evaluate_scores
 from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig, TwoTowerRetrievalTask
-from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything, warmup_cosine
+from training.trainers.common import (
+    Progress,
+    ProgressFn,
+    batches,
+    pick_device,
+    seed_everything,
+    uses_torch_threads,
+    warmup_cosine,
+)
 
-_NOT_HPARAMS = {"train", "items", "customer_features", "validation", "device", "progress", "started"}
+_NOT_HPARAMS = {"train", "items", "customer_features", "validation", "device", "progress", "num_threads", "started"}
 
 
 @torch.no_grad()
@@ -36,6 +44,7 @@ def _item_matrix(tower: ItemTower, items: ItemFeatures, device: torch.device, ch
     return torch.cat(out)
 
 
+@uses_torch_threads
 def train_two_tower(
     train: Interactions,
     items: ItemFeatures,
@@ -57,6 +66,7 @@ def train_two_tower(
     device: torch.device | None = None,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    num_threads: int | None = 1,
 ) -> TrainedRetrieval:
     """Train the two-tower model on `train` (every event is a positive for the customer's history
     before it) and return the towers, the item embedding matrix and the hyper-parameters.
@@ -171,9 +181,10 @@ def retrieval_metrics(
 ) -> dict[str, float]:
     """Protocol metrics of retrieval alone: customer embedding from train history . every item."""
     items = torch.from_numpy(model.item_embeddings)
+    index = HistoryIndex(train)
 
     def score(customers: np.ndarray) -> torch.Tensor:
-        emb = model.embed_known_customers(train, customers, customer_features)
+        emb = model.embed_known_customers(index, customers, customer_features)
         return torch.from_numpy(emb) @ items.T
 
     return evaluate_scores(score, train, test)

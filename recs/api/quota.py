@@ -1,0 +1,48 @@
+"""Plan quotas on API endpoints, as DRF permissions (tenants.billing.quota decides).
+
+    class EventViewSet(...):
+        permission_classes = [HasTenantScope, EventsQuota]            # refuses writes past the quota
+
+    class RecommendationView(...):                                   # issue 4
+        permission_classes = [HasTenantScope, RecommendationsQuota]  # refuses every method past the quota
+        # ...and after answering: usage.record(tenant_id, usage.RECOMMENDATIONS)
+
+A free shop past its quota gets 429 (quota_exceeded, Retry-After: until the month resets); a shop whose
+payment failed past the grace period gets 402 (payment_required) once past the free quotas. Both are
+problem documents naming the meter, the limit, the usage and the plan. Paid shops are never refused here
+(overage is billed). The check costs one Redis read, only for shops with a hard limit.
+"""
+
+from __future__ import annotations
+
+from rest_framework import permissions
+
+from recs.api.problems import PaymentRequired, QuotaExceeded
+from tenants.billing import quota
+from tenants.billing.plans import Meter
+from tenants.models import ApiKey
+
+
+class WithinQuota(permissions.BasePermission):
+    meter: Meter
+    # Which methods consume the meter; reads of stored data (GET /v1/events) never count.
+    methods: frozenset[str] = frozenset({"POST", "PUT", "PATCH"})
+
+    def has_permission(self, request, view) -> bool:
+        key = request.auth
+        if request.method not in self.methods or not isinstance(key, ApiKey):
+            return True  # HasTenantScope, listed first, refuses requests without a key
+        decision = quota.check(key.tenant, self.meter)
+        if decision.allowed:
+            return True
+        problem = PaymentRequired if decision.status == quota.PAYMENT_REQUIRED else QuotaExceeded
+        raise problem(decision.detail, extra=decision.fields, wait=decision.retry_after)
+
+
+class EventsQuota(WithinQuota):
+    meter = Meter.EVENTS
+
+
+class RecommendationsQuota(WithinQuota):
+    meter = Meter.RECOMMENDATIONS
+    methods = frozenset({"GET", "POST"})

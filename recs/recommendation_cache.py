@@ -1,0 +1,39 @@
+"""Where cached recommendations live in the cache, so that erasure can find them.
+
+Key pattern (documented contract for the serving layer): every cached answer for one customer is stored
+under `customer_prefix(tenant_id, customer_id)` followed by the request shape and model version, e.g.
+`recs:v1:42:c:<sha256 of the customer id, 32 hex>:<shape>:<model version>`. The customer id is hashed so
+that no id, however odd its characters, can widen a delete pattern or leak into key listings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from django.core.cache import cache
+
+
+def tenant_prefix(tenant_id: int) -> str:
+    return f"recs:v1:{int(tenant_id)}:"
+
+
+def customer_prefix(tenant_id: int, customer_id: str) -> str:
+    digest = hashlib.sha256(customer_id.encode()).hexdigest()[:32]
+    return f"{tenant_prefix(tenant_id)}c:{digest}:"
+
+
+def _delete_pattern(pattern: str) -> int:
+    delete_pattern = getattr(cache, "delete_pattern", None)  # django-redis; the local-memory cache has none
+    if delete_pattern is None:
+        return 0
+    return int(delete_pattern(pattern) or 0)
+
+
+def forget_customers(tenant_id: int, customer_ids: Iterable[str]) -> int:
+    """Delete every cached recommendation of these customers; returns how many keys went."""
+    return sum(_delete_pattern(customer_prefix(tenant_id, customer_id) + "*") for customer_id in customer_ids)
+
+
+def forget_tenant(tenant_id: int) -> int:
+    return _delete_pattern(tenant_prefix(tenant_id) + "*")

@@ -1,0 +1,105 @@
+"""FAISS indexes over a model version's item embeddings, stored next to the version's artifacts.
+
+Embeddings are L2-normalised, so inner product is cosine. Small catalogs get an exact flat index;
+above `exact_max_items`, an IVF index with nlist ~ 4 * sqrt(n). The parameters (type, nlist, nprobe)
+are recorded in a JSON file beside the index so serving and benchmarks know what they load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+INDEX_FILE = "items.faiss"
+PARAMS_FILE = "items.faiss.json"
+EXACT_MAX_ITEMS = 50_000
+# Share of the inverted lists scanned per query: the issue's budget is at most 5% of the catalog.
+DEFAULT_PROBE_FRACTION = 0.03
+
+
+def choose_params(n_items: int, dim: int, *, exact_max_items: int = EXACT_MAX_ITEMS) -> dict[str, Any]:
+    """Index type and parameters from the catalog size."""
+    if n_items <= exact_max_items:
+        return {"kind": "flat", "metric": "inner_product", "n_items": n_items, "dim": dim}
+    nlist = max(1, min(n_items, round(4 * math.sqrt(n_items))))
+    nprobe = max(1, min(nlist, math.ceil(nlist * DEFAULT_PROBE_FRACTION)))
+    return {"kind": "ivf_flat", "metric": "inner_product", "n_items": n_items, "dim": dim,
+            "nlist": nlist, "nprobe": nprobe}
+
+
+def build_index(
+    embeddings: np.ndarray, params: dict[str, Any] | None = None, *, exact_max_items: int = EXACT_MAX_ITEMS
+) -> tuple[faiss.Index, dict[str, Any]]:
+    """An index over `embeddings` (row i = item index i) and the parameters it was built with."""
+    emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n, dim = emb.shape
+    params = dict(params or choose_params(n, dim, exact_max_items=exact_max_items))
+    if params["kind"] == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif params["kind"] == "ivf_flat":
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = 0  # the same embeddings always give the same lists
+        index.train(emb)
+    else:
+        raise ValueError(f"unknown index kind {params['kind']!r}")
+    index.add(emb)
+    set_search_params(index, params)
+    return index, params
+
+
+def set_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
+    if params["kind"] == "ivf_flat":
+        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+
+
+def write_index(index: faiss.Index, params: dict[str, Any], folder: str | Path) -> Path:
+    """Write atomically (temp file + rename): a concurrent reader sees the old file or the new one."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / INDEX_FILE
+    tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
+    faiss.write_index(index, str(tmp))
+    tmp_params = folder / f".{PARAMS_FILE}.{os.getpid()}.tmp"
+    tmp_params.write_text(json.dumps(params, indent=2, sort_keys=True))
+    os.replace(tmp_params, folder / PARAMS_FILE)
+    os.replace(tmp, path)
+    return path
+
+
+def load_index(folder: str | Path) -> tuple[faiss.Index, dict[str, Any]]:
+    """Read the index memory-mapped where its type allows (flat codes, IVF lists)."""
+    folder = Path(folder)
+    params = json.loads((folder / PARAMS_FILE).read_text())
+    flag = faiss.IO_FLAG_MMAP_IFC if params["kind"] == "flat" else faiss.IO_FLAG_MMAP
+    try:
+        index = faiss.read_index(str(folder / INDEX_FILE), flag)
+    except RuntimeError:
+        index = faiss.read_index(str(folder / INDEX_FILE))
+    set_search_params(index, params)
+    return index, params
+
+
+def ensure_index(folder: str | Path, embeddings: np.ndarray, **kwargs: Any) -> tuple[faiss.Index, dict[str, Any]]:
+    """Load the version's index, building and storing it first if it is missing (or stale)."""
+    folder = Path(folder)
+    if (folder / INDEX_FILE).exists() and (folder / PARAMS_FILE).exists():
+        index, params = load_index(folder)
+        if index.ntotal == len(embeddings) and index.d == embeddings.shape[1]:
+            return index, params
+    index, params = build_index(embeddings, **kwargs)
+    write_index(index, params, folder)
+    return load_index(folder)
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, item indices) of shape (Q, k'); k' = min(k, catalog size); missing hits have index -1."""
+    k = max(1, min(int(k), index.ntotal))
+    scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return scores, ids

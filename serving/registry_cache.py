@@ -1,0 +1,144 @@
+"""Per-process cache of each tenant's active model: weights, FAISS index and the index <-> pk maps.
+
+The active version id is looked up through the shared cache (`lifecycle.active_version_cache_key`,
+deleted by activation once it commits; short TTL; database fallback), so activating a version swaps the
+served model on every process's next request, without a restart. Artifacts are read only through the registry's load API
+(`lifecycle.active_version`, `storage.local_path`) and the artifact classes of `training.artifacts`:
+`training.pipeline` imports the trainers at module level, so serving reads the pipeline's pieces itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+
+from serving import index as item_index
+from training.artifacts import TrainedRanker, TrainedRetrieval
+from training.registry import lifecycle, storage
+from training.registry.models import ModelVersion
+
+log = logging.getLogger(__name__)
+_NO_VERSION = 0  # cached "this tenant has no active version" (None means a cache miss)
+
+
+@dataclass
+class ServedModel:
+    version_id: int
+    retrieval: TrainedRetrieval
+    ranker: TrainedRanker
+    num_candidates: int
+    index: faiss.Index
+    index_params: dict[str, Any]
+    product_pks: np.ndarray  # item index -> Product.pk
+    customer_pks: np.ndarray  # customer index -> Customer.pk
+    _product_order: np.ndarray
+    _customer_order: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return len(self.product_pks)
+
+    def item_indices(self, product_pks: np.ndarray) -> np.ndarray:
+        """Item index of each product pk, -1 for products the model was not trained on."""
+        return _lookup(self.product_pks, self._product_order, product_pks)
+
+    def customer_index(self, customer_pk: int | None) -> int:
+        if customer_pk is None:
+            return -1
+        return int(_lookup(self.customer_pks, self._customer_order, np.array([customer_pk]))[0])
+
+
+def _lookup(pks: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    wanted = np.asarray(wanted, dtype=np.int64)
+    if len(pks) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    sorted_pks = pks[order]
+    pos = np.clip(np.searchsorted(sorted_pks, wanted), 0, len(pks) - 1)
+    return np.where(sorted_pks[pos] == wanted, order[pos], -1).astype(np.int64)
+
+
+def active_version_id(tenant_id: int) -> int | None:
+    """The tenant's active recommender version id (at most RECSVC_ACTIVE_VERSION_TTL_SECONDS stale)."""
+    cached = cache.get(lifecycle.active_version_cache_key(tenant_id))
+    if cached is None:
+        version = lifecycle.active_version(tenant_id)
+        cached = version.pk if version is not None else _NO_VERSION
+        cache.set(lifecycle.active_version_cache_key(tenant_id), cached, settings.RECSVC_ACTIVE_VERSION_TTL_SECONDS)
+    return int(cached) or None
+
+
+def forget_active_version(tenant_id: int) -> None:
+    """Make every process re-read the active version on its next request (activation does this itself)."""
+    cache.delete(lifecycle.active_version_cache_key(tenant_id))
+
+
+_loaded: dict[int, ServedModel] = {}
+_locks: dict[int, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def load_served_model(version: ModelVersion) -> ServedModel:
+    folder = storage.local_path(version.artifact_uri)
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    retrieval = TrainedRetrieval.load(folder / "retrieval")
+    ranker = TrainedRanker.load(folder / "ranker")
+    index, params = item_index.ensure_index(folder, retrieval.item_embeddings)
+    product_pks = np.load(folder / "product_pks.npy", allow_pickle=False).astype(np.int64)
+    customer_pks = np.load(folder / "customer_pks.npy", allow_pickle=False).astype(np.int64)
+    if len(product_pks) != len(retrieval.item_embeddings):
+        raise ValueError(f"version {version.pk}: {len(product_pks)} product pks for "
+                         f"{len(retrieval.item_embeddings)} item embeddings")
+    return ServedModel(
+        version_id=version.pk,
+        retrieval=retrieval,
+        ranker=ranker,
+        num_candidates=int(manifest["num_candidates"]),
+        index=index,
+        index_params=params,
+        product_pks=product_pks,
+        customer_pks=customer_pks,
+        _product_order=np.argsort(product_pks, kind="stable"),
+        _customer_order=np.argsort(customer_pks, kind="stable"),
+    )
+
+
+def served_model(tenant_id: int) -> ServedModel | None:
+    """The loaded active model of the tenant, or None (no active version, or its artifacts unreadable:
+    the caller degrades to popular items rather than failing the request)."""
+    version_id = active_version_id(tenant_id)
+    if version_id is None:
+        return None
+    current = _loaded.get(tenant_id)
+    if current is not None and current.version_id == version_id:
+        return current
+    with _locks_guard:
+        lock = _locks.setdefault(tenant_id, threading.Lock())
+    with lock:  # one load per tenant at a time; other tenants are not blocked
+        current = _loaded.get(tenant_id)
+        if current is not None and current.version_id == version_id:
+            return current
+        version = ModelVersion.objects.for_tenant(tenant_id).filter(pk=version_id).first()
+        if version is None or not version.artifact_uri:
+            forget_active_version(tenant_id)
+            return None
+        try:
+            model = load_served_model(version)
+        except Exception:
+            log.exception("cannot load version %s of tenant %s; serving without a model", version_id, tenant_id)
+            return current
+        _loaded[tenant_id] = model  # the previous version is dropped with its last reference
+        return model
+
+
+def clear() -> None:
+    """Drop every loaded model (tests, and a process that must free memory)."""
+    _loaded.clear()

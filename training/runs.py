@@ -1,0 +1,46 @@
+"""Starting a training run on request (API, dashboard, schedule): one run at a time per tenant.
+
+Two runs of one tenant would race to activate, double the worker time the tenant costs, and the
+second one would train on almost the same data. The check here gives the caller a clear answer;
+the partial unique index `one_run_in_flight_per_kind` is the guard that holds under concurrency.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from training.hyperparameters import clean_hyperparameters
+from training.registry.models import IN_FLIGHT, ModelVersion
+
+
+class RunInProgress(Exception):
+    def __init__(self, version: ModelVersion | None):
+        self.version = version
+        which = f"version {version.pk} is {version.status}" if version else "another run has just started"
+        super().__init__(f"{which}: a tenant trains one run at a time; wait until it finishes")
+
+
+def in_flight(tenant_id: int, kind: str = ModelVersion.Kind.RECOMMENDER) -> ModelVersion | None:
+    """The tenant's queued, training or validating version, if any."""
+    return ModelVersion.objects.for_tenant(tenant_id).filter(kind=kind, status__in=IN_FLIGHT).order_by("-pk").first()
+
+
+def request_run(tenant_id: int, *, trigger: str, hyperparameters: dict | None = None) -> ModelVersion:
+    """Queue a run (the worker picks it up once the caller's transaction commits) or raise RunInProgress.
+
+    Hyper-parameters are validated here as well as at the edge (InvalidHyperparameters), so no caller
+    can queue a run the trainers would reject.
+    """
+    from training.jobs import start_training  # keeps numpy/ML modules out of the import of this module
+
+    params = clean_hyperparameters(hyperparameters)
+    current = in_flight(tenant_id)
+    if current is not None:
+        raise RunInProgress(current)
+    try:
+        with transaction.atomic():  # a savepoint: a lost race leaves the caller's transaction usable
+            return start_training(tenant_id, trigger=trigger, hyperparameters=params)
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != "one_run_in_flight_per_kind":
+            raise
+        raise RunInProgress(in_flight(tenant_id)) from None
