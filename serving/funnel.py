@@ -1,9 +1,10 @@
 """One recommendation request: customer embedding -> FAISS candidates -> masks -> order -> answer.
 
-Ranking: the DLRM ranker's inference path (`candidate_inputs` / `predict_ranker`) lives in
-`training/trainers/ranker.py`, and serving never imports the trainers. Until those functions move to
-an inference module, candidates are ordered by their retrieval score (cosine of the two-tower
-embeddings); `score` and `retrieval_score` are then equal.
+Ranking: the DLRM ranker's inference path (`candidate_inputs` / `predict_ranker`) is in
+`training.inference`, importable by serving; what it still lacks here is an online source for its
+point-in-time features (item popularity windows, the customer's history) that does not rebuild a
+FeatureContext over all of a tenant's events per request. Until then candidates are ordered by their
+retrieval score (cosine of the two-tower embeddings); `score` and `retrieval_score` are then equal.
 """
 
 from __future__ import annotations

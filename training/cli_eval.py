@@ -21,9 +21,9 @@ from training.baselines import fit_als, popularity_scorer, tune_als
 from training.data import Interactions, ItemFeatures, temporal_split
 from training.evaluation import classification_metrics, evaluate_scores, evaluate_topk, relevant_sets
 from training.features import FeatureContext
+from training.inference import candidate_inputs, predict_ranker
 from training.movielens import movielens_arrays
 from training.pipeline import train_pipeline
-from training.trainers.ranker import candidate_inputs, predict_ranker
 from training.trainers.two_tower import retrieval_metrics
 
 # Best point of DEFAULT_ALS_GRID on the validation split (used by --quick only). A wider grid

@@ -65,7 +65,7 @@ def _version_or_404(tenant_id: int, version_id: int) -> ModelVersion:
 
 
 def _metric_rows(version: ModelVersion, active: ModelVersion | None) -> list[tuple[str, object, object]]:
-    """(label, this version's value, the active version's value) for every metric either of them has."""
+    """(label, this version's value, the active version's value) for every numeric metric of this version."""
     known = dict(METRICS)
     keys = [k for k, _ in METRICS if k in version.metrics] + sorted(
         k for k in version.metrics if k not in known and isinstance(version.metrics[k], (int, float))

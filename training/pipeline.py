@@ -1,21 +1,19 @@
-"""The served pipeline end to end: two-tower retrieval -> DLRM re-scoring of the top candidates."""
+"""Training the served pipeline end to end: two-tower retrieval -> DLRM re-scoring of the top
+candidates. The trained bundle and its inference (`TrainedPipeline`, `recommend`) live in
+training.inference, re-exported here."""
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from training.artifacts import TrainedRanker, TrainedRetrieval
 from training.data import CustomerFeatures, Interactions, ItemFeatures, validation_split
-from training.features import FeatureContext
+from training.inference import TrainedPipeline, recommend
 from training.trainers.common import ProgressFn
-from training.trainers.ranker import candidate_inputs, predict_ranker, train_ranker
+from training.trainers.ranker import train_ranker
 from training.trainers.two_tower import train_two_tower
+
+__all__ = ["DEFAULT_RANKER", "DEFAULT_RETRIEVAL", "TrainedPipeline", "recommend", "train_pipeline"]
 
 # Tuned on the MovieLens validation split (nested: never on test); see training/cli_eval.py.
 DEFAULT_RETRIEVAL: dict[str, Any] = {
@@ -35,37 +33,6 @@ DEFAULT_RANKER: dict[str, Any] = {
     "lr": 1e-3,
     "sparse_features": ("category", "brand", "price_bucket"),
 }
-
-
-@dataclass
-class TrainedPipeline:
-    retrieval: TrainedRetrieval
-    ranker: TrainedRanker
-    num_candidates: int
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, path: str | Path) -> None:
-        path = Path(path)
-        self.retrieval.save(path / "retrieval")
-        self.ranker.save(path / "ranker")
-        (path / "manifest.json").write_text(
-            json.dumps(
-                {"kind": "pipeline", "num_candidates": self.num_candidates, "metrics": self.metrics},
-                indent=2,
-                sort_keys=True,
-            )
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> TrainedPipeline:
-        path = Path(path)
-        manifest = json.loads((path / "manifest.json").read_text())
-        return cls(
-            retrieval=TrainedRetrieval.load(path / "retrieval"),
-            ranker=TrainedRanker.load(path / "ranker"),
-            num_candidates=int(manifest["num_candidates"]),
-            metrics=manifest.get("metrics", {}),
-        )
 
 
 def train_pipeline(
@@ -106,27 +73,3 @@ def train_pipeline(
         num_candidates=num_candidates,
         metrics={"train_seconds": round(time.perf_counter() - started, 3), "refit_retrieval": refit_retrieval},
     )
-
-
-def recommend(
-    pipeline: TrainedPipeline,
-    events: Interactions,
-    items: ItemFeatures,
-    customers: np.ndarray,
-    *,
-    k: int = 100,
-    customer_features: CustomerFeatures | None = None,
-    context: FeatureContext | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (items, probabilities) per customer as of just after their last event in `events`.
-
-    `context` can be passed in to reuse the point-in-time indexes across calls.
-    """
-    retrieval = pipeline.retrieval
-    ctx = context or FeatureContext(events, items, retrieval.item_embeddings, retrieval.history_len)
-    inputs = candidate_inputs(
-        retrieval, ctx, np.asarray(customers, dtype=np.int64), pipeline.num_candidates, customer_features
-    )
-    probs = predict_ranker(pipeline.ranker, inputs, items)
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(inputs.candidates, order, 1), np.take_along_axis(probs, order, 1)

@@ -88,7 +88,10 @@ def test_a_run_started_over_the_api_trains_in_the_worker_and_activates(celery_wo
     finally:
         version = ModelVersion.objects.for_tenant(tenant).get(pk=body["id"])
         if version.artifact_uri:  # written by the shared worker wherever its RECSVC_ARTIFACT_DIR points
-            shutil.rmtree(storage.local_path(version.artifact_uri), ignore_errors=True)
+            folder = storage.local_path(version.artifact_uri)
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                folder.parent.rmdir()  # the tenant's folder, if nothing else is in it
 
 
 # --- a worker killed mid-run ----------------------------------------------------------------------------------

@@ -17,76 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from training.artifacts import TrainedRanker, TrainedRetrieval
-from training.data import CustomerFeatures, HistoryIndex, Interactions, ItemFeatures
-from training.evaluation import SeenIndex, classification_metrics, topk_from_scores
+from training.data import CustomerFeatures, Interactions, ItemFeatures
+from training.evaluation import SeenIndex, classification_metrics
 from training.features import DENSE_FEATURES, FeatureContext, RankerInputs, ranker_kjt
+from training.inference import candidate_inputs
 from training.models.ranker import Ranker, RankerConfig
 from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything, uses_torch_threads
-
-
-def retrieve(
-    retrieval: TrainedRetrieval,
-    events: Interactions,
-    customers: np.ndarray,
-    k: int,
-    *,
-    exclude_seen: bool = True,
-    customer_features: CustomerFeatures | None = None,
-    history: HistoryIndex | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (items, scores) per customer from their latest events in `events` (exact search;
-    serving does the same with FAISS). `history` may pass a prebuilt index of `events`."""
-    item_emb = torch.from_numpy(retrieval.item_embeddings)
-    index = history or HistoryIndex(events)
-
-    def score(part: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(retrieval.embed_known_customers(index, part, customer_features)) @ item_emb.T
-
-    exclude = SeenIndex(events) if exclude_seen else None
-    return topk_from_scores(score, customers, k, exclude=exclude, n_items=retrieval.config.n_items)
-
-
-def query_times(events: Interactions, customers: np.ndarray) -> np.ndarray:
-    """The moment a customer's next recommendation is made, as the protocol sees it: just after
-    their last known event (never a timestamp from the events being predicted). Customers
-    without events get the moment after the newest event overall."""
-    now = int(events.ts.max()) + 1 if len(events) else 0
-    last = np.full(events.n_customers, now - 1, dtype=np.int64)
-    if len(events):
-        has = np.bincount(events.customer, minlength=events.n_customers) > 0
-        last[has] = np.iinfo(np.int64).min
-        np.maximum.at(last, events.customer, events.ts)
-    return last[np.asarray(customers, dtype=np.int64)] + 1
-
-
-def candidate_inputs(
-    retrieval: TrainedRetrieval,
-    ctx: FeatureContext,
-    customers: np.ndarray,
-    num_candidates: int,
-    customer_features: CustomerFeatures | None = None,
-) -> RankerInputs:
-    cand, scores = retrieve(
-        retrieval, ctx.events, customers, num_candidates, customer_features=customer_features, history=ctx.hist
-    )
-    at_ts = query_times(ctx.events, customers)
-    return ctx.ranker_inputs(customers, at_ts, cand, scores, retrieval.recency_decay)
-
-
-@torch.no_grad()
-def predict_ranker(
-    ranker: TrainedRanker, inputs: RankerInputs, items: ItemFeatures, batch_size: int = 16384
-) -> np.ndarray:
-    """Probabilities, shape (Q, K) like inputs.candidates."""
-    model = ranker.model()
-    out = []
-    for lo in range(0, inputs.n_examples, batch_size):
-        rows = np.arange(lo, min(lo + batch_size, inputs.n_examples))
-        q, item, dense = inputs.take(rows)
-        kjt = ranker_kjt(items, item, inputs.history.take(q), keys=ranker.config.sparse_features)
-        out.append(model.predict_proba(torch.from_numpy(dense), kjt).numpy())
-    probs = np.concatenate(out) if out else np.zeros(0, np.float32)
-    return probs.reshape(inputs.candidates.shape)
 
 
 def _labels(inputs: RankerInputs, future: Interactions) -> np.ndarray:
