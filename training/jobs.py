@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from training.data import temporal_split
@@ -63,6 +63,15 @@ class ProgressRecorder:
             self._last = now
             self.version.heartbeat_at = timezone.now()
             self.version.save(update_fields=["progress", "curve", "heartbeat_at"])
+
+
+def _still_running(version: ModelVersion) -> bool:
+    """False if someone else (the reaper) ended this run meanwhile; `version` is then refreshed."""
+    current = ModelVersion.objects.for_tenant(version.tenant_id).filter(pk=version.pk).values_list("status", flat=True)
+    if current.first() in (ModelVersion.Status.TRAINING, ModelVersion.Status.VALIDATING):
+        return True
+    version.refresh_from_db()
+    return False
 
 
 def start_training(tenant_id: int, *, trigger: str = "api", hyperparameters: dict | None = None) -> ModelVersion:
@@ -143,8 +152,15 @@ def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True
         version.metrics = {**metrics, "train_seconds": round(time.perf_counter() - started, 2)}
         version.status = ModelVersion.Status.VALIDATING
         version.progress = {**version.progress, "percent": 100.0}
+        if not _still_running(version):
+            storage.discard(version.tenant_id, version.pk)
+            return version
         version.save()
+    except OperationalError:
+        raise  # a transient database error: the task puts the run back in the queue and Celery retries
     except Exception as exc:
+        if not _still_running(version):
+            return version  # the reaper already failed this run (its worker looked dead): keep its verdict
         version.status = ModelVersion.Status.FAILED
         version.status_reason = f"{type(exc).__name__}: {exc}"
         version.finished_at = timezone.now()

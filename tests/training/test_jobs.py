@@ -89,3 +89,28 @@ def test_failed_or_unvalidated_versions_never_activate(shop_tenant):
     with pytest.raises(lifecycle.ActivationRefused):
         lifecycle.activate(no_metric)
     assert lifecycle.active_version(tenant.pk) is None
+
+
+def test_cli_refuses_while_a_run_is_in_flight(shop_tenant):
+    from django.core.management import CommandError, call_command
+
+    _version(shop_tenant, status="training")
+    with pytest.raises(CommandError, match="one run at a time"):
+        call_command("train", tenant=shop_tenant.slug)
+
+
+def test_a_run_reaped_meanwhile_keeps_the_reapers_verdict(shop, monkeypatch):
+    import training.jobs as jobs
+
+    version = _version(shop)
+    real_evaluate = jobs.evaluate_pipeline
+
+    def reaped_during_evaluation(*args, **kwargs):
+        ModelVersion.objects.for_tenant(shop).filter(pk=version.pk).update(status="failed", status_reason="worker lost")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "evaluate_pipeline", reaped_during_evaluation)
+    version = run_training(version)
+    assert (version.status, version.status_reason) == ("failed", "worker lost")
+    assert not storage.version_dir(shop.pk, version.pk).exists()
+    assert lifecycle.active_version(shop.pk) is None

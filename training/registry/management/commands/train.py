@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
 from tenants.context import tenant_context
 from tenants.models import Tenant
+from training.hyperparameters import InvalidHyperparameters, clean_hyperparameters
 from training.jobs import run_training
 from training.registry import lifecycle
 from training.registry.models import ModelVersion
+from training.runs import RunInProgress, in_flight
 
 
 class Command(BaseCommand):
@@ -48,8 +50,18 @@ class Command(BaseCommand):
             loss = f" loss {record['loss']:.4f}" if "loss" in record else ""
             bar.set_postfix_str(f"{record.get('phase')} {record.get('stage', '')}{loss}")
 
-        with tenant_context(tenant.pk), transaction.atomic():
-            version = ModelVersion.objects.create(tenant=tenant, trigger=opts["trigger"], hyperparameters=params)
+        try:
+            with tenant_context(tenant.pk), transaction.atomic():
+                current = in_flight(tenant.pk)
+                if current is not None:
+                    raise RunInProgress(current)
+                version = ModelVersion.objects.create(
+                    tenant=tenant, trigger=opts["trigger"], hyperparameters=clean_hyperparameters(params)
+                )
+        except (RunInProgress, InvalidHyperparameters) as exc:
+            raise CommandError(str(exc)) from exc
+        except IntegrityError as exc:  # a run was queued between the check and the insert
+            raise CommandError(f"{tenant.slug}: another run has just started") from exc
         with tenant_context(tenant.pk):
             version = run_training(version, echo=echo, auto_activate=not opts["no_activate"])
         bar.close()
