@@ -55,8 +55,12 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
         fmt = _FORMATS.get(content_type.strip().lower())
         if fmt is None:
             raise ValidationError({"content_type": [f"Send one of {sorted(_FORMATS)}."]})
-        charset = params.strip().lower().removeprefix("charset=").strip('"') if "charset=" in params.lower() else ""
-        if charset not in ("", "utf-8", "utf8"):
+        charsets = [
+            value.strip().strip('"').lower()
+            for name, _, value in (param.partition("=") for param in params.split(";"))
+            if name.strip().lower() == "charset"
+        ]
+        if any(charset not in ("utf-8", "utf8") for charset in charsets):
             raise ValidationError({"content_type": ["Files must be UTF-8."]})
         limit = settings.RECSVC_MAX_IMPORT_BYTES
         try:

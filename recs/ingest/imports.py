@@ -202,7 +202,9 @@ def run_import(job: ImportJob) -> ImportJob:
     except ImportFileError as exc:
         job.status, job.error_message = ImportJob.Status.FAILED, str(exc)
     except OSError as exc:
-        job.status, job.error_message = ImportJob.Status.FAILED, f"The uploaded file cannot be read: {exc}"
+        # strerror only: the message is shown to the shop, the server's path is not theirs to see.
+        job.status = ImportJob.Status.FAILED
+        job.error_message = f"The uploaded file cannot be read ({exc.strerror or type(exc).__name__})."
     except Exception:
         log.exception("import job %s failed", job.pk)
         job.status = ImportJob.Status.FAILED

@@ -168,7 +168,7 @@ def test_csv_events_import_with_bom_and_bad_rows(api, tenant, catalog, import_di
         "\n"
         "c-5,view,c2,p2,,1714557900,,\n"
     ).encode()
-    job = run_on_commit(api, body, content_type="text/csv; charset=utf-8")
+    job = run_on_commit(api, body, content_type="text/csv; header=present; charset=UTF-8")
     assert job["status"] == "succeeded", job
     assert (job["rows_ok"], job["rows_failed"]) == (3, 2)
     assert [(e["line"], list(e["errors"])) for e in job["errors"]] == [(4, ["type"]), (5, ["non_field_errors"])]
