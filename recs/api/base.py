@@ -39,12 +39,16 @@ class TenantScopedMixin:
         self._tenant_scope = tenant_context(self.tenant_id)
         self._tenant_scope.__enter__()
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        scope = getattr(self, "_tenant_scope", None)
-        if scope is not None:
-            self._tenant_scope = None
-            scope.__exit__(None, None, None)
-        return super().finalize_response(request, response, *args, **kwargs)
+    def dispatch(self, request, *args, **kwargs):
+        # `finally`, not finalize_response: an unhandled error (a 500) skips finalize_response and would
+        # leave this tenant's row-level-security setting on the pooled connection.
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            scope = getattr(self, "_tenant_scope", None)
+            if scope is not None:
+                self._tenant_scope = None
+                scope.__exit__(None, None, None)
 
     def safely_get_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
         return queryset
