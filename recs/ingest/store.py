@@ -87,17 +87,6 @@ def create_placeholder_customers(tenant_id: int, external_ids: list[str]) -> dic
     return _ids_by_external_id(Customer, tenant_id, external_ids)
 
 
-def product_ids(tenant_id: int, external_ids: set[str]) -> dict[str, int]:
-    return resolve_ids(tenant_id, external_ids, set())[0]
-
-
-def ensure_customers(tenant_id: int, external_ids: set[str]) -> dict[str, int]:
-    """Ids of the named customers, creating placeholders for the unknown ones."""
-    found = resolve_ids(tenant_id, set(), external_ids)[1]
-    found.update(create_placeholder_customers(tenant_id, [x for x in external_ids if x not in found]))
-    return found
-
-
 # The staging table mirrors recs_event's columns, except price: binary COPY sends it as float8 and the
 # INSERT casts it to numeric(12,2) (the event schema bounds it so that the cast cannot overflow).
 _STAGING_DDL = (
