@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -55,29 +56,93 @@ def forget_cached_keys(tenant: Tenant) -> None:
     cache.delete_many([_cache_key(prefix) for prefix in tenant.api_keys.values_list("prefix", flat=True)])
 
 
-def authenticate_api_key(raw_key: str) -> ApiKey | None:
-    """The active key matching `raw_key`, or None. Comparison is constant time."""
+def parse_prefix(raw_key: str) -> str | None:
+    """The public prefix of a well-formed key (`rsk_<id>`), else None."""
     if not raw_key.startswith(KEY_PREFIX) or len(raw_key) > 128:
         return None
     parts = raw_key.split("_", 2)  # rsk, public id, secret (the secret may itself contain "_")
     if len(parts) != 3 or not parts[1] or not parts[2]:
         return None
-    prefix = f"{parts[0]}_{parts[1]}"
-    key = cache.get(_cache_key(prefix))
-    if key is None:
-        key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+    return f"{parts[0]}_{parts[1]}"
+
+
+class Identity(NamedTuple):
+    key_id: int
+    tenant_id: int
+    secret_hash: str
+
+
+# What never changes about a key (its id, its tenant, the hash of its secret) is kept per process once
+# read: a wrong secret for a known prefix is refused without I/O, and the tenant and key ids the admission
+# round trip needs are known before it. Everything that can change (revocation, the tenant's plan and
+# activity) is still read from the shared cache entry on every request (tenants.admission), so revoking
+# a key binds on the next request in every process.
+_identities: dict[str, Identity] = {}
+_MAX_IDENTITIES = 10_000
+
+
+def remember_identity(key: ApiKey) -> Identity:
+    if len(_identities) >= _MAX_IDENTITIES:
+        _identities.clear()  # bounded; a cleared entry costs one query to read again
+    identity = _identities[key.prefix] = Identity(key.pk, key.tenant_id, key.secret_hash)
+    return identity
+
+
+def identity_of(prefix: str) -> Identity | None:
+    """The key's immutable identity, from this process or the database (None: no such key)."""
+    identity = _identities.get(prefix)
+    if identity is None:
+        key = ApiKey.objects.filter(prefix=prefix).only("pk", "tenant", "secret_hash", "prefix").first()
         if key is None:
             return None
+        identity = remember_identity(key)
+    return identity
+
+
+def secret_matches(identity: Identity, raw_key: str) -> bool:
+    """Constant-time comparison of the key's stored hash with the hash of `raw_key`."""
+    return hmac.compare_digest(identity.secret_hash, _hash(raw_key))
+
+
+def cache_key(prefix: str) -> str:
+    """The shared cache entry of a key (its row and its tenant's), deleted on revocation."""
+    return _cache_key(prefix)
+
+
+def load_key(prefix: str) -> ApiKey | None:
+    """The key with its tenant from the database, put in the shared cache."""
+    key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+    if key is not None:
         cache.set(_cache_key(prefix), key, _CACHE_SECONDS)
-    if key.revoked_at is not None or not key.tenant.is_active:
-        return None
-    if not hmac.compare_digest(key.secret_hash, _hash(raw_key)):
-        return None
-    _touch(key)
+        remember_identity(key)
     return key
 
 
-def _touch(key: ApiKey) -> None:
+def usable(key: ApiKey | None, raw_key: str) -> bool:
+    """Not revoked, of an active tenant, and `raw_key` is its secret (constant-time comparison)."""
+    if key is None or key.revoked_at is not None or not key.tenant.is_active:
+        return False
+    return hmac.compare_digest(key.secret_hash, _hash(raw_key))
+
+
+def authenticate_api_key(raw_key: str) -> ApiKey | None:
+    """The active key matching `raw_key`, or None. Comparison is constant time.
+
+    (The API authenticates through tenants.admission, which reads the same cache entry in the round trip
+    that also counts the rate limit; this is the plain path for everything else.)"""
+    prefix = parse_prefix(raw_key)
+    if prefix is None:
+        return None
+    key = cache.get(_cache_key(prefix))
+    if key is None:
+        key = load_key(prefix)
+    if not usable(key, raw_key):
+        return None
+    touch(key)
+    return key
+
+
+def touch(key: ApiKey) -> None:
     """Record use at most once per cache period: one UPDATE a minute per key, not one per request."""
     now = timezone.now()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > _CACHE_SECONDS:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from tenants.api_keys import authenticate_api_key
+from tenants.admission import REQUEST_ATTRIBUTE, admit
 from tenants.models import ApiKey
+from tenants.ratelimit import ApiKeyRateThrottle
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -24,10 +25,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raw = request.META.get("HTTP_X_API_KEY", "").strip()
         if not raw:
             return None
-        key = authenticate_api_key(raw)
-        if key is None:
+        # One Redis round trip reads the key's cache entry, counts the rate limit and reads the usage
+        # counters (tenants.admission); the throttle and the quota permission use what it read.
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        throttles = getattr(view, "throttle_classes", ()) if view is not None else ()
+        admission = admit(raw, count_rate=any(issubclass(t, ApiKeyRateThrottle) for t in throttles))
+        if admission is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        return (None, key)
+        setattr(request, REQUEST_ATTRIBUTE, admission)
+        return (None, admission.key)
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'

@@ -31,12 +31,15 @@ def _redis():
         return None  # local-memory cache (embedded default)
 
 
+def window_key(bucket: str, now: float, window: int = WINDOW_SECONDS) -> tuple[str, float]:
+    """The Redis key counting `bucket` in the window that `now` falls in, and the seconds until it ends."""
+    window_start = int(now // window) * window
+    return f"rl:{bucket}:{window_start}", window_start + window - now
+
+
 def hit(bucket: str, limit: int, window: int = WINDOW_SECONDS) -> tuple[bool, float]:
     """Count one request in `bucket`; return (allowed, seconds until the window resets)."""
-    now = time.time()
-    window_start = int(now // window) * window
-    key = f"rl:{bucket}:{window_start}"
-    retry_after = window_start + window - now
+    key, retry_after = window_key(bucket, time.time(), window)
     client = _redis()
     try:
         if client is not None:
@@ -58,6 +61,13 @@ class ApiKeyRateThrottle(BaseThrottle):
         key = request.auth
         if not isinstance(key, ApiKey):
             return True
+        admission = getattr(request, "_recsvc_admission", None)  # tenants.admission.REQUEST_ATTRIBUTE
+        if admission is not None and admission.degraded:
+            return True  # Redis was unreachable when the request was admitted
+        if admission is not None and admission.rate_count is not None:
+            # Counted in the admission round trip.
+            self._wait = admission.retry_after
+            return admission.rate_count <= settings.RECSVC_RATE_LIMIT_PER_MINUTE
         allowed, self._wait = hit(f"key:{key.pk}", settings.RECSVC_RATE_LIMIT_PER_MINUTE)
         return allowed
 

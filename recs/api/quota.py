@@ -18,6 +18,7 @@ from __future__ import annotations
 from rest_framework import permissions
 
 from recs.api.problems import PaymentRequired, QuotaExceeded
+from tenants import admission as admissions
 from tenants.billing import quota
 from tenants.billing.plans import Meter
 from tenants.models import ApiKey
@@ -32,7 +33,16 @@ class WithinQuota(permissions.BasePermission):
         key = request.auth
         if request.method not in self.methods or not isinstance(key, ApiKey):
             return True  # HasTenantScope, listed first, refuses requests without a key
-        decision = quota.check(key.tenant, self.meter)
+        # The usage was read when the request was admitted (tenants.admission), in the same round trip as
+        # the key and the rate limit; without that (no Redis pipeline) check() reads it itself.
+        admission = admissions.of(request)
+        if admission is not None and admission.degraded:
+            used = None
+        elif admission is not None and admission.usage is not None:
+            used = admission.usage.get(self.meter.value, 0)
+        else:
+            used = quota.READ_LIVE
+        decision = quota.check(key.tenant, self.meter, used=used)
         if decision.allowed:
             return True
         problem = PaymentRequired if decision.status == quota.PAYMENT_REQUIRED else QuotaExceeded

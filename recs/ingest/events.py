@@ -14,7 +14,8 @@ is a row error.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import logging
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -25,7 +26,11 @@ from recs.ingest import store
 from recs.ingest.errors import IngestResult, RowError
 from recs.ingest.event_schema import EventIn, event_decoder, field_of
 from recs.ingest.event_types import event_weights
+from recs.models import BUILTIN_EVENT_WEIGHTS
 from serving.cache import bump_customer_generation
+from tenants.billing import usage
+
+log = logging.getLogger(__name__)
 
 _EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 _RATING_RANGE = (0.0, 10.0)
@@ -44,7 +49,7 @@ def _decode(row: Any) -> EventIn:
     raise msgspec.ValidationError("Each event must be a JSON object.")
 
 
-def _check(event: EventIn, weights: dict[str, float], now: dt.datetime, latest: dt.datetime):
+def _check(event: EventIn, weights: Collection[str], now: dt.datetime, latest: dt.datetime):
     errors: dict[str, list[str]] = {}
     for name in ("customer_id", "product_id", "event_id", "session_id"):
         value = getattr(event, name)
@@ -95,11 +100,11 @@ def _decode_batch(rows: Sequence[Any]) -> list[EventIn] | None:
         return None
 
 
-def _all_clean(events: list[EventIn], weights: dict[str, float], latest: dt.datetime) -> bool:
+def _all_clean(events: list[EventIn], weights: Collection[str], latest: dt.datetime) -> bool:
     """True when no row of the batch can fail `_check` or the duplicate test: checked column-wise, which
     costs a small fraction of checking each row. Any doubt answers False (the exact row-by-row path)."""
     types = {e.type for e in events}
-    if not types <= weights.keys():
+    if not types <= set(weights):
         return False
     if "rating" in types and not all(
         e.value is not None and _RATING_RANGE[0] <= e.value <= _RATING_RANGE[1] for e in events if e.type == "rating"
@@ -118,8 +123,16 @@ def _all_clean(events: list[EventIn], weights: dict[str, float], latest: dt.date
     return len(set(ids)) == len(ids)
 
 
+def _known_types(tenant_id: int, decoded: list[tuple[int, EventIn]]) -> Collection[str]:
+    """The event types the batch may use. Validation needs only the names, and built-in types are always
+    accepted (a tenant may override their weights, not remove them), so the tenant's own types are read
+    (a cache round trip) only when the batch names another type."""
+    if all(event.type in BUILTIN_EVENT_WEIGHTS for _, event in decoded):
+        return BUILTIN_EVENT_WEIGHTS.keys()
+    return event_weights(tenant_id).keys()
+
+
 def validate_events(rows: Sequence[Any], tenant_id: int) -> tuple[list[ValidRow], list[RowError]]:
-    weights = event_weights(tenant_id)
     now = dt.datetime.now(dt.UTC)
     latest = now + dt.timedelta(seconds=settings.RECSVC_MAX_FUTURE_SKEW_SECONDS)
     errors: list[RowError] = []
@@ -138,6 +151,7 @@ def validate_events(rows: Sequence[Any], tenant_id: int) -> tuple[list[ValidRow]
                 errors.append(RowError(index, {"non_field_errors": [str(exc)]}))
             except UnicodeDecodeError:
                 errors.append(RowError(index, {"non_field_errors": ["Invalid UTF-8."]}))
+    weights = _known_types(tenant_id, decoded)
     if _all_clean([event for _, event in decoded], weights, latest):
         return [(index, event, event.timestamp or now) for index, event in decoded], errors
     valid: list[ValidRow] = []
@@ -156,13 +170,63 @@ def validate_events(rows: Sequence[Any], tenant_id: int) -> tuple[list[ValidRow]
     return valid, errors
 
 
-def ingest_events(tenant_id: int, rows: Sequence[Any]) -> IngestResult:
-    """Validate and store a batch of events for one tenant (the caller has entered its tenant context)."""
+def ingest_events(tenant_id: int, rows: Sequence[Any], *, count_usage: bool = False) -> IngestResult:
+    """Validate and store a batch of events for one tenant (the caller has entered its tenant context).
+
+    `count_usage`: count the stored events on the shop's usage meter (the API; imports count per chunk)."""
     valid, errors = validate_events(rows, tenant_id)
     result = IngestResult(received=len(rows), row_errors=errors)
     if not valid:
         return result
     outermost = not transaction.get_connection().in_atomic_block
+    known: list[ValidRow] | None = None
+    if len(valid) == 1 and store.is_postgres():
+        known, stored = _store_one(tenant_id, valid[0], result, outermost)
+    if known is None:
+        known, stored = _store_batch(tenant_id, valid, result, outermost)
+    result.stored = stored
+    result.duplicates = len(known) - stored
+    if stored:
+        # Every ingestion path (API, imports, shop webhooks) ends here: these customers' cached answers go
+        # stale once the events are visible (at once outside a transaction, else at its commit).
+        touched = {event.customer_id for _, event, _ in known}
+        if outermost:
+            _after_commit(tenant_id, touched, stored if count_usage else 0)
+        else:
+            transaction.on_commit(lambda: bump_customer_generation(tenant_id, touched))
+            if count_usage:
+                usage.record(tenant_id, usage.EVENTS, stored)
+    result.row_errors.sort(key=lambda e: e.row)
+    return result
+
+
+def _record(event: EventIn, ts: dt.datetime, customer: Any, product: Any) -> tuple:
+    return (
+        event.type, customer, product, ts, event.value, event.quantity, event.price, event.session_id or "",
+        event.recommendation_id, event.event_id,
+    )
+
+
+def _store_one(
+    tenant_id: int, row: ValidRow, result: IngestResult, outermost: bool
+) -> tuple[list[ValidRow] | None, int]:
+    """One event in one statement (store.insert_one_event); (None, 0) when the general path must run."""
+    index, event, ts = row
+    product_known, customer_resolved, stored = store.insert_one_event(
+        tenant_id, _record(event, ts, event.customer_id, event.product_id),
+        async_commit=outermost and settings.RECSVC_SINGLE_EVENT_ASYNC_COMMIT,
+    )
+    if not product_known:
+        result.row_errors.append(RowError(index, {"product_id": [f"Unknown product '{event.product_id}'."]}))
+        return [], 0
+    if not customer_resolved:
+        return None, 0  # the customer was created concurrently: the general path finds it
+    return [row], stored
+
+
+def _store_batch(
+    tenant_id: int, valid: list[ValidRow], result: IngestResult, outermost: bool
+) -> tuple[list[ValidRow], int]:
     with transaction.atomic():
         product_ids, customer_ids = store.resolve_ids(
             tenant_id, {event.product_id for _, event, _ in valid}, {event.customer_id for _, event, _ in valid}
@@ -182,19 +246,39 @@ def ingest_events(tenant_id: int, rows: Sequence[Any]) -> IngestResult:
         if missing:
             customer_ids.update(store.create_placeholder_customers(tenant_id, sorted(missing)))
         records = [
-            (
-                event.type, customer_ids[event.customer_id], product_ids[event.product_id], ts, event.value,
-                event.quantity, event.price, event.session_id or "", event.recommendation_id, event.event_id,
-            )
+            _record(event, ts, customer_ids[event.customer_id], product_ids[event.product_id])
             for _, event, ts in known
         ]
         stored = store.insert_events(tenant_id, records, commit_follows=outermost)
-    result.stored = stored
-    result.duplicates = len(records) - stored
-    if stored:
-        # Every ingestion path (API, imports, shop webhooks) ends here: these customers' cached answers go
-        # stale once the events are visible (at once outside a transaction, else at its commit).
-        touched = {event.customer_id for _, event, _ in known}
-        transaction.on_commit(lambda: bump_customer_generation(tenant_id, touched))
-    result.row_errors.sort(key=lambda e: e.row)
-    return result
+    return known, stored
+
+
+def _after_commit(tenant_id: int, customers: set[str], usage_count: int) -> None:
+    """The Redis writes that follow stored events, in one round trip: the customers' cache generations
+    (serving.cache) and, for the API, the usage meter. Never raises: the events are stored."""
+    client = _redis()
+    if client is None:
+        bump_customer_generation(tenant_id, customers)
+        if usage_count:
+            usage.record(tenant_id, usage.EVENTS, usage_count)
+        return
+    try:
+        pipe = client.pipeline(transaction=False)
+        bump_customer_generation(tenant_id, customers, pipe=pipe)
+        if usage_count:
+            usage.record(tenant_id, usage.EVENTS, usage_count, pipe=pipe)
+        pipe.execute()
+    except Exception:
+        log.warning(
+            "Redis unavailable: cache generations not bumped and usage counter unavailable; %s events of tenant "
+            "%s not counted", usage_count, tenant_id, exc_info=True,
+        )
+
+
+def _redis():
+    try:
+        from django_redis import get_redis_connection
+
+        return get_redis_connection("default")
+    except (ImportError, NotImplementedError):
+        return None  # local-memory cache (embedded default)

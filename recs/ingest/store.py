@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.utils import timezone
 
 from recs.models import Customer, Event, Product
@@ -20,7 +22,7 @@ EVENT_COLUMNS = (
 _CHUNK = 900  # stays under SQLite's bound-parameter limit
 
 
-def _is_postgres() -> bool:
+def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
@@ -38,7 +40,7 @@ def _ids_by_external_id(model, tenant_id: int, ids: list[str]) -> dict[str, int]
 
 def resolve_ids(tenant_id: int, product_ext: set[str], customer_ext: set[str]) -> tuple[dict[str, int], dict[str, int]]:
     """Database ids of the named products and (existing) customers, in one round trip."""
-    if _is_postgres():
+    if is_postgres():
         if not product_ext and not customer_ext:
             return {}, {}
         with connection.cursor() as cursor:
@@ -63,7 +65,7 @@ def create_placeholder_customers(tenant_id: int, external_ids: list[str]) -> dic
     (including any that a concurrent request created first)."""
     if not external_ids:
         return {}
-    if _is_postgres():
+    if is_postgres():
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO recs_customer (tenant_id, external_id, attributes, is_placeholder, created_at,"
@@ -85,6 +87,69 @@ def create_placeholder_customers(tenant_id: int, external_ids: list[str]) -> dic
         ignore_conflicts=True,
     )
     return _ids_by_external_id(Customer, tenant_id, external_ids)
+
+
+# One event in one statement (the single-event API): resolve the product, find or create the customer
+# (a placeholder, only when the product is known, as create_placeholder_customers), insert the event
+# unless its event_id is stored. Outside a transaction it is its own transaction: one round trip instead
+# of BEGIN, the id lookup, the INSERT and COMMIT. All sub-statements see one snapshot, so a customer
+# created concurrently (after the snapshot) is neither found nor created here: `customers` is 0 and the
+# caller takes the general path, which sees it.
+_ONE_EVENT_SQL = f"""
+WITH p AS (
+    SELECT id FROM recs_product WHERE tenant_id = %(tenant)s AND external_id = %(product)s
+), c_old AS (
+    SELECT id FROM recs_customer WHERE tenant_id = %(tenant)s AND external_id = %(customer)s
+), c_new AS (
+    INSERT INTO recs_customer (tenant_id, external_id, attributes, is_placeholder, created_at, updated_at)
+    SELECT %(tenant)s, %(customer)s, '{{}}'::jsonb, true, now(), now()
+    WHERE EXISTS (SELECT 1 FROM p) AND NOT EXISTS (SELECT 1 FROM c_old)
+    ON CONFLICT (tenant_id, external_id) DO NOTHING
+    RETURNING id
+), c AS (
+    SELECT id FROM c_old UNION ALL SELECT id FROM c_new
+), e AS (
+    INSERT INTO recs_event (tenant_id, {', '.join(EVENT_COLUMNS)}, received_at)
+    SELECT %(tenant)s, %(event_type)s, c.id, p.id, %(ts)s::timestamptz, %(value)s::float8, %(quantity)s::int4,
+        %(price)s::numeric, %(session_id)s, %(recommendation_id)s::uuid, %(event_id)s, now()
+    FROM p, c
+    ON CONFLICT (tenant_id, event_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM c), (SELECT count(*) FROM e){{sync}}
+"""
+
+
+def insert_one_event(tenant_id: int, record: tuple, *, async_commit: bool = False) -> tuple[bool, bool, int]:
+    """PostgreSQL only: store one event (EVENT_COLUMNS order, with the shop's customer and product ids
+    in place of database ids) in one statement. Returns (product known, customer resolved, stored 0/1).
+
+    `async_commit`: the statement is its own transaction (no transaction is open) and may commit without
+    waiting for the WAL flush (synchronous_commit off for this transaction only; see the README)."""
+    params = dict(zip(EVENT_COLUMNS, record, strict=True))
+    params["tenant"] = tenant_id
+    params["customer"] = params.pop("customer_id")
+    params["product"] = params.pop("product_id")
+    sql = _ONE_EVENT_SQL_ASYNC if async_commit else _ONE_EVENT_SQL_SYNC
+    with _prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        products, customers, stored = cursor.fetchone()[:3]
+    return products > 0, customers > 0, stored
+
+
+_ONE_EVENT_SQL_SYNC = _ONE_EVENT_SQL.replace("{sync}", "")
+_ONE_EVENT_SQL_ASYNC = _ONE_EVENT_SQL.replace("{sync}", ", (SELECT set_config('synchronous_commit', 'off', true))")
+
+
+def _prepared_cursor():
+    """A Django cursor over a server-side-binding psycopg cursor: the same statement text with new
+    parameters is prepared by psycopg after a few executions on the connection, which saves PostgreSQL
+    planning this six-part statement on every event (Django's default cursor binds on the client, so
+    each statement's text differs and is planned anew)."""
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
+    return wrapper(raw, connection)
 
 
 # The staging table mirrors recs_event's columns, except price: binary COPY sends it as float8 and the
@@ -110,7 +175,7 @@ def insert_events(tenant_id: int, records: list[tuple], *, commit_follows: bool 
     """
     if not records:
         return 0
-    if _is_postgres():
+    if is_postgres():
         if not connection.in_atomic_block:
             raise RuntimeError("insert_events must run inside a transaction (the staging table is per transaction)")
         with connection.cursor() as cursor:

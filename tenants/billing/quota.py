@@ -37,20 +37,24 @@ class QuotaDecision:
 
 
 ALLOWED = QuotaDecision(allowed=True)
+# check(used=READ_LIVE): read the live counter (the default); an int: the usage already read by the
+# caller (the API's admission round trip); None: the counters could not be reached (allowed).
+READ_LIVE = object()
 
 
 def _date(moment: dt.datetime) -> str:
     return f"{moment:%B} {moment.day}, {moment:%Y}"
 
 
-def check(tenant: Tenant, meter: str, *, now: dt.datetime | None = None) -> QuotaDecision:
+def check(tenant: Tenant, meter: str, *, now: dt.datetime | None = None, used: object = READ_LIVE) -> QuotaDecision:
     meter = Meter(meter)
     now = now or timezone.now()
     state = billing_state(tenant, now)
     if state.effective.overage:
         return ALLOWED
     limit = state.effective.quota(meter)
-    used = usage.live(tenant.pk, meter, period_of(now))
+    if used is READ_LIVE:
+        used = usage.live(tenant.pk, meter, period_of(now))
     if used is None or used < limit:
         return ALLOWED
     resets_at = bounds(period_of(now))[1]

@@ -11,6 +11,7 @@ what was refused), after the work succeeded.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -25,11 +26,13 @@ RECOMMENDATIONS = Meter.RECOMMENDATIONS
 METERS = [m.value for m in Meter]
 
 
-def record(tenant_id: int, meter: str, n: int = 1, *, at: dt.datetime | None = None) -> None:
-    """Count `n` units of `meter` for the shop in the current month (n <= 0 is a no-op)."""
+def record(tenant_id: int, meter: str, n: int = 1, *, at: dt.datetime | None = None, pipe: Any = None) -> None:
+    """Count `n` units of `meter` for the shop in the current month (n <= 0 is a no-op).
+
+    `pipe`: a raw redis pipeline to queue the count on (see counters.incr)."""
     if n <= 0:
         return
-    counters.incr(tenant_id, period_of(at or timezone.now()), Meter(meter).value, int(n))
+    counters.incr(tenant_id, period_of(at or timezone.now()), Meter(meter).value, int(n), pipe=pipe)
 
 
 def live(tenant_id: int, meter: str, period: dt.date | None = None) -> int | None:

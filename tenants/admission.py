@@ -1,0 +1,107 @@
+"""Admitting an API request in one Redis round trip: the key's shared cache entry, its rate-limit count
+and the shop's usage counters, pipelined.
+
+Before, a request paid one round trip each for the key cache, the rate limit and the quota's usage read.
+The key's immutable identity (id, tenant, secret hash) is known per process (tenants.api_keys), so the
+secret is checked before any I/O and the keys of the rate-limit window and of the usage hash are known;
+everything that can change (revocation, the tenant's plan and activity) comes from the shared cache entry
+read in the same round trip, so a revocation still binds on the next request in every process.
+
+The DRF authentication class calls `admit`; the throttle (tenants.ratelimit) and the quota permission
+(recs.api.quota) use what it read instead of asking Redis again. Every request authenticated with a key
+counts against its rate limit, including one that a permission then refuses. If Redis is unreachable the
+key comes from the database and the request is neither rate-limited nor held to a quota (degrade, never
+fail), as before. Without Redis (the embedded default) the plain paths run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+
+from django.core.cache import cache
+
+from tenants import api_keys, ratelimit
+from tenants.billing import counters
+from tenants.billing.periods import period_of
+from tenants.billing.plans import Meter
+from tenants.models import ApiKey
+
+_METERS = [m.value for m in Meter]
+# Set on the DRF request by the authentication class.
+REQUEST_ATTRIBUTE = "_recsvc_admission"
+
+
+@dataclasses.dataclass
+class Admission:
+    key: ApiKey
+    # The request's number in its rate-limit window; None when not counted here (then the throttle counts).
+    rate_count: int | None = None
+    retry_after: float = 0.0
+    # This month's usage per meter; None when not read here (then the quota reads it).
+    usage: dict[str, int] | None = None
+    # Redis could not be reached: no rate limit, no quota for this request.
+    degraded: bool = False
+
+
+def of(request) -> Admission | None:
+    return getattr(request, REQUEST_ATTRIBUTE, None)
+
+
+def _redis():
+    try:
+        from django_redis import get_redis_connection
+
+        return get_redis_connection("default")
+    except (ImportError, NotImplementedError):
+        return None  # local-memory cache (embedded default)
+
+
+def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
+    """The admission of a request made with `raw_key`, or None when the key is not valid.
+
+    `count_rate`: count the request against the key's rate limit (the view is throttled by key)."""
+    prefix = api_keys.parse_prefix(raw_key)
+    if prefix is None:
+        return None
+    identity = api_keys.identity_of(prefix)
+    if identity is None or not api_keys.secret_matches(identity, raw_key):
+        return None  # a forged secret is not counted against the key's budget
+    client = _redis()
+    if client is None:
+        key = api_keys.authenticate_api_key(raw_key)
+        return Admission(key) if key is not None else None
+    now = time.time()
+    rate_key, retry_after = ratelimit.window_key(f"key:{identity.key_id}", now)
+    usage_key = counters.key(identity.tenant_id, period_of(dt.datetime.fromtimestamp(now, dt.UTC)))
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.get(cache.make_key(api_keys.cache_key(prefix)))
+        pipe.hmget(usage_key, _METERS)
+        if count_rate:
+            pipe.incr(rate_key)
+            pipe.expire(rate_key, ratelimit.WINDOW_SECONDS + 1, nx=True)
+        replies = pipe.execute()
+    except Exception:  # Redis down: serve, do not limit
+        ratelimit.log.warning("rate limiter unavailable; request not counted", exc_info=True)
+        key = api_keys.authenticate_api_key(raw_key)  # through the cache API, which falls back to the database
+        return Admission(key, degraded=True) if key is not None else None
+    key = _decode_key(replies[0])
+    if key is None or key.pk != identity.key_id:
+        key = api_keys.load_key(prefix)
+    if not api_keys.usable(key, raw_key):
+        return None
+    api_keys.touch(key)
+    usage = {m: int(v or 0) for m, v in zip(_METERS, replies[1], strict=True)}
+    return Admission(key, rate_count=replies[2] if count_rate else None, retry_after=retry_after, usage=usage)
+
+
+def _decode_key(raw) -> ApiKey | None:
+    if raw is None:
+        return None
+    try:
+        key = cache.client.decode(raw)
+    except Exception:  # an unreadable entry is a miss
+        return None
+    return key if isinstance(key, ApiKey) else None

@@ -1,0 +1,104 @@
+"""Event ingestion as production runs it: outside any transaction (not inside a test's), where a single
+event is one statement that commits itself and the Redis writes that follow stored events (customers'
+cache generations, the usage meter) are sent together after the commit."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from recs.models import Customer, Event
+from serving.cache import customer_generation
+from tenants.billing import usage
+from tenants.context import dangerously_all_tenants
+from tests.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _event(**overrides) -> dict:
+    return {"type": "view", "customer_id": "c1", "product_id": "p1", "event_id": str(uuid.uuid4()), **overrides}
+
+
+@pytest.fixture
+def product(tenant):
+    return ProductFactory(tenant=tenant, external_id="p1")
+
+
+@pytest.fixture(params=[False, True], ids=["sync-commit", "async-commit"])
+def commit_mode(request, settings):
+    settings.RECSVC_SINGLE_EVENT_ASYNC_COMMIT = request.param
+    return request.param
+
+
+def _events(tenant) -> list[tuple[str, str]]:
+    with dangerously_all_tenants():
+        return list(Event.objects.for_tenant(tenant).order_by("id").values_list("event_id", "customer__external_id"))
+
+
+def test_a_single_event_commits_counts_and_invalidates_the_customer(api, tenant, product, commit_mode):
+    assert not connection.in_atomic_block  # what production sees: no transaction around the request
+    before = customer_generation(tenant.pk, "visitor-1")
+    response = api.post("/v1/events", _event(event_id="e1", customer_id="visitor-1"), format="json")
+    assert response.status_code == 201, response.content
+    assert response.json() == {"received": 1, "stored": 1, "duplicates": 0, "rejected": 0, "errors": []}
+    assert _events(tenant) == [("e1", "visitor-1")]
+    with dangerously_all_tenants():
+        assert Customer.objects.for_tenant(tenant).get(external_id="visitor-1").is_placeholder
+    assert usage.live(tenant.pk, usage.EVENTS) == 1
+    assert customer_generation(tenant.pk, "visitor-1") > before
+
+    # A retry stores nothing, counts nothing, and is answered 200.
+    generation = customer_generation(tenant.pk, "visitor-1")
+    again = api.post("/v1/events", _event(event_id="e1", customer_id="visitor-1"), format="json")
+    assert again.status_code == 200 and again.json()["duplicates"] == 1
+    assert usage.live(tenant.pk, usage.EVENTS) == 1
+    assert customer_generation(tenant.pk, "visitor-1") == generation
+
+
+def test_an_unknown_product_leaves_nothing_behind(api, tenant, product, commit_mode):
+    response = api.post("/v1/events", _event(product_id="ghost", customer_id="never-seen"), format="json")
+    assert response.status_code == 400
+    assert "product_id" in response.json()["errors"]
+    assert _events(tenant) == []
+    with dangerously_all_tenants():
+        assert not Customer.objects.for_tenant(tenant).filter(external_id="never-seen").exists()
+    assert usage.live(tenant.pk, usage.EVENTS) == 0
+
+
+def test_a_known_customer_is_reused_and_other_tenants_are_untouched(api, outsider_api, tenant, other_tenant, product):
+    ProductFactory(tenant=other_tenant, external_id="p1")
+    assert api.post("/v1/events", _event(customer_id="c1"), format="json").status_code == 201
+    assert api.post("/v1/events", _event(customer_id="c1"), format="json").status_code == 201
+    assert outsider_api.post("/v1/events", _event(customer_id="c1"), format="json").status_code == 201
+    with dangerously_all_tenants():
+        assert Customer.objects.for_tenant(tenant).filter(external_id="c1").count() == 1
+        assert Customer.objects.for_tenant(other_tenant).filter(external_id="c1").count() == 1
+    assert len(_events(tenant)) == 2 and len(_events(other_tenant)) == 1
+    assert usage.live(tenant.pk, usage.EVENTS) == 2 and usage.live(other_tenant.pk, usage.EVENTS) == 1
+
+
+def test_a_single_event_costs_one_statement_besides_the_tenant_setting(api, tenant, product, commit_mode):
+    assert api.post("/v1/events", _event(), format="json").status_code == 201  # the key's first use is recorded
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post("/v1/events", _event(), format="json").status_code == 201
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) == 3, statements  # tenant setting on, the event, tenant setting off
+    assert "app.tenant_id" in statements[0] and "app.tenant_id" in statements[2]
+    assert ("synchronous_commit" in statements[1]) is commit_mode
+
+
+def test_a_bulk_batch_counts_once_and_invalidates_every_customer(api, tenant, product):
+    rows = [_event(customer_id=f"c{i % 7}") for i in range(40)] + [_event(product_id="ghost")]
+    response = api.post("/v1/events/bulk", {"events": rows}, format="json")
+    assert response.status_code == 200, response.content
+    assert (response.json()["stored"], response.json()["rejected"]) == (40, 1)
+    assert usage.live(tenant.pk, usage.EVENTS) == 40
+    assert all(customer_generation(tenant.pk, f"c{i}") > 0 for i in range(7))
+    # Bulk requests always wait for the WAL flush, whatever the single-event setting.
+    with CaptureQueriesContext(connection) as queries:
+        api.post("/v1/events/bulk", {"events": [_event() for _ in range(150)]}, format="json")
+    assert not any("synchronous_commit" in q["sql"] for q in queries.captured_queries)
