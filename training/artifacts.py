@@ -7,6 +7,9 @@ artifact directory can never execute code when it is read.
 from __future__ import annotations
 
 import json
+import os
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +24,12 @@ from training.data import (
     HistoryIndex,
     Interactions,
     ItemFeatures,
+    Jagged,
     customer_kjt,
     item_kjt,
     make_history,
 )
+from training.features import ITEM_FEATURES, ItemSnapshot
 from training.models.ranker import Ranker, RankerConfig
 from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig
 
@@ -215,3 +220,101 @@ class TrainedRanker:
             state=_load_state(path / "ranker.pt"),
             metrics=manifest.get("metrics", {}),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalog a version was trained with, and its online item-feature snapshots.
+
+ITEM_FEATURES_FILE = "item_features.npz"
+_JAGGED_FIELDS = ("category", "brand", "price_bucket", "title_tokens")
+_VOCAB_FIELDS = ("n_categories", "n_brands", "n_price_buckets", "n_title_tokens")
+
+
+def save_item_features(folder: str | Path, items: ItemFeatures) -> None:
+    """The version's ItemFeatures (vocabulary ids as trained), for serving's ranker and taste features:
+    rebuilding them from today's catalog would renumber categories and brands."""
+    arrays: dict[str, np.ndarray] = {}
+    for name in _JAGGED_FIELDS:
+        jag: Jagged = getattr(items, name)
+        arrays[f"{name}_values"], arrays[f"{name}_lengths"] = jag.values, jag.lengths
+    for name in _VOCAB_FIELDS:
+        arrays[name] = np.array(getattr(items, name), dtype=np.int64)
+    np.savez(Path(folder) / ITEM_FEATURES_FILE, **arrays)
+
+
+def load_item_features(folder: str | Path) -> ItemFeatures | None:
+    """The version's ItemFeatures, or None for artifacts written before they were saved."""
+    path = Path(folder) / ITEM_FEATURES_FILE
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        jagged = {name: Jagged(z[f"{name}_values"], z[f"{name}_lengths"]) for name in _JAGGED_FIELDS}
+        vocab = {name: int(z[name]) for name in _VOCAB_FIELDS}
+    return ItemFeatures(**jagged, **vocab)
+
+
+SNAPSHOT_DIR = "online"
+SNAPSHOT_POINTER = "current.json"
+SNAPSHOTS_KEPT = 2  # the current one and its predecessor (a process may still be switching over)
+
+
+def snapshot_pointer(folder: str | Path) -> Path:
+    """The small file naming a version's current snapshot; its mtime tells readers to reload."""
+    return Path(folder) / SNAPSHOT_DIR / SNAPSHOT_POINTER
+
+
+def save_item_snapshot(folder: str | Path, snapshot: ItemSnapshot) -> Path:
+    """Publish `snapshot` as the version's current one, atomically: the matrix goes to a new file, then
+    the pointer is replaced in one rename. Readers that mapped an older file keep their pages (POSIX),
+    and an older snapshot never replaces a newer one (two builders racing)."""
+    directory = Path(folder) / SNAPSHOT_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    current = read_snapshot_pointer(folder)
+    if current is not None and int(current["as_of"]) > snapshot.as_of:
+        return directory / current["file"]
+    name = f"items-{snapshot.as_of}-{uuid.uuid4().hex[:12]}.npy"
+    tmp = directory / f".{name}.tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, np.ascontiguousarray(snapshot.columns, dtype=np.float32))
+    os.replace(tmp, directory / name)
+    pointer = {
+        "file": name,
+        "as_of": snapshot.as_of,
+        "built_at": time.time(),
+        "columns": list(ITEM_FEATURES),
+        "n_items": snapshot.n_items,
+        "n_events": snapshot.n_events,
+        "global_mean_weight": snapshot.global_mean_weight,
+        "format_version": FORMAT_VERSION,
+    }
+    tmp_pointer = directory / f".{SNAPSHOT_POINTER}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp_pointer.write_text(json.dumps(pointer, sort_keys=True))
+    os.replace(tmp_pointer, directory / SNAPSHOT_POINTER)
+    files = sorted(directory.glob("items-*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in files[SNAPSHOTS_KEPT:]:
+        if old.name != name:
+            old.unlink(missing_ok=True)
+    return directory / name
+
+
+def read_snapshot_pointer(folder: str | Path) -> dict[str, Any] | None:
+    path = snapshot_pointer(folder)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def load_item_snapshot(folder: str | Path, *, mmap: bool = True) -> ItemSnapshot | None:
+    """The version's current snapshot (memory-mapped: every process shares the page cache), or None if
+    none was built yet. A snapshot of other feature columns (older code) is refused clearly."""
+    pointer = read_snapshot_pointer(folder)
+    if pointer is None:
+        return None
+    if tuple(pointer.get("columns", ())) != ITEM_FEATURES:
+        raise ValueError(f"{folder}: item snapshot columns {pointer.get('columns')} are not {list(ITEM_FEATURES)}")
+    columns = np.load(Path(folder) / SNAPSHOT_DIR / pointer["file"], mmap_mode="r" if mmap else None,
+                      allow_pickle=False)
+    if columns.shape != (int(pointer["n_items"]), len(ITEM_FEATURES)):
+        raise ValueError(f"{folder}: item snapshot has shape {columns.shape}")
+    return ItemSnapshot(columns, int(pointer["as_of"]), float(pointer["global_mean_weight"]), int(pointer["n_events"]))

@@ -1,8 +1,11 @@
 """A tenant's database rows as the plain arrays the trainers take (read only; recs models only).
 
 Products become dense item indices in primary-key order, customers likewise; the index -> primary key
-maps travel with the model so serving can translate back. Item features come from the current
-catalog row (see the README on point-in-time attributes).
+maps travel with the model so serving can translate back. Item features come twice: `items` from the
+current catalog row (retrieval's item tower and serving embed items as they are now), `item_versions`
+from the attribute history (the ranker's examples read each item as it was at the example's time;
+training/item_versions.py). Both share one vocabulary, built current catalog first, so the ids of
+today's values do not depend on the history.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.db import connection
 
 from recs.ingest.event_types import event_weights
-from recs.models import Customer, Event, Product
+from recs.models import Customer, Event, Product, ProductVersion
 from training.data import Interactions, ItemFeatures, Jagged, hash_tokens
+from training.item_versions import ALWAYS, ItemVersions
 
 TITLE_BUCKETS = 1 << 14
 PRICE_BUCKETS = 32
@@ -29,6 +34,7 @@ class TenantDataset:
     items: ItemFeatures
     product_pks: np.ndarray  # item index -> Product.pk
     customer_pks: np.ndarray  # customer index -> Customer.pk
+    item_versions: ItemVersions | None = None  # attribute history (same vocabularies as `items`)
 
     @property
     def data_start(self) -> dt.datetime | None:
@@ -42,7 +48,11 @@ class TenantDataset:
 
 
 def _price_bucket(price) -> int:
-    # Log2 buckets: 1 for under 2, 2 for [2, 4), ... (0 = no price).
+    # Log2 buckets: 1 for under 2, 2 for [2, 4), ... (0 = no price). Snapshots hold prices as strings.
+    try:
+        price = None if price is None else float(price)
+    except (TypeError, ValueError):
+        price = None
     if price is None or price <= 0:
         return 0
     return int(min(PRICE_BUCKETS - 1, 1 + max(0, math.floor(math.log2(float(price))))))
@@ -78,6 +88,56 @@ def item_features(products: list[tuple]) -> ItemFeatures:
     )
 
 
+def _version_rows(tenant_id: int) -> list[tuple]:
+    """(product pk, valid_from unix s, title, category_path, brand, price, tags) of every attribute version.
+
+    Only the fields the features read are fetched (a snapshot also holds descriptions)."""
+    rows = ProductVersion.objects.for_tenant(tenant_id).order_by("product_id", "valid_from", "id").values_list(
+        "product_id", "valid_from", "snapshot__title", "snapshot__category_path", "snapshot__brand",
+        "snapshot__price", "snapshot__tags",
+    )
+    return [
+        (pk, int(when.timestamp()), _text(title), path, _text(brand), _number(price), tags)
+        for pk, when, title, path, brand, price, tags in rows.iterator(chunk_size=20_000)
+    ]
+
+
+def _text(value: Any) -> str | None:
+    # SQLite's JSON_EXTRACT hands back a numeric-looking string ("1984") as a number.
+    return None if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    """Snapshots keep prices as decimal strings (exact); a bad one counts as no price."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def item_features_with_history(
+    products: list[tuple], product_pks: np.ndarray, versions: list[tuple]
+) -> tuple[ItemFeatures, ItemVersions]:
+    """Current features and the version history in one vocabulary (current catalog first).
+
+    A product without recorded versions (created before the history existed) gets its current row as a
+    version valid at every moment."""
+    version_pks = np.array([v[0] for v in versions], dtype=np.int64)
+    missing = np.flatnonzero(~np.isin(product_pks, version_pks))
+    rows = [*products, *((pk, *rest) for pk, _, *rest in versions)]
+    every = item_features(rows)
+    n = len(products)
+    current = every.take(np.arange(n))
+    # Version rows: the recorded versions, then the "always valid" current rows of products without any.
+    version_rows = np.concatenate([n + np.arange(len(versions)), missing]).astype(np.int64)
+    item = np.concatenate([np.searchsorted(product_pks, version_pks), missing]).astype(np.int64)
+    valid_from = np.concatenate(
+        [np.array([v[1] for v in versions], dtype=np.int64), np.full(len(missing), ALWAYS, dtype=np.int64)]
+    )
+    history = ItemVersions.build(item, valid_from, every.take(version_rows), n)
+    return current, history
+
+
 def _event_rows(tenant_id: int, until: dt.datetime | None):
     """(customer pk, product pk, unix ts, type, value) in time order, streamed from the database."""
     if connection.vendor == "postgresql":
@@ -99,18 +159,13 @@ def _event_rows(tenant_id: int, until: dt.datetime | None):
         yield customer, product, int(ts.timestamp()), kind, value
 
 
-def load_tenant_dataset(tenant_id: int, *, until: dt.datetime | None = None) -> TenantDataset:
-    """Everything a training run needs from one tenant (the caller is in the tenant's context)."""
+def weighted_events(
+    tenant_id: int, *, until: dt.datetime | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(customer pk, product pk, unix ts, weight) of the tenant's preference events in time order: the
+    event-type weight (x the value for ratings); impressions and zero-weight types are dropped. Training
+    and serving's online item features read events through this one definition."""
     weights = event_weights(tenant_id)
-    products = list(
-        Product.objects.for_tenant(tenant_id).order_by("id").values_list(
-            "id", "title", "category_path", "brand", "price", "tags"
-        )
-    )
-    product_pks = np.array([p[0] for p in products], dtype=np.int64)
-    customer_pks = np.fromiter(
-        Customer.objects.for_tenant(tenant_id).order_by("id").values_list("id", flat=True), dtype=np.int64
-    )
     customers, items, ts, weight = [], [], [], []
     for customer, product, when, kind, value in _event_rows(tenant_id, until):
         w = weights.get(kind, 0.0)
@@ -122,12 +177,33 @@ def load_tenant_dataset(tenant_id: int, *, until: dt.datetime | None = None) -> 
         items.append(product)
         ts.append(when)
         weight.append(w)
+    return (
+        np.array(customers, dtype=np.int64),
+        np.array(items, dtype=np.int64),
+        np.array(ts, dtype=np.int64),
+        np.array(weight, dtype=np.float32),
+    )
+
+
+def load_tenant_dataset(tenant_id: int, *, until: dt.datetime | None = None) -> TenantDataset:
+    """Everything a training run needs from one tenant (the caller is in the tenant's context)."""
+    products = list(
+        Product.objects.for_tenant(tenant_id).order_by("id").values_list(
+            "id", "title", "category_path", "brand", "price", "tags"
+        )
+    )
+    product_pks = np.array([p[0] for p in products], dtype=np.int64)
+    customer_pks = np.fromiter(
+        Customer.objects.for_tenant(tenant_id).order_by("id").values_list("id", flat=True), dtype=np.int64
+    )
+    customers, items, ts, weight = weighted_events(tenant_id, until=until)
     interactions = Interactions(
-        customer=np.searchsorted(customer_pks, np.array(customers, dtype=np.int64)),
-        item=np.searchsorted(product_pks, np.array(items, dtype=np.int64)),
-        ts=np.array(ts, dtype=np.int64),
-        weight=np.array(weight, dtype=np.float32),
+        customer=np.searchsorted(customer_pks, customers),
+        item=np.searchsorted(product_pks, items),
+        ts=ts,
+        weight=weight,
         n_customers=len(customer_pks),
         n_items=len(product_pks),
     )
-    return TenantDataset(interactions, item_features(products), product_pks, customer_pks)
+    features, item_versions = item_features_with_history(products, product_pks, _version_rows(tenant_id))
+    return TenantDataset(interactions, features, product_pks, customer_pks, item_versions)

@@ -18,6 +18,7 @@ from training.artifacts import TrainedRanker, TrainedRetrieval
 from training.data import CustomerFeatures, HistoryIndex, Interactions, ItemFeatures
 from training.evaluation import SeenIndex, topk_from_scores
 from training.features import FeatureContext, RankerInputs, ranker_kjt
+from training.item_versions import ItemVersions, ranker_kjt_at
 
 
 @dataclass
@@ -102,15 +103,24 @@ def candidate_inputs(
 
 @torch.no_grad()
 def predict_ranker(
-    ranker: TrainedRanker, inputs: RankerInputs, items: ItemFeatures, batch_size: int = 16384
+    ranker: TrainedRanker,
+    inputs: RankerInputs,
+    items: ItemFeatures,
+    batch_size: int = 16384,
+    item_versions: ItemVersions | None = None,
 ) -> np.ndarray:
-    """Probabilities, shape (Q, K) like inputs.candidates."""
+    """Probabilities, shape (Q, K) like inputs.candidates. With `item_versions` (offline evaluation at past
+    query times) the candidates' attributes are those as of each query's time, as in training."""
     model = ranker.model()
     out = []
     for lo in range(0, inputs.n_examples, batch_size):
         rows = np.arange(lo, min(lo + batch_size, inputs.n_examples))
         q, item, dense = inputs.take(rows)
-        kjt = ranker_kjt(items, item, inputs.history.take(q), keys=ranker.config.sparse_features)
+        if item_versions is None:
+            kjt = ranker_kjt(items, item, inputs.history.take(q), keys=ranker.config.sparse_features)
+        else:
+            kjt = ranker_kjt_at(item_versions, item, inputs.at_ts[q], inputs.history.take(q),
+                                keys=ranker.config.sparse_features)
         out.append(model.predict_proba(torch.from_numpy(dense), kjt).numpy())
     probs = np.concatenate(out) if out else np.zeros(0, np.float32)
     return probs.reshape(inputs.candidates.shape)
@@ -125,16 +135,18 @@ def recommend(
     k: int = 100,
     customer_features: CustomerFeatures | None = None,
     context: FeatureContext | None = None,
+    item_versions: ItemVersions | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (items, probabilities) per customer as of just after their last event in `events`.
 
-    `context` can be passed in to reuse the point-in-time indexes across calls.
+    `context` can be passed in to reuse the point-in-time indexes across calls (build it with the same
+    `item_versions`: its dense taste features read the attributes it was built with).
     """
     retrieval = pipeline.retrieval
-    ctx = context or FeatureContext(events, items, retrieval.item_embeddings, retrieval.history_len)
+    ctx = context or FeatureContext(events, items, retrieval.item_embeddings, retrieval.history_len, item_versions)
     inputs = candidate_inputs(
         retrieval, ctx, np.asarray(customers, dtype=np.int64), pipeline.num_candidates, customer_features
     )
-    probs = predict_ranker(pipeline.ranker, inputs, items)
+    probs = predict_ranker(pipeline.ranker, inputs, items, item_versions=item_versions)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(inputs.candidates, order, 1), np.take_along_axis(probs, order, 1)

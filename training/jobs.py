@@ -1,4 +1,5 @@
-"""A training run of one tenant, start to finish: load, train, evaluate, save, validate, activate.
+"""A training run of one tenant, start to finish: load, train, evaluate, save, validate, then the
+serving index build (a `serving` queue task) activates it.
 
 The Celery task, `manage.py train` and the tests all call `run_training`; hyper-parameters are
 explicit and stored on the version.
@@ -85,19 +86,22 @@ def start_training(tenant_id: int, *, trigger: str = "api", hyperparameters: dic
     return version
 
 
-def evaluate_pipeline(pipeline, train, test, items) -> dict[str, float]:
-    """The README's protocol metrics for the served pipeline (retrieval + ranker), seen items excluded."""
+def evaluate_pipeline(pipeline, train, test, items, item_versions=None) -> dict[str, float]:
+    """The README's protocol metrics for the served pipeline (retrieval + ranker), seen items excluded;
+    with `item_versions` the ranker sees each candidate as it was at the query's time."""
     from training.evaluation import evaluate_topk, relevant_sets
     from training.pipeline import recommend
 
     customers, _ = relevant_sets(train, test)
-    topk, _ = recommend(pipeline, train, items, customers, k=100)
+    topk, _ = recommend(pipeline, train, items, customers, k=100, item_versions=item_versions)
     return evaluate_topk(topk, customers, train, test)
 
 
 def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True) -> ModelVersion:
     """Train `version` (idempotent: a retried run starts over and overwrites its own artifacts)."""
     # torch is a heavy import: keep it out of web processes that only queue runs.
+    from training.artifacts import save_item_features, save_item_snapshot
+    from training.features import item_snapshot
     from training.pipeline import DEFAULT_RETRIEVAL, TrainedPipeline, train_pipeline
     from training.trainers.two_tower import train_two_tower
 
@@ -128,8 +132,10 @@ def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True
         }
         recorder.set_stage("evaluation")
         train, test = temporal_split(events)
-        held_out = train_pipeline(train, dataset.items, progress=recorder, **kwargs)
-        metrics = evaluate_pipeline(held_out, train, test, dataset.items)
+        held_out = train_pipeline(
+            train, dataset.items, item_versions=dataset.item_versions, progress=recorder, **kwargs
+        )
+        metrics = evaluate_pipeline(held_out, train, test, dataset.items, dataset.item_versions)
         metrics.update({f"ranker_{k}": v for k, v in held_out.ranker.metrics.items() if isinstance(v, float)})
         # Serve a retrieval model refit on every event (recency matters most) with the evaluated ranker:
         # the pipeline itself pairs a ranker with a refit retrieval model the same way.
@@ -148,7 +154,12 @@ def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True
         served.save(folder)
         np.save(folder / "product_pks.npy", dataset.product_pks)
         np.save(folder / "customer_pks.npy", dataset.customer_pks)
-        version.artifact_uri = storage.uri_for(folder)
+        # Serving's ranker needs the catalog as trained (vocabulary ids) and item features as of now;
+        # the first snapshot ships with the version, so it ranks from its first request (serving
+        # refreshes it, serving/online_features.py).
+        save_item_features(folder, dataset.items)
+        save_item_snapshot(folder, item_snapshot(events.item, events.ts, events.weight, events.n_items))
+        version.artifact_uri = storage.save(version.tenant_id, version.pk, folder)  # uploads when S3 is set
         version.metrics = {**metrics, "train_seconds": round(time.perf_counter() - started, 2)}
         version.status = ModelVersion.Status.VALIDATING
         version.progress = {**version.progress, "percent": 100.0}
@@ -172,9 +183,12 @@ def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True
     version.status = ModelVersion.Status.READY
     version.finished_at = timezone.now()
     version.save(update_fields=["status", "finished_at"])
-    if auto_activate:
-        try:
-            version = lifecycle.activate(version)
-        except lifecycle.ActivationRefused:
-            version.refresh_from_db()
+    # The last step of validation is the serving index: a serving worker builds it into the version's
+    # folder, records its parameters on the version and only then activates it (with auto_activate), so
+    # a version is never active before it can answer without building an index in a request.
+    try:
+        lifecycle.send_task_by_name(lifecycle.BUILD_INDEX_TASK, version.tenant_id, version.pk, auto_activate)
+    except Exception:  # the version is trained and stays ready; activating it later queues the build again
+        log.exception("could not queue the index build of version %s", version.pk)
+    version.refresh_from_db()  # with eager tasks the build (and activation) ran just now
     return version

@@ -6,6 +6,9 @@ Serving never imports the trainers: it asks `active_version()` and loads the art
 
 from __future__ import annotations
 
+import logging
+
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -13,7 +16,27 @@ from django.utils import timezone
 
 from training.registry.models import ModelVersion
 
+log = logging.getLogger(__name__)
 KEY_METRIC = "ndcg@10"
+# The serving task that builds a version's FAISS index (and, with activate=True, then activates it;
+# once the version is active it also queues the batch precompute). Named, never imported: training
+# does not import serving (serving/tasks.py defines it; the `serving.tasks.*` route puts it on `serving`).
+BUILD_INDEX_TASK = "serving.tasks.build_index"
+
+
+def send_task_by_name(name: str, *args) -> None:
+    """Queue a task of another package by its registered name, after the current transaction commits.
+
+    With eager tasks (the embedded default, the test suite) the task runs here and now, in this
+    transaction, like a `.delay()` would; its module is found by Celery's autodiscovery, which a web or
+    CLI process only runs on demand."""
+    app = current_app
+    if app.conf.task_always_eager:
+        if name not in app.tasks:
+            app.loader.import_default_modules()  # runs the autodiscovery a worker runs at start
+        app.signature(name, args=args).apply_async()
+        return
+    transaction.on_commit(lambda: app.signature(name, args=args).apply_async())
 
 
 class ActivationRefused(Exception):
@@ -69,6 +92,9 @@ def activate(version: ModelVersion, *, force: bool = False) -> ModelVersion:
             candidate.save(update_fields=["status", "status_reason", "activated_at"])
             # Serving processes pick the new version up on their next request (cache ops never raise).
             transaction.on_commit(lambda: cache.delete(active_version_cache_key(candidate.tenant_id)))
+            # Make sure its index exists (a no-op when validation built it, as for every trained
+            # version) and precompute the answers of the tenant's active customers.
+            transaction.on_commit(lambda: _after_activation(candidate.tenant_id, candidate.pk))
     if refused:
         # Recorded after the transaction so the reason survives the refusal.
         ModelVersion.objects.for_tenant(version.tenant_id).filter(pk=version.pk).update(
@@ -76,6 +102,13 @@ def activate(version: ModelVersion, *, force: bool = False) -> ModelVersion:
         )
         raise ActivationRefused(reason)
     return candidate
+
+
+def _after_activation(tenant_id: int, version_id: int) -> None:
+    try:
+        send_task_by_name(BUILD_INDEX_TASK, tenant_id, version_id)
+    except Exception:  # the activation has committed: a broker hiccup must not turn it into an error
+        log.exception("could not queue the index build of version %s (tenant %s)", version_id, tenant_id)
 
 
 def rollback(tenant_id: int, version_id: int) -> ModelVersion:

@@ -5,18 +5,25 @@ The heartbeat comes from a thread beside the training, not from the trainers' pr
 a large tenant or evaluating it can take minutes without a report, and must not look like a dead worker.
 The reaper touches only runs in `training`/`validating`; the active version is never in those states,
 so a lost worker leaves the tenant's served model exactly as it was.
+
+A run can also be lost before any worker saw it: its broker message vanished (a Redis restart without
+persistence, a purged queue), and the run sits in `queued`, blocking its tenant (one run in flight per
+tenant). After RECSVC_QUEUED_RUN_TIMEOUT_S the reaper sends the message once more (safe: `claim` lets one
+delivery take a queued run); one more timeout later, still queued, the run is marked failed. For a queued
+run `heartbeat_at` records that re-send (no worker has beaten for it yet; `claim` overwrites it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import threading
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThan
 from django.utils import timezone
@@ -28,6 +35,7 @@ from training.registry.models import ModelVersion
 log = logging.getLogger(__name__)
 RUNNING = (ModelVersion.Status.TRAINING, ModelVersion.Status.VALIDATING)
 LOST_REASON = "worker lost"
+NEVER_STARTED_REASON = "never started"
 
 
 def heartbeat_timeout() -> dt.timedelta:
@@ -102,9 +110,59 @@ def heartbeat(tenant_id: int, version_id: int) -> Iterator[None]:
         thread.join()
 
 
-def reap_lost_runs(now: dt.datetime | None = None) -> list[int]:
-    """Mark every run whose worker stopped beating as failed; returns their ids. Spans tenants (beat task)."""
+def queued_timeout() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.RECSVC_QUEUED_RUN_TIMEOUT_S)
+
+
+def _send(tenant_id: int, version_id: int) -> None:
+    from training.tasks import train_model_version  # the tasks module imports this one
+
+    train_model_version.delay(tenant_id, version_id)
+
+
+def handle_stuck_queued_runs(now: dt.datetime | None = None) -> tuple[list[int], list[int]]:
+    """Re-send the message of runs queued longer than the timeout (once), fail those still queued a timeout
+    after the re-send. Returns (re-sent ids, failed ids). Spans tenants (beat task).
+
+    Each step is one conditional UPDATE, so two reapers running at once re-send a run's message at most
+    once between them, and a worker's claim that lands first (status no longer queued) wins over both."""
     now = now or timezone.now()
+    cutoff = now - queued_timeout()
+    timeout_s = settings.RECSVC_QUEUED_RUN_TIMEOUT_S
+    resent, failed = [], []
+    with dangerously_all_tenants():
+        versions = ModelVersion.objects.dangerously_all_tenants().filter(status=ModelVersion.Status.QUEUED)
+        first = versions.filter(heartbeat_at__isnull=True, created_at__lt=cutoff)
+        for pk, tenant_id in list(first.values_list("pk", "tenant_id")):
+            taken = first.filter(pk=pk).update(
+                heartbeat_at=now,
+                status_reason=f"no worker took the run within {timeout_s} s; its message was sent again",
+            )
+            if taken:
+                # After the commit (the beat task runs in autocommit: at once), so the worker sees the row.
+                transaction.on_commit(functools.partial(_send, tenant_id, pk))
+                resent.append(pk)
+        second = versions.filter(heartbeat_at__lt=cutoff)
+        for pk, resent_at in list(second.values_list("pk", "heartbeat_at")):
+            if second.filter(pk=pk).update(
+                status=ModelVersion.Status.FAILED,
+                status_reason=(
+                    f"{NEVER_STARTED_REASON}: still queued {timeout_s} s after its message was sent again "
+                    f"at {resent_at:%Y-%m-%d %H:%M:%S} UTC (is a worker consuming the training queue?)"
+                ),
+                finished_at=now,
+            ):
+                failed.append(pk)
+    if resent or failed:
+        log.warning("queued training runs: message re-sent for %s, marked failed: %s", resent, failed)
+    return resent, failed
+
+
+def reap_lost_runs(now: dt.datetime | None = None) -> list[int]:
+    """Mark every run whose worker stopped beating as failed, and deal with runs stuck in the queue
+    (`handle_stuck_queued_runs`); returns the ids marked failed. Spans tenants (beat task)."""
+    now = now or timezone.now()
+    _, never_started = handle_stuck_queued_runs(now)
     with dangerously_all_tenants():
         versions = ModelVersion.objects.dangerously_all_tenants()
         lost = list(
@@ -126,4 +184,4 @@ def reap_lost_runs(now: dt.datetime | None = None) -> list[int]:
                 reaped.append(pk)
     if reaped:
         log.warning("marked %d training run(s) failed after their worker was lost: %s", len(reaped), reaped)
-    return reaped
+    return reaped + never_started

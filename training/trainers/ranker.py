@@ -4,7 +4,9 @@ Examples are stacked, so nothing leaks: the retrieval model is trained on `histo
 each customer with later events (`future`), the retrieval model's top-K unseen candidates as of
 the end of their history become examples, labelled 1 if the customer interacted with the
 candidate in `future` and 0 otherwise (hard negatives: things the retrieval model liked but the
-customer did not take). Features are computed from `history` events strictly before that time.
+customer did not take). Features are computed from `history` events strictly before that time, and
+(given `item_versions`) the attributes of the candidate and of the history items (sparse features and the
+dense taste features) are the versions valid at that time.
 """
 
 from __future__ import annotations
@@ -21,8 +23,26 @@ from training.data import CustomerFeatures, Interactions, ItemFeatures
 from training.evaluation import SeenIndex, classification_metrics
 from training.features import DENSE_FEATURES, FeatureContext, RankerInputs, ranker_kjt
 from training.inference import candidate_inputs
+from training.item_versions import ItemVersions, ranker_kjt_at
 from training.models.ranker import Ranker, RankerConfig
 from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything, uses_torch_threads
+
+
+def sparse_inputs(
+    inputs: RankerInputs,
+    rows: np.ndarray,
+    items: ItemFeatures,
+    item_versions: ItemVersions | None,
+    keys: tuple[str, ...],
+    device: torch.device | None = None,
+):
+    """The ranker's sparse input for flat example rows: the candidate's attributes as of the example's
+    time when the catalog's version history is given, else the catalog's current attributes."""
+    q, item, _ = inputs.take(rows)
+    history = inputs.history.take(q)
+    if item_versions is None:
+        return ranker_kjt(items, item, history, device, keys=keys)
+    return ranker_kjt_at(item_versions, item, inputs.at_ts[q], history, device, keys=keys)
 
 
 def _labels(inputs: RankerInputs, future: Interactions) -> np.ndarray:
@@ -38,6 +58,7 @@ def train_ranker(
     retrieval: TrainedRetrieval,
     *,
     customer_features: CustomerFeatures | None = None,
+    item_versions: ItemVersions | None = None,
     num_candidates: int = 200,
     embedding_dim: int = 16,
     dense_layers: tuple[int, ...] = (64,),
@@ -56,7 +77,9 @@ def train_ranker(
 ) -> TrainedRanker:
     """Train the DLRM on stacked examples (see module doc). `retrieval` must have been trained on
     `history` only. A `holdout_fraction` of customers is kept out to pick the best epoch by
-    log-loss and to report AUC / log-loss / calibration."""
+    log-loss and to report AUC / log-loss / calibration. `item_versions` (the catalog's attribute history,
+    same item indices and vocabularies as `items`) makes every example read the candidate's attributes
+    as of the example's time instead of today's."""
     started = time.perf_counter()
     hparams = {
         "num_candidates": num_candidates, "embedding_dim": embedding_dim, "dense_layers": list(dense_layers),
@@ -66,7 +89,10 @@ def train_ranker(
     }  # fmt: skip
     dev = pick_device(device)
     rng = seed_everything(seed)
-    ctx = FeatureContext(history, items, retrieval.item_embeddings, retrieval.history_len)
+    if item_versions is not None and item_versions.n_items != items.n_items:
+        raise ValueError(f"item_versions covers {item_versions.n_items} items, the catalog {items.n_items}")
+    vocab = item_versions.features if item_versions is not None else items
+    ctx = FeatureContext(history, items, retrieval.item_embeddings, retrieval.history_len, item_versions)
     has_history = np.bincount(history.customer, minlength=history.n_customers) > 0
     customers = np.flatnonzero(has_history & (np.bincount(future.customer, minlength=future.n_customers) > 0))
     inputs = candidate_inputs(retrieval, ctx, customers, num_candidates, customer_features)
@@ -85,9 +111,9 @@ def train_ranker(
 
     cfg = RankerConfig(
         n_items=items.n_items,
-        n_categories=items.n_categories,
-        n_brands=items.n_brands,
-        n_price_buckets=items.n_price_buckets,
+        n_categories=vocab.n_categories,
+        n_brands=vocab.n_brands,
+        n_price_buckets=vocab.n_price_buckets,
         dense_features=DENSE_FEATURES,
         embedding_dim=embedding_dim,
         dense_layers=tuple(dense_layers),
@@ -110,9 +136,8 @@ def train_ranker(
     y_all = torch.from_numpy(labels)
 
     def forward(rows: np.ndarray) -> torch.Tensor:
-        q, item, dense = inputs.take(rows)
-        kjt = ranker_kjt(items, item, inputs.history.take(q), dev, keys=cfg.sparse_features)
-        return model(torch.from_numpy(dense).to(dev), kjt)
+        kjt = sparse_inputs(inputs, rows, items, item_versions, cfg.sparse_features, dev)
+        return model(torch.from_numpy(inputs.dense[rows]).to(dev), kjt)
 
     best: tuple[float, int, dict] | None = None
     curve: list[dict] = []

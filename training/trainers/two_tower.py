@@ -32,6 +32,30 @@ from training.trainers.common import (
 _NOT_HPARAMS = {"train", "items", "customer_features", "validation", "device", "progress", "num_threads", "started"}
 
 
+def _optimizers(
+    task: torch.nn.Module, lr: float, weight_decay: float, sparse_rows: int | None
+) -> list[torch.optim.Optimizer]:
+    """Adam for the towers, and for id tables of at least `sparse_rows` rows SparseAdam on sparse gradients.
+
+    Dense Adam touches every row of every table each step: with a million customers that is 1.2 s per step
+    on one CPU thread against 0.13 s when only the batch's rows are updated (tests/bench/training.py), and
+    the table's update cost, not the examples, sets the pace. Small tables (MovieLens, most shops) stay on
+    dense Adam, the setting the evaluation protocol was tuned with. Sparse tables get no weight decay
+    (SparseAdam has none)."""
+    sparse: list[torch.nn.Parameter] = []
+    if sparse_rows is not None:
+        for module in task.modules():
+            if isinstance(module, torch.nn.EmbeddingBag) and module.num_embeddings >= sparse_rows:
+                module.sparse = True  # read at each forward: the backward now yields only the touched rows
+                sparse.append(module.weight)
+    sparse_ids = {id(p) for p in sparse}
+    dense = [p for p in task.parameters() if id(p) not in sparse_ids]
+    out: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay)]
+    if sparse:
+        out.append(torch.optim.SparseAdam(sparse, lr=lr))
+    return out
+
+
 @torch.no_grad()
 def _item_matrix(tower: ItemTower, items: ItemFeatures, device: torch.device, chunk: int = 8192) -> torch.Tensor:
     was_training = tower.training
@@ -62,6 +86,7 @@ def train_two_tower(
     history_len: int = 50,
     recency_decay: float = 0.9,
     id_dropout: float = 0.1,
+    sparse_rows: int | None = 50_000,
     validation: Interactions | None = None,
     device: torch.device | None = None,
     seed: int = 0,
@@ -72,7 +97,8 @@ def train_two_tower(
     before it) and return the towers, the item embedding matrix and the hyper-parameters.
 
     With `validation` (later events of the same customers), NDCG@10 is measured after every
-    epoch and the best epoch's weights are kept (early stopping by selection).
+    epoch and the best epoch's weights are kept (early stopping by selection). Id tables with at least
+    `sparse_rows` rows are updated sparsely (see `_optimizers`; None: every table dense).
     """
     started = time.perf_counter()
     hparams = {k: v for k, v in locals().items() if k not in _NOT_HPARAMS}
@@ -96,13 +122,13 @@ def train_two_tower(
     counts = train.item_counts().astype(np.float64)
     log_q = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(counts.sum(), 1.0)))
     task = TwoTowerRetrievalTask(customer_tower, item_tower, log_q, temperature, logq_correction, negatives).to(dev)
-    optimizer = torch.optim.Adam(task.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizers = _optimizers(task, lr, weight_decay, sparse_rows)
 
     hist = HistoryIndex(train)
     n = len(train)
     steps_per_epoch = -(-n // batch_size)
     total = steps_per_epoch * epochs
-    scheduler = warmup_cosine(optimizer, total)
+    schedulers = [warmup_cosine(opt, total) for opt in optimizers]
     report = Progress(progress, "retrieval", total, every=max(steps_per_epoch // 4, 1))
     all_items = item_kjt(items, np.arange(items.n_items), dev) if negatives == "full" else None
     best: tuple[float, int, dict, dict] | None = None
@@ -118,10 +144,12 @@ def train_two_tower(
             target = hist.item[idx]
             ikjt = item_kjt(items, target, dev)
             loss = task(ckjt, ikjt, torch.from_numpy(target).to(dev), all_items)
-            optimizer.zero_grad(set_to_none=True)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            scheduler.step()
+            for opt, scheduler in zip(optimizers, schedulers, strict=True):
+                opt.step()
+                scheduler.step()
             step += 1
             epoch_loss += float(loss.detach()) * len(idx)
             report(epoch, step, float(loss.detach()))
