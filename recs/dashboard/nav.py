@@ -82,8 +82,8 @@ SECTIONS: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
         (
             NavItem("training", "Training runs", "trending", "dashboard:training"),
             NavItem("models", "Models", "layers", "dashboard:models"),
-            NavItem("rules", "Rules", "filter"),
-            NavItem("promotions", "Promotions", "tag"),
+            NavItem("rules", "Rules", "filter", "dashboard:rules"),
+            NavItem("promotions", "Promotions", "tag", "dashboard:promotions"),
             NavItem("experiments", "Experiments", "split"),
         ),
     ),

@@ -2,10 +2,12 @@ from recs.models.catalog import Customer, CustomerVersion, Product, ProductVersi
 from recs.models.events import BUILTIN_EVENT_WEIGHTS, Event, EventType
 from recs.models.imports import ImportJob
 from recs.models.integrations import AuditLog, DataExport, IntegrationConnection, WebhookDelivery
+from recs.models.rules import Boost, Promotion, RecommendationSettings, Rule
 
 __all__ = [
     "BUILTIN_EVENT_WEIGHTS",
     "AuditLog",
+    "Boost",
     "Customer",
     "CustomerVersion",
     "DataExport",
@@ -15,5 +17,8 @@ __all__ = [
     "IntegrationConnection",
     "Product",
     "ProductVersion",
+    "Promotion",
+    "RecommendationSettings",
+    "Rule",
     "WebhookDelivery",
 ]

@@ -50,4 +50,10 @@ class Event(TenantOwnedModel):
         indexes = [
             models.Index(fields=["tenant", "ts"], name="event_tenant_ts_idx"),
             models.Index(fields=["tenant", "customer", "-ts"], name="event_customer_recent_idx"),
+            # The funnel reads a session's newest events on every request that carries a session id
+            # (anonymous visitors); most events have no session, so the index covers only those that do.
+            models.Index(
+                fields=["tenant", "session_id", "-ts"], name="event_session_recent_idx",
+                condition=~models.Q(session_id=""),
+            ),
         ]

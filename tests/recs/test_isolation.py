@@ -19,7 +19,8 @@ from recs.api.base import TenantScopedMixin
 from recs.api.urls import router
 from recs.ingest.catalog import upsert_customers, upsert_products
 from recs.integrations.connections import create_connection
-from recs.models import Customer, DataExport, Event, EventType, ImportJob, Product
+from recs.models import Customer, DataExport, Event, EventType, ImportJob, Product, RecommendationSettings
+from recs.rules import create_boost, create_promotion, create_rule, update_settings
 from tenants.api_keys import create_api_key, revoke_api_key
 from tenants.models import ApiKey
 from tenants.scoping import TenantOwnedModel
@@ -36,6 +37,8 @@ A_CUSTOMER = f"{MARK}_customer"
 METHODS = ("get", "post", "put", "patch", "delete")
 # Documentation endpoints under /v1/ that are deliberately public and hold no tenant data.
 PUBLIC_PATHS = {"/v1/schema", "/v1/docs", "/v1/redoc"}
+# One object per tenant, no id in the path: each key reaches only its own (test_singletons_are_per_tenant).
+SINGLETON_PATHS = {"/v1/recommendation-settings"}
 TENANT_MODELS = [m for m in apps.get_models() if issubclass(m, TenantOwnedModel)]
 
 
@@ -56,7 +59,7 @@ def _detail_ops() -> list[tuple[str, str]]:
 
 
 def _list_ops(method: str) -> list[tuple[str, str]]:
-    return [(p, m) for p, m in _operations() if "{" not in p and m == method]
+    return [(p, m) for p, m in _operations() if "{" not in p and m == method and p not in SINGLETON_PATHS]
 
 
 def _ids(ops):
@@ -102,6 +105,12 @@ def world_a(tenant):
     )
     create_connection(tenant.pk, platform="shopify", shop_domain="tenant-a.myshopify.com", secret=MARK, name=MARK)
     DataExport.objects.create(tenant=tenant, subject=MARK, content={"customers": [{"id": A_CUSTOMER}], "events": []})
+    mark_brand = [{"field": "brand", "op": "eq", "value": MARK}]
+    # Steering rows that leave A's one product recommendable (the recommendation listings must show it).
+    create_rule(tenant, {"name": MARK, "kind": "exclude_products", "params": {"product_ids": [f"{MARK}_hidden"]}})
+    create_promotion(tenant, {"name": MARK, "product_ids": [A_SKU], "conditions": mark_brand, "threshold": 0.2})
+    create_boost(tenant, {"name": MARK, "conditions": mark_brand, "factor": 2})
+    update_settings(tenant, {"exclude_out_of_stock": False, "exclude_purchased_days": 7, "max_per_category": 3})
     return tenant
 
 
@@ -176,8 +185,9 @@ def test_outsider_cannot_read_or_change_a_detail(api, outsider_api, other_tenant
 
     response = _send(outsider_api, method, url, body)
 
-    if method == "put":
-        # PUT is an upsert by the shop's own id: B gets B's own object, never A's.
+    if method == "put" and lookup_field != "pk":
+        # PUT by the shop's own key (product id, event type name) is an upsert: B gets B's own object, never
+        # A's. PUT by the service's id (rules, promotions, boosts) replaces an existing row: a 404 below.
         assert response.status_code in {200, 201}, response.content
         lookup = {lookup_field: _lookup_value(obj, lookup_field)}
         assert model.objects.for_tenant(other_tenant).filter(**lookup).exists()
@@ -222,6 +232,8 @@ _WRITES = {
     "/v1/customers/bulk": {"items": [{"id": A_CUSTOMER}]},
     "/v1/events": {"type": "view", "customer_id": A_CUSTOMER, "product_id": A_SKU, "event_id": f"{MARK}_evt"},
     "/v1/events/bulk": {"events": [{"type": "view", "customer_id": A_CUSTOMER, "product_id": A_SKU}]},
+    "/v1/rules": {"name": "B's", "kind": "exclude_products", "params": {"product_ids": [A_SKU]}},
+    "/v1/promotions": {"name": "B's", "product_ids": [A_SKU]},
 }
 
 
@@ -241,6 +253,22 @@ def test_outsider_writes_naming_a_ids_never_touch_a(outsider_api, world_a, setti
     assert response.status_code < 500, response.content
     assert MARK not in response.content.decode().replace(A_SKU, "").replace(A_CUSTOMER, "")
     assert _snapshot(world_a) == before
+
+
+@pytest.mark.parametrize("path", sorted(SINGLETON_PATHS))
+def test_singletons_are_per_tenant(api, outsider_api, other_tenant, world_a, path):
+    own = api.get(path).json()
+    before = _snapshot(world_a)
+
+    read = outsider_api.get(path)
+    assert read.status_code == 200, read.content
+    assert read.json() != own  # B's defaults, not A's values
+    for method in ("put", "patch"):
+        changed = getattr(outsider_api, method)(path, {"max_per_category": 9}, format="json")
+        assert changed.status_code == 200, changed.content
+
+    assert _snapshot(world_a) == before
+    assert RecommendationSettings.objects.for_tenant(other_tenant).get().max_per_category == 9
 
 
 def test_outsider_create_with_a_external_id_makes_b_own_product(outsider_api, other_tenant, world_a):
