@@ -10,3 +10,5 @@ app.autodiscover_tasks()
 # The training app's label is `training` but its AppConfig is `training.registry`; its tasks live in
 # `training.tasks`, which the line above would not find.
 app.autodiscover_tasks(["training"])
+# `serving` is not a Django app (it has no models): its tasks (index builds, precompute) are found here.
+app.autodiscover_tasks(["serving"])

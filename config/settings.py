@@ -7,9 +7,11 @@ the same code with those variables set.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from config.env import (
     ImproperlyConfiguredEnv,
@@ -188,12 +190,45 @@ RECSVC_RATE_LIMIT_PER_MINUTE = env_int("RECSVC_RATE_LIMIT_PER_MINUTE", 6000, min
 # JSON bodies above this answer 413 (a 10,000-event batch is about 2.5 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RECSVC_MAX_JSON_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 RECSVC_MAX_BULK_ROWS = env_int("RECSVC_MAX_BULK_ROWS", 10_000, minimum=1)
+# A single-event POST commits without waiting for its WAL flush (synchronous_commit off for that one
+# transaction): a PostgreSQL crash may lose the events acknowledged in the last ~0.6 s (3 x wal_writer_delay),
+# never corrupts anything. Bulk requests and imports always wait for the flush. See the README.
+RECSVC_SINGLE_EVENT_ASYNC_COMMIT = env_bool("RECSVC_SINGLE_EVENT_ASYNC_COMMIT", True)
 RECSVC_MAX_IMPORT_BYTES = env_int("RECSVC_MAX_IMPORT_BYTES", 20 * 1024**3, minimum=1024)
 RECSVC_IMPORT_DIR = Path(env_str("RECSVC_IMPORT_DIR", str(VAR_DIR / "imports")))
 RECSVC_ARTIFACT_DIR = Path(env_str("RECSVC_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
+# Model artifacts in S3-compatible object storage (AWS S3, MinIO, Ceph, R2...): `s3://bucket/prefix`. Unset:
+# RECSVC_ARTIFACT_DIR is the store. Credentials and region come the standard AWS way (AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, instance roles); the endpoint URL names a non-AWS store.
+# Processes that load a version keep a local copy under RECSVC_ARTIFACT_CACHE_DIR (training/registry/storage.py).
+RECSVC_ARTIFACT_STORE = env_url("RECSVC_ARTIFACT_STORE", schemes=("s3",))
+if RECSVC_ARTIFACT_STORE is not None and not re.fullmatch(
+    r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*'()/-]*)?", RECSVC_ARTIFACT_STORE
+):
+    raise ImproperlyConfiguredEnv(
+        f"RECSVC_ARTIFACT_STORE must be s3://bucket or s3://bucket/prefix, got {RECSVC_ARTIFACT_STORE!r}"
+    )
+RECSVC_ARTIFACT_S3_ENDPOINT_URL = env_url("RECSVC_ARTIFACT_S3_ENDPOINT_URL", schemes=("http", "https"))
+RECSVC_ARTIFACT_CACHE_DIR = Path(env_str("RECSVC_ARTIFACT_CACHE_DIR", str(VAR_DIR / "artifact-cache")))
 # Serving: how long an answer is reused, and how stale a process's view of the active version may be.
 RECSVC_RECS_CACHE_SECONDS = env_int("RECSVC_RECS_CACHE_SECONDS", 30, minimum=0, maximum=86_400)
 RECSVC_ACTIVE_VERSION_TTL_SECONDS = env_int("RECSVC_ACTIVE_VERSION_TTL_SECONDS", 5, minimum=1, maximum=3600)
+# The ranker's online item features (serving/online_features.py): each active version's item snapshot is
+# rebuilt on the `serving` queue this often, which bounds the staleness of item popularity when serving.
+RECSVC_ONLINE_FEATURES_REFRESH_S = env_int("RECSVC_ONLINE_FEATURES_REFRESH_S", 300, minimum=10, maximum=86_400)
+CELERY_BEAT_SCHEDULE["serving-refresh-online-features"] = {
+    "task": "serving.tasks.refresh_online_features",
+    "schedule": float(RECSVC_ONLINE_FEATURES_REFRESH_S),
+}
+# Batch precompute (serving/prepare.py): after each activation and nightly at this hour (UTC), the answers
+# of the customers with events in the trailing N days (at most this many, most recent first) are cached.
+RECSVC_PRECOMPUTE_ACTIVE_DAYS = env_int("RECSVC_PRECOMPUTE_ACTIVE_DAYS", 7, minimum=1, maximum=365)
+RECSVC_PRECOMPUTE_MAX_CUSTOMERS = env_int("RECSVC_PRECOMPUTE_MAX_CUSTOMERS", 10_000, minimum=0, maximum=10_000_000)
+RECSVC_PRECOMPUTE_HOUR_UTC = env_int("RECSVC_PRECOMPUTE_HOUR_UTC", 3, minimum=0, maximum=23)
+CELERY_BEAT_SCHEDULE["serving-precompute-nightly"] = {
+    "task": "serving.tasks.precompute_all_tenants",
+    "schedule": crontab(hour=RECSVC_PRECOMPUTE_HOUR_UTC, minute=0),
+}
 # Clock skew tolerated on event timestamps sent by shops.
 RECSVC_MAX_FUTURE_SKEW_SECONDS = env_int("RECSVC_MAX_FUTURE_SKEW_SECONDS", 300, minimum=0)
 
@@ -213,6 +248,11 @@ RECSVC_MIN_TRAINING_EVENTS = env_int("RECSVC_MIN_TRAINING_EVENTS", 100, minimum=
 # A run whose worker has not beaten for this long is marked failed ("worker lost"); workers beat five
 # times per timeout from a thread beside the training (training/registry/reaper.py).
 RECSVC_TRAINING_HEARTBEAT_TIMEOUT_S = env_int("RECSVC_TRAINING_HEARTBEAT_TIMEOUT_S", 300, minimum=5, maximum=86_400)
+# A run still `queued` this long after it was created (its broker message was lost, or no worker takes the
+# training queue) gets its message sent once more; still queued one more timeout later, it is marked failed
+# so the tenant can train again. Longer than the training queue's normal wait: a re-send is harmless (the
+# task claims a run once) but a failed run has to be started again.
+RECSVC_QUEUED_RUN_TIMEOUT_S = env_int("RECSVC_QUEUED_RUN_TIMEOUT_S", 3600, minimum=30, maximum=7 * 86_400)
 RECSVC_TRAINING_REAPER_EVERY_S = env_int("RECSVC_TRAINING_REAPER_EVERY_S", 60, minimum=5, maximum=3600)
 RECSVC_RETRAIN_CHECK_EVERY_S = env_int("RECSVC_RETRAIN_CHECK_EVERY_S", 600, minimum=30, maximum=86_400)
 # The beat tasks are quick bookkeeping: on `default`, never behind hour-long runs on the training queue

@@ -3,7 +3,9 @@
 A customer's generation changes whenever events of theirs are stored, so their cached answers stop
 being found at once (a purchase must not keep showing the bought item); the old entries simply expire.
 Customers are named by the shop's external id, which both the event and the recommendation paths hold
-without a query. With Redis down (IGNORE_EXCEPTIONS), reads miss and writes are dropped: answers are
+without a query. The tenant's rules generation (bumped after every write of a rule, promotion, boost or
+setting) is part of every key too, so a rule change makes all the tenant's cached answers unreachable at
+once. With Redis down (IGNORE_EXCEPTIONS), reads miss and writes are dropped: answers are
 served uncached.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -20,13 +23,19 @@ from django.core.cache import cache
 
 from recs.recommendation_cache import customer_prefix, tenant_prefix
 
+log = logging.getLogger(__name__)
+
 # Must outlive every cached answer that depends on it.
 GENERATION_TTL_SECONDS = 24 * 3600
 
 
+def _generation_prefix(tenant_id: int) -> str:
+    return f"recs-gen:{tenant_id}:"
+
+
 def _generation_key(tenant_id: int, customer_external_id: str) -> str:
     digest = hashlib.sha256(customer_external_id.encode()).hexdigest()[:32]
-    return f"recs-gen:{tenant_id}:{digest}"
+    return f"{_generation_prefix(tenant_id)}{digest}"
 
 
 def customer_generation(tenant_id: int, customer_external_id: str | None) -> int:
@@ -35,27 +44,88 @@ def customer_generation(tenant_id: int, customer_external_id: str | None) -> int
     return int(cache.get(_generation_key(tenant_id, customer_external_id)) or 0)
 
 
-def bump_customer_generation(tenant_id: int, customer_external_ids: Iterable[str]) -> None:
+# One Lua call sets every key of a batch (SET ... EX each): a 10,000-event batch names thousands of
+# customers, and set_many (a MULTI of one SET per key, each key made and encoded in Python) cost 25-120 ms
+# a batch. The stamp is stored as a bare integer, which is how django-redis stores ints, so cache.get
+# (customer_generation) reads it unchanged.
+_BUMP_SCRIPT = "for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1], 'EX', ARGV[2]) end return #KEYS"
+
+
+def _raw_redis():
+    try:
+        from django_redis import get_redis_connection
+
+        return get_redis_connection("default")
+    except (ImportError, NotImplementedError):
+        return None  # local-memory cache (embedded default)
+
+
+def _raw_generation_keys(tenant_id: int, customer_external_ids: set[str]) -> list[str]:
+    """The Redis keys (cache prefix and version included) of these customers' generations.
+
+    cache.make_key per key costs microseconds that add up over thousands of customers; with the default
+    key function (prefix:version:key) the made prefix of one key serves for all of them."""
+    prefix = _generation_prefix(tenant_id)
+    made = str(cache.make_key(prefix))
+    if not made.endswith(prefix):  # a custom KEY_FUNCTION: make each key
+        return [str(cache.make_key(_generation_key(tenant_id, c))) for c in customer_external_ids]
+    sha256 = hashlib.sha256
+    return [made + sha256(c.encode()).hexdigest()[:32] for c in customer_external_ids]
+
+
+def bump_customer_generation(tenant_id: int, customer_external_ids: Iterable[str], *, pipe: Any = None) -> None:
     """Invalidate the cached answers of these customers (called after their events are stored).
 
     A fresh timestamp rather than an increment: one round trip, no read-modify-write race, and a key
-    that expired cannot come back to an old value."""
+    that expired cannot come back to an old value. `pipe`: a raw redis pipeline to queue the write on
+    (the caller executes it together with its other writes and handles its errors)."""
     stamp = time.time_ns()
-    keys = {_generation_key(tenant_id, c): stamp for c in set(customer_external_ids) if c}
-    if keys:
-        cache.set_many(keys, GENERATION_TTL_SECONDS)
+    customers = {c for c in customer_external_ids if c}
+    if not customers:
+        return
+    client = pipe if pipe is not None else _raw_redis()
+    if client is None:
+        cache.set_many({_generation_key(tenant_id, c): stamp for c in customers}, GENERATION_TTL_SECONDS)
+        return
+    keys = _raw_generation_keys(tenant_id, customers)
+    if pipe is not None:
+        pipe.eval(_BUMP_SCRIPT, len(keys), *keys, stamp, GENERATION_TTL_SECONDS)
+        return
+    try:
+        client.eval(_BUMP_SCRIPT, len(keys), *keys, stamp, GENERATION_TTL_SECONDS)
+    except Exception:  # Redis down: like the cache API (IGNORE_EXCEPTIONS), drop the write
+        log.warning("cache generations not bumped for %s customers of tenant %s", len(keys), tenant_id,
+                    exc_info=True)
+
+
+def _rules_generation_key(tenant_id: int) -> str:
+    return f"recs:rules-gen:{int(tenant_id)}"
+
+
+def rules_generation(tenant_id: int) -> int:
+    """The tenant's rules generation (0 before the first rule write, or with Redis down)."""
+    return int(cache.get(_rules_generation_key(tenant_id)) or 0)
+
+
+def bump_rules_generation(tenant_id: int) -> None:
+    """Invalidate every cached answer of the tenant and make each process recompile its rules (called
+    after a rule, promotion, boost or settings write commits). A timestamp, as for customers."""
+    cache.set(_rules_generation_key(tenant_id), time.time_ns(), GENERATION_TTL_SECONDS)
 
 
 def answer_key(
     tenant_id: int, kind: str, shape: dict[str, Any], model_version: int | None, *, customer: str | None = None
 ) -> str:
     """A customer's answers live under the prefix GDPR erasure deletes (recs/recommendation_cache.py);
-    their generation is part of the key, so an event makes the old entries unreachable at once."""
+    their generation is part of the key, so an event makes the old entries unreachable at once; so is the
+    tenant's rules generation, so a rule change does the same for every answer of the tenant."""
     shape_hash = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    rules = rules_generation(tenant_id)
     if customer:
         generation = customer_generation(tenant_id, customer)
-        return f"{customer_prefix(tenant_id, customer)}{kind}:{generation}:{shape_hash}:{model_version or 0}"
-    return f"{tenant_prefix(tenant_id)}{kind}:{shape_hash}:{model_version or 0}"
+        return (f"{customer_prefix(tenant_id, customer)}{kind}:{generation}:{rules}:{shape_hash}:"
+                f"{model_version or 0}")
+    return f"{tenant_prefix(tenant_id)}{kind}:{rules}:{shape_hash}:{model_version or 0}"
 
 
 def get_answer(key: str) -> dict | None:
@@ -64,6 +134,16 @@ def get_answer(key: str) -> dict | None:
     return cache.get(key)
 
 
-def set_answer(key: str, answer: dict) -> None:
-    if settings.RECSVC_RECS_CACHE_SECONDS > 0:
-        cache.set(key, answer, settings.RECSVC_RECS_CACHE_SECONDS)
+def answer_ttl(max_seconds: float | None = None) -> int:
+    """Seconds a cached answer lives: RECSVC_RECS_CACHE_SECONDS, capped by `max_seconds` (e.g. the time
+    until a promotion starts or ends, so a cached answer never hides that change). 0: do not cache."""
+    ttl = settings.RECSVC_RECS_CACHE_SECONDS
+    if max_seconds is not None:
+        ttl = min(ttl, int(max_seconds))
+    return max(ttl, 0)
+
+
+def set_answer(key: str, answer: dict, *, max_seconds: float | None = None) -> None:
+    ttl = answer_ttl(max_seconds)
+    if ttl > 0:
+        cache.set(key, answer, ttl)

@@ -91,7 +91,9 @@ def load_served_model(version: ModelVersion) -> ServedModel:
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
     retrieval = TrainedRetrieval.load(folder / "retrieval")
     ranker = TrainedRanker.load(folder / "ranker")
-    index, params = item_index.ensure_index(folder, retrieval.item_embeddings)
+    index, params = item_index.ensure_index(
+        folder, retrieval.item_embeddings, reason=f"in this serving process for version {version.pk}"
+    )
     product_pks = np.load(folder / "product_pks.npy", allow_pickle=False).astype(np.int64)
     customer_pks = np.load(folder / "customer_pks.npy", allow_pickle=False).astype(np.int64)
     if len(product_pks) != len(retrieval.item_embeddings):

@@ -1,8 +1,10 @@
 """Recommendations, similar products and popular products (scope `recommend`), answered by serving/.
 
-Views validate, look up the shop's ids, and cache; the funnel in serving/funnel.py decides. Every
-answer carries a fresh `recommendation_id` for attribution, the model version (null without a model),
-the experiment variant (a placeholder until experiments exist) and the reason for its items.
+Views validate the query strictly (a bad value is a 400 problem) and look up the product of a URL;
+serving/answers.py computes and caches the answer through the funnel in serving/funnel.py. Every answer
+carries a fresh `recommendation_id` for attribution, the model version (null without a model), the
+experiment variant (a placeholder until experiments exist) and the reason for its items. `explain=true`
+adds per-item scores and the rules, boosts and promotions that touched them (never cached).
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from recs.api.base import TenantViewSet
-from recs.models import Customer, Product
-from serving import cache as answers
-from serving.funnel import Reason, Recommendation, popular_items, recommend, similar_items
-from serving.registry_cache import active_version_id
+from recs.models import Product
+from serving.answers import (
+    PopularRequest,
+    RecommendRequest,
+    SimilarRequest,
+    popular_answer,
+    recommendations_answer,
+    similar_answer,
+)
+from serving.funnel import PAGE_TYPES
 
 MAX_EXCLUDE = 500
 PLACEHOLDER_VARIANT = "control"
@@ -27,11 +35,16 @@ PLACEHOLDER_VARIANT = "control"
 
 class _Common(serializers.Serializer):
     k = serializers.IntegerField(min_value=1, max_value=100, default=10, help_text="how many items (1-100)")
-
-
-class _WithExclude(_Common):
+    category = serializers.CharField(
+        required=False, max_length=200, help_text="only products with this element in their category_path"
+    )
+    price_min = serializers.FloatField(required=False, min_value=0, help_text="only products at least this price")
+    price_max = serializers.FloatField(required=False, min_value=0, help_text="only products at most this price")
     exclude = serializers.CharField(
         required=False, allow_blank=True, max_length=64 * MAX_EXCLUDE, help_text="comma-separated product ids"
+    )
+    explain = serializers.BooleanField(
+        required=False, default=False, help_text="add scores and the rules that touched each item (not cached)"
     )
 
     def validate_exclude(self, value: str) -> list[str]:
@@ -40,19 +53,31 @@ class _WithExclude(_Common):
             raise ValidationError(f"At most {MAX_EXCLUDE} product ids.")
         return ids
 
+    def validate(self, attrs: dict) -> dict:
+        low, high = attrs.get("price_min"), attrs.get("price_max")
+        if low is not None and high is not None and low > high:
+            raise ValidationError({"price_min": "Must not be greater than price_max."})
+        return attrs
 
-class RecommendQuery(_WithExclude):
+
+class _WithPage(_Common):
+    page_type = serializers.ChoiceField(choices=PAGE_TYPES, required=False, help_text="where the answer is shown")
+
+
+class RecommendQuery(_WithPage):
     customer_id = serializers.CharField(required=False, max_length=128, help_text="the shop's customer id")
     session_id = serializers.CharField(required=False, max_length=128, help_text="the current session")
+    product_id = serializers.CharField(
+        required=False, max_length=128, help_text="the product on screen (never recommended back)"
+    )
 
 
-class SimilarQuery(_WithExclude):
+class SimilarQuery(_WithPage):
     pass
 
 
 class PopularQuery(_Common):
     window_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
-    category = serializers.CharField(required=False, max_length=200, help_text="one element of category_path")
 
 
 AnswerDoc = inline_serializer(
@@ -60,7 +85,16 @@ AnswerDoc = inline_serializer(
     {
         "items": inline_serializer(
             "RecommendedItem",
-            {"id": serializers.CharField(), "score": serializers.FloatField(), "title": serializers.CharField()},
+            {
+                "id": serializers.CharField(),
+                "score": serializers.FloatField(),
+                "title": serializers.CharField(),
+                "explain": serializers.JSONField(
+                    required=False,
+                    help_text="with explain=true: retrieval_score, ranker_score, score, source, popularity, boosts, "
+                    "promotions",
+                ),
+            },
             many=True,
         ),
         "recommendation_id": serializers.UUIDField(),
@@ -69,20 +103,22 @@ AnswerDoc = inline_serializer(
         "reason": serializers.CharField(
             help_text="personalized, similar_items, popular, no_active_model, unknown_customer, product_not_in_model"
         ),
+        "explain": serializers.JSONField(
+            required=False, help_text="with explain=true: filters and what they removed, retrieval depth, ..."
+        ),
     },
 )
 
 
-def _as_answer(rec: Recommendation) -> dict:
-    return {
-        "items": [{"id": i.external_id, "score": round(i.score, 6), "title": i.title} for i in rec.items],
-        "model_version": rec.model_version,
-        "reason": rec.reason,
-    }
-
-
 def _respond(answer: dict) -> Response:
     return Response({**answer, "recommendation_id": str(uuid.uuid4()), "variant": PLACEHOLDER_VARIANT})
+
+
+def _common(q: dict) -> dict:
+    return {
+        "k": q["k"], "exclude": tuple(q.get("exclude", ())), "category": q.get("category") or None,
+        "price_min": q.get("price_min"), "price_max": q.get("price_max"), "explain": q.get("explain", False),
+    }
 
 
 class _RecommendViewSet(TenantViewSet):
@@ -96,44 +132,17 @@ class _RecommendViewSet(TenantViewSet):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    def _product_pks(self, external_ids: list[str]) -> list[int]:
-        if not external_ids:
-            return []
-        return list(self.get_queryset().filter(external_id__in=external_ids).values_list("pk", flat=True))
-
-    def _cached(self, kind: str, shape: dict, compute, *, customer: str | None = None, cacheable: bool = True):
-        if not cacheable:
-            return compute()
-        key = answers.answer_key(self.tenant_id, kind, shape, active_version_id(self.tenant_id), customer=customer)
-        answer = answers.get_answer(key)
-        if answer is None:
-            answer = compute()
-            answers.set_answer(key, answer)
-        return answer
-
 
 class RecommendationViewSet(_RecommendViewSet):
     @extend_schema(parameters=[RecommendQuery], responses=AnswerDoc)
     def list(self, request):
         """Top-k products for a customer (known, anonymous with a session id, or unknown)."""
         q = self._query(RecommendQuery)
-        customer_id, session_id = q.get("customer_id"), q.get("session_id")
-
-        def compute() -> dict:
-            customer_pk = None
-            if customer_id:
-                customers = Customer.objects.for_tenant(self.tenant_id)
-                customer_pk = customers.filter(external_id=customer_id).values_list("pk", flat=True).first()
-            rec = recommend(
-                self.tenant_id, customer_pk, session_id=session_id, k=q["k"],
-                exclude=self._product_pks(q.get("exclude", [])),
-            )
-            return _as_answer(rec)
-
-        # A session's events may belong to another (anonymous) customer whose generation this request
-        # does not know, so session requests are always answered fresh.
-        shape = {"customer": customer_id or "", "k": q["k"], "exclude": q.get("exclude", [])}
-        return _respond(self._cached("recommend", shape, compute, customer=customer_id, cacheable=not session_id))
+        req = RecommendRequest(
+            **_common(q), page_type=q.get("page_type"), customer_id=q.get("customer_id") or None,
+            session_id=q.get("session_id") or None, product_id=q.get("product_id") or None,
+        )
+        return _respond(recommendations_answer(self.tenant_id, req))
 
 
 class SimilarProductsViewSet(_RecommendViewSet):
@@ -147,13 +156,8 @@ class SimilarProductsViewSet(_RecommendViewSet):
         """Products similar to this one (item-to-item), itself and unavailable products excluded."""
         product = self.get_object()
         q = self._query(SimilarQuery)
-
-        def compute() -> dict:
-            rec = similar_items(self.tenant_id, product.pk, k=q["k"], exclude=self._product_pks(q.get("exclude", [])))
-            return _as_answer(rec)
-
-        shape = {"product": product.pk, "k": q["k"], "exclude": q.get("exclude", [])}
-        return _respond(self._cached("similar", shape, compute))
+        req = SimilarRequest(**_common(q), page_type=q.get("page_type"))
+        return _respond(similar_answer(self.tenant_id, product.pk, req))
 
 
 class PopularViewSet(_RecommendViewSet):
@@ -161,10 +165,4 @@ class PopularViewSet(_RecommendViewSet):
     def list(self, request):
         """The most interacted-with products in stock over a trailing window, overall or in one category."""
         q = self._query(PopularQuery)
-
-        def compute() -> dict:
-            items = popular_items(self.tenant_id, q["k"], window_days=q["window_days"], category=q.get("category"))
-            return _as_answer(Recommendation(items, None, Reason.POPULAR))
-
-        shape = {"k": q["k"], "window_days": q["window_days"], "category": q.get("category") or ""}
-        return _respond(self._cached("popular", shape, compute))
+        return _respond(popular_answer(self.tenant_id, PopularRequest(**_common(q), window_days=q["window_days"])))

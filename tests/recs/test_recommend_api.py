@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
 from django.utils import timezone
 
-from recs.models import Customer, Event, Product
-from serving import registry_cache
+from recs.models import Customer, Event, Product, Promotion
+from recs.rules import create_rule
+from serving import answers, funnel, registry_cache
+from serving import rules as compiled_rules
+from serving.answers import RecommendRequest, precompute_recommendations
+from serving.cache import answer_ttl, bump_rules_generation
 from tests.factories import EventFactory, ProductFactory
 from tests.serving.trained import load_shop, train_active_version
 
@@ -23,6 +28,7 @@ def trained(tenant, settings, tmp_path):
     version = train_active_version(tenant)
     yield version
     registry_cache.clear()
+    compiled_rules.clear()
 
 
 def _buyer(tenant) -> Customer:
@@ -131,3 +137,153 @@ def test_with_redis_down_answers_are_served_uncached(recommend_api, tenant, sett
     for _ in range(2):
         response = recommend_api.get("/v1/recommendations", {"customer_id": "anyone"})
         assert _ids(response) == [product.external_id]
+
+
+# --- context filters, explain, rules and the cache ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/recommendations", {"page_type": "landing"}, "page_type"),
+        ("/v1/recommendations", {"price_min": "-1"}, "price_min"),
+        ("/v1/recommendations", {"price_max": "cheap"}, "price_max"),
+        ("/v1/recommendations", {"price_min": "10", "price_max": "5"}, "price_min"),
+        ("/v1/recommendations", {"explain": "maybe"}, "explain"),
+        ("/v1/recommendations", {"category": "x" * 201}, "category"),
+        ("/v1/recommendations", {"product_id": "p" * 129}, "product_id"),
+        ("/v1/products/{id}/similar", {"page_type": "HOME"}, "page_type"),
+        ("/v1/products/{id}/similar", {"price_max": "nan"}, "price_max"),
+        ("/v1/popular", {"price_min": "inf"}, "price_min"),
+        ("/v1/popular", {"explain": "2"}, "explain"),
+    ],
+)
+def test_context_parameters_are_validated_strictly(recommend_api, tenant, path, params, field):
+    product = ProductFactory(tenant=tenant)
+    response = recommend_api.get(path.format(id=product.external_id), params)
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert field in response.json()["errors"]
+
+
+def test_explain_shows_scores_rules_and_depth_and_is_never_cached(recommend_api, tenant, trained):
+    customer = _buyer(tenant)
+    rule = create_rule(tenant, {"name": "hide one", "kind": "exclude_products", "params": {"product_ids": ["none"]}})
+    bump_rules_generation(tenant.pk)
+    query = {"customer_id": customer.external_id, "k": 5}
+    plain = recommend_api.get("/v1/recommendations", query).json()
+    assert set(plain) == {"items", "recommendation_id", "model_version", "variant", "reason"}
+    assert all(set(item) == {"id", "score", "title"} for item in plain["items"])
+
+    body = recommend_api.get("/v1/recommendations", {**query, "explain": "true"}).json()
+
+    assert [i["id"] for i in body["items"]] == [i["id"] for i in plain["items"]]
+    item = body["items"][0]["explain"]
+    assert set(item) == {"retrieval_score", "ranker_score", "score", "source", "popularity", "boosts", "promotions"}
+    assert item["source"] == "model" and item["score"] == body["items"][0]["score"] and item["popularity"] is None
+    summary = body["explain"]
+    assert summary["retrieval"]["depth"] >= 50 and summary["retrieval"]["after_filters"] > 0
+    names = [(s.get("id"), s["name"]) for s in summary["retrieval"]["filters"]]
+    assert (None, "out_of_stock") in names and (rule.pk, "hide one") in names
+    assert all(isinstance(s["removed"], int) for s in summary["retrieval"]["filters"])
+
+    # The plain answer is cached (the stock change waits for its TTL); explained ones are computed fresh.
+    Product.objects.for_tenant(tenant).filter(external_id=plain["items"][0]["id"]).update(stock=0)
+    assert _ids(recommend_api.get("/v1/recommendations", query)) == [i["id"] for i in plain["items"]]
+    fresh = recommend_api.get("/v1/recommendations", {**query, "explain": "true"})
+    assert plain["items"][0]["id"] not in _ids(fresh)
+
+
+def test_the_current_product_and_filters_shape_the_answer(recommend_api, outsider_api, other_tenant, tenant, trained):
+    customer = _buyer(tenant)
+    first = _ids(recommend_api.get("/v1/recommendations", {"customer_id": customer.external_id, "k": 5}))
+    current = Product.objects.for_tenant(tenant).get(external_id=first[0])
+
+    on_page = recommend_api.get("/v1/recommendations", {
+        "customer_id": customer.external_id, "k": 5, "page_type": "product", "product_id": current.external_id,
+        "category": current.category_path[0], "price_max": "1000",
+    })
+
+    ids = _ids(on_page)
+    assert current.external_id not in ids and ids
+    products = Product.objects.for_tenant(tenant).filter(external_id__in=ids)
+    assert all(current.category_path[0] in p.category_path and float(p.price) <= 1000 for p in products)
+    # An id the shop does not have (here: another shop's product) excludes nothing and reveals nothing.
+    foreign = ProductFactory(tenant=other_tenant)
+    unknown = recommend_api.get("/v1/recommendations", {"customer_id": customer.external_id, "k": 5,
+                                                        "product_id": foreign.external_id})
+    assert _ids(unknown) == first
+
+
+def test_a_rule_change_invalidates_cached_answers(recommend_api, tenant, trained, django_capture_on_commit_callbacks):
+    query = {"customer_id": _buyer(tenant).external_id, "k": 5}
+    first = _ids(recommend_api.get("/v1/recommendations", query))
+    assert _ids(recommend_api.get("/v1/recommendations", query)) == first  # cached
+
+    with django_capture_on_commit_callbacks(execute=True):  # the write bumps the rules generation on commit
+        create_rule(tenant, {"name": "hide", "kind": "exclude_products", "params": {"product_ids": first[:2]}})
+
+    after = _ids(recommend_api.get("/v1/recommendations", query))
+    assert not set(after) & set(first[:2]) and len(after) == 5
+
+
+def test_similar_and_popular_take_filters_and_rules(recommend_api, tenant, trained, django_capture_on_commit_callbacks):
+    product = Product.objects.for_tenant(tenant).order_by("pk")[3]
+    category = product.category_path[0]
+    similar = recommend_api.get(f"/v1/products/{product.external_id}/similar",
+                                {"k": 4, "category": category, "explain": "1", "page_type": "product"})
+    ids = _ids(similar)
+    assert ids and product.external_id not in ids
+    assert all(category in p.category_path for p in Product.objects.for_tenant(tenant).filter(external_id__in=ids))
+    assert similar.json()["explain"]["scoring"] == "retrieval"
+
+    top = _ids(recommend_api.get("/v1/popular", {"k": 3}))
+    with django_capture_on_commit_callbacks(execute=True):
+        create_rule(tenant, {"name": "not on popular", "kind": "exclude_products",
+                             "params": {"product_ids": top[:1]}, "endpoints": ["popular"]})
+    popular = _ids(recommend_api.get("/v1/popular", {"k": 3, "exclude": top[1]}))
+    assert top[0] not in popular and top[1] not in popular and len(popular) == 3
+
+
+def test_precomputed_answers_are_what_the_api_reads(recommend_api, tenant, trained):
+    customer = _buyer(tenant)
+    assert precompute_recommendations(tenant.pk, [customer.external_id, "nobody-yet", customer.external_id], k=5) == 2
+    cached = answers.recommendations_answer(tenant.pk, RecommendRequest(customer_id=customer.external_id, k=5))
+    # Sold out after the precompute: the API still serves the precomputed (cached) answer until its TTL.
+    Product.objects.for_tenant(tenant).filter(external_id=cached["items"][0]["id"]).update(stock=0)
+    served = recommend_api.get("/v1/recommendations", {"customer_id": customer.external_id, "k": 5})
+    assert _ids(served) == [i["id"] for i in cached["items"]]
+    fresh = answers.recommendations_answer(tenant.pk, RecommendRequest(customer_id=customer.external_id, k=5),
+                                           use_cache=False)
+    assert cached["items"][0]["id"] not in [i["id"] for i in fresh["items"]]
+
+
+def test_a_promotion_about_to_start_caps_the_cache_ttl(tenant, settings):
+    settings.RECSVC_RECS_CACHE_SECONDS = 30
+    product = ProductFactory(tenant=tenant)
+    EventFactory(tenant=tenant, product=product, ts=timezone.now())
+    Promotion.objects.create(tenant=tenant, name="soon", product_ids=[product.external_id],
+                             starts_at=timezone.now() + dt.timedelta(seconds=5))
+    bump_rules_generation(tenant.pk)
+
+    rec = funnel.recommend(tenant.pk, None, k=3)
+
+    assert 0 < rec.valid_for <= 5
+    assert answer_ttl(rec.valid_for) <= 5 and answer_ttl(None) == 30 and answer_ttl(0.4) == 0
+
+
+def test_with_redis_down_rules_context_and_explain_still_answer(recommend_api, tenant, settings):
+    shoes, hats = ProductFactory(tenant=tenant, category_path=["Shoes"]), ProductFactory(tenant=tenant)
+    for product in (shoes, hats):
+        EventFactory(tenant=tenant, product=product, ts=timezone.now())
+    create_rule(tenant, {"name": "no hats", "kind": "exclude_products", "params": {"product_ids": [hats.external_id]}})
+    compiled_rules.clear()
+    down = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}  # nothing listens on port 1
+    if down["BACKEND"] != "django_redis.cache.RedisCache":
+        pytest.skip("runs against the Redis cache backend (REDIS_URL set)")
+    settings.CACHES = {"default": down}
+
+    for path in ("/v1/recommendations", "/v1/popular"):
+        response = recommend_api.get(path, {"customer_id": "anyone", "page_type": "home", "explain": "true"})
+        assert _ids(response) == [shoes.external_id]
+        assert response.json()["explain"]["rules_generation"] == 0

@@ -1,0 +1,208 @@
+"""Answers of the recommendation endpoints: shop ids -> funnel -> JSON-ready dict, through the cache.
+
+The API views only validate and look up the product of a URL; everything else is here, so the batch
+precompute (`precompute_recommendations`) writes exactly what the API would read, under the same key.
+
+An answer dict is {"items": [{"id", "score", "title"}...], "model_version", "reason"}; the view adds the
+per-response `recommendation_id` and `variant`. With `explain` each item also gets an "explain" member
+(retrieval_score, ranker_score, score, source, popularity, boosts, promotions; a score the item did not
+get is null: popular fallback items have no retrieval or ranker score, similar items no ranker score) and
+the answer an "explain" summary (what each filter removed, how deep retrieval went, ...); explained
+answers are never cached.
+
+Cache keys (serving/cache.py) hold the tenant, the customer and their generation, the tenant's rules
+generation, the request shape and the active model version; session requests are never cached (their
+events may belong to an anonymous customer whose generation the request does not know).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from recs.models import Customer, Product
+from serving import cache
+from serving.funnel import POPULAR_WINDOW_DAYS, Context, Recommendation, popular, recommend, similar_items
+from serving.registry_cache import active_version_id
+from tenants.context import tenant_context
+
+
+@dataclass(frozen=True)
+class _Base:
+    k: int = 10
+    exclude: tuple[str, ...] = ()  # shop product ids
+    page_type: str | None = None
+    category: str | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    explain: bool = False
+
+    def __post_init__(self) -> None:
+        # One spelling per request shape, so equal requests share a cache key.
+        object.__setattr__(self, "exclude", tuple(sorted({str(e) for e in self.exclude if str(e)})))
+        for name in ("price_min", "price_max"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, float(value))
+
+    def shape(self) -> dict[str, Any]:
+        """What the cache key hashes: every field that changes the answer (explain does not)."""
+        return {k: v for k, v in asdict(self).items() if k != "explain"}
+
+
+@dataclass(frozen=True)
+class RecommendRequest(_Base):
+    customer_id: str | None = None  # the shop's customer id
+    session_id: str | None = None
+    product_id: str | None = None  # the product on screen: excluded from the answer
+
+
+@dataclass(frozen=True)
+class SimilarRequest(_Base):
+    pass
+
+
+@dataclass(frozen=True)
+class PopularRequest(_Base):
+    window_days: int = POPULAR_WINDOW_DAYS
+
+
+# --- shaping -----------------------------------------------------------------------------------------
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 6)
+
+
+def as_answer(rec: Recommendation, *, explain: bool = False) -> dict[str, Any]:
+    items = []
+    for i in rec.items:
+        item: dict[str, Any] = {"id": i.external_id, "score": round(i.score, 6), "title": i.title}
+        if explain:
+            item["explain"] = {
+                "retrieval_score": _round(i.retrieval_score),
+                "ranker_score": _round(i.ranker_score),
+                "score": _round(i.score),
+                "source": i.source,
+                "popularity": _round(i.popularity),
+                "boosts": list(i.boosts),
+                "promotions": list(i.promotions),
+            }
+        items.append(item)
+    answer: dict[str, Any] = {"items": items, "model_version": rec.model_version, "reason": rec.reason}
+    if explain:
+        answer["explain"] = rec.explain
+    return answer
+
+
+def _product_pks(tenant_id: int, external_ids: Iterable[str]) -> list[int]:
+    ids = list(external_ids)
+    if not ids:
+        return []
+    return list(Product.objects.for_tenant(tenant_id).filter(external_id__in=ids).values_list("pk", flat=True))
+
+
+def _context(tenant_id: int, request: _Base, product_id: str | None = None) -> Context:
+    product_pk = None
+    if product_id:  # an id the shop has not sent us (yet) has nothing to exclude
+        found = _product_pks(tenant_id, [product_id])
+        product_pk = found[0] if found else None
+    return Context(request.page_type, product_pk, request.category, request.price_min, request.price_max)
+
+
+def _through_cache(
+    tenant_id: int, kind: str, request: _Base | _Shaped, compute: Callable[[], Recommendation], *,
+    customer: str | None = None, cacheable: bool = True,
+) -> dict[str, Any]:
+    if not cacheable or request.explain:
+        return as_answer(compute(), explain=request.explain)
+    key = cache.answer_key(tenant_id, kind, request.shape(), active_version_id(tenant_id), customer=customer)
+    answer = cache.get_answer(key)
+    if answer is None:
+        rec = compute()
+        answer = as_answer(rec)
+        cache.set_answer(key, answer, max_seconds=rec.valid_for)
+    return answer
+
+
+# --- the endpoints' answers ---------------------------------------------------------------------------
+
+
+def _customer_pk(tenant_id: int, customer_id: str | None) -> int | None:
+    if not customer_id:
+        return None
+    return Customer.objects.for_tenant(tenant_id).filter(external_id=customer_id).values_list("pk", flat=True).first()
+
+
+def _compute_recommendations(tenant_id: int, request: RecommendRequest, customer_pk: int | None) -> Recommendation:
+    return recommend(
+        tenant_id, customer_pk, session_id=request.session_id, k=request.k,
+        exclude=_product_pks(tenant_id, request.exclude), context=_context(tenant_id, request, request.product_id),
+    )
+
+
+def recommendations_answer(tenant_id: int, request: RecommendRequest, *, use_cache: bool = True) -> dict:
+    """The /v1/recommendations answer (without recommendation_id and variant). `use_cache=False` neither
+    reads nor writes the cache."""
+    def compute() -> Recommendation:
+        return _compute_recommendations(tenant_id, request, _customer_pk(tenant_id, request.customer_id))
+
+    cacheable = use_cache and not request.session_id
+    return _through_cache(tenant_id, "recommend", request, compute, customer=request.customer_id,
+                          cacheable=cacheable)
+
+
+def precompute_recommendations(tenant_id: int, customer_external_ids: list[str], k: int = 10) -> int:
+    """Compute the default-shape answer (`RecommendRequest(customer_id=..., k=k)`) of each customer and
+    write it where the API reads it. Returns how many answers were written (0 when answers are not cached:
+    RECSVC_RECS_CACHE_SECONDS=0; with Redis down the writes are dropped silently, as on the API path)."""
+    ids = list(dict.fromkeys(c for c in customer_external_ids if c))
+    if not ids or cache.answer_ttl() <= 0:
+        return 0
+    written = 0
+    with tenant_context(tenant_id):
+        pks = dict(Customer.objects.for_tenant(tenant_id).filter(external_id__in=ids).values_list("external_id", "pk"))
+        version = active_version_id(tenant_id)
+        for customer_id in ids:
+            request = RecommendRequest(customer_id=customer_id, k=k)
+            # The key first: an event stored while computing bumps the generation, and the answer then
+            # lands under the old (unreachable) key rather than serving stale items under the new one.
+            key = cache.answer_key(tenant_id, "recommend", request.shape(), version, customer=customer_id)
+            rec = _compute_recommendations(tenant_id, request, pks.get(customer_id))
+            cache.set_answer(key, as_answer(rec), max_seconds=rec.valid_for)
+            written += 1
+    return written
+
+
+def similar_answer(tenant_id: int, product_pk: int, request: SimilarRequest, *, use_cache: bool = True) -> dict:
+    """The /v1/products/{id}/similar answer for a product the caller has looked up."""
+    def compute() -> Recommendation:
+        return similar_items(tenant_id, product_pk, k=request.k, exclude=_product_pks(tenant_id, request.exclude),
+                             context=_context(tenant_id, request))
+
+    shape_request = _Shaped(request, {"product": product_pk})
+    return _through_cache(tenant_id, "similar", shape_request, compute, cacheable=use_cache)
+
+
+def popular_answer(tenant_id: int, request: PopularRequest, *, use_cache: bool = True) -> dict:
+    def compute() -> Recommendation:
+        return popular(tenant_id, request.k, window_days=request.window_days,
+                       exclude=_product_pks(tenant_id, request.exclude), context=_context(tenant_id, request))
+
+    return _through_cache(tenant_id, "popular", request, compute, cacheable=use_cache)
+
+
+@dataclass(frozen=True)
+class _Shaped:
+    """A request plus fields from the URL, for the cache key."""
+
+    request: _Base
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def explain(self) -> bool:
+        return self.request.explain
+
+    def shape(self) -> dict[str, Any]:
+        return {**self.request.shape(), **self.extra}

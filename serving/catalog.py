@@ -1,0 +1,174 @@
+"""The candidate attribute table: the current rows of a request's candidates as NumPy columns.
+
+The funnel reads its candidates' rows in one query (the product table as it is now, not the trained
+catalog, so a stock change applies to the next uncached request) and the compiled rules evaluate masks
+over these columns. Rows come back aligned with the candidate order the caller passed; a pk without a
+row (a product deleted from the database) has `found` False and is treated like a deleted product.
+
+Columns: strings are NumPy StringDType arrays (vectorised comparison and substring search), numbers
+float64 with NaN for "not set" (price unknown, stock not tracked), list-valued fields (category_path,
+tags) are flattened into (values, owner row) pairs so membership is one `np.isin` plus a scatter. JSON
+attributes are read only for the keys the tenant's rules name, extracted by PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from django.db.models import FloatField
+from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Cast
+
+from recs.models import Product
+
+STR = np.dtypes.StringDType()
+COLUMNS = ("id", "external_id", "title", "available", "deleted", "stock_f", "price_f", "brand", "category_path", "tags")
+
+
+def _flatten(lists: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    values = np.array([str(v) for v in itertools.chain.from_iterable(lists)], dtype=STR)
+    owner = np.repeat(np.arange(len(lists), dtype=np.int64), lengths)
+    return values, owner
+
+
+@dataclass
+class AttributeColumn:
+    """One JSON attribute over the candidates, split by JSON type (a value is in at most one view)."""
+
+    number: np.ndarray  # float64, NaN where the value is not a number
+    string: np.ndarray  # StringDType, "" where the value is not a string
+    is_string: np.ndarray  # bool
+    boolean: np.ndarray  # bool value
+    is_bool: np.ndarray  # bool
+
+    @classmethod
+    def from_values(cls, values: list[Any]) -> AttributeColumn:
+        n = len(values)
+        is_bool = np.fromiter((isinstance(v, bool) for v in values), dtype=bool, count=n)
+        is_num = np.fromiter((isinstance(v, int | float) and not isinstance(v, bool) for v in values), bool, count=n)
+        is_str = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=n)
+        number = np.full(n, np.nan)
+        if is_num.any():
+            number[is_num] = np.array([v for v, ok in zip(values, is_num, strict=True) if ok], dtype=np.float64)
+        string = np.array([v if ok else "" for v, ok in zip(values, is_str, strict=True)], dtype=STR)
+        boolean = np.array([bool(v) if ok else False for v, ok in zip(values, is_bool, strict=True)], dtype=bool)
+        return cls(number, string, is_str, boolean, is_bool)
+
+
+@dataclass
+class CandidateTable:
+    pks: np.ndarray  # int64, the candidates in the caller's order
+    found: np.ndarray  # bool: a product row exists
+    external_id: np.ndarray  # StringDType
+    title: np.ndarray  # StringDType
+    available: np.ndarray  # bool
+    deleted: np.ndarray  # bool (True where not found)
+    stock: np.ndarray  # float64, NaN: stock not tracked
+    price: np.ndarray  # float64, NaN: no price
+    brand: np.ndarray  # StringDType
+    category_paths: list[list[str]]
+    tag_lists: list[list[str]]
+    attributes: dict[str, AttributeColumn] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.pks)
+
+    @cached_property
+    def categories(self) -> tuple[np.ndarray, np.ndarray]:
+        """(every category_path element, the row it belongs to)."""
+        return _flatten(self.category_paths)
+
+    @cached_property
+    def tags(self) -> tuple[np.ndarray, np.ndarray]:
+        return _flatten(self.tag_lists)
+
+    @cached_property
+    def leaf_category(self) -> np.ndarray:
+        """The most specific category (last element of category_path), "" without one: the diversity
+        cap's unit, so that "Shoes > Running" and "Shoes > Hiking" count separately."""
+        return np.array([str(p[-1]) if p else "" for p in self.category_paths], dtype=STR)
+
+    @cached_property
+    def in_stock(self) -> np.ndarray:
+        """Sellable now: available, not deleted, and stock untracked or positive."""
+        return self.available & ~self.deleted & (np.isnan(self.stock) | (self.stock > 0))
+
+    def has_any(self, values: tuple[np.ndarray, np.ndarray], wanted: list[str]) -> np.ndarray:
+        """Rows whose list (categories or tags) holds any of `wanted`."""
+        flat, owner = values
+        out = np.zeros(len(self), dtype=bool)
+        out[owner[np.isin(flat, np.array(wanted, dtype=STR))]] = True
+        return out
+
+
+def empty_table() -> CandidateTable:
+    return table_from_rows(np.zeros(0, dtype=np.int64), [], ())
+
+
+def load_candidates(tenant_id: int, pks: np.ndarray, attribute_keys: tuple[str, ...] = ()) -> CandidateTable:
+    """The current rows of these products, aligned with `pks` (one query)."""
+    pks = np.asarray(pks, dtype=np.int64)
+    if len(pks) == 0:
+        return empty_table()
+    # Casts in the database: floats (None for NULL) convert to NaN-carrying arrays without Decimal work.
+    qs = Product.objects.for_tenant(tenant_id).filter(pk__in=pks.tolist()).annotate(
+        stock_f=Cast("stock", FloatField()), price_f=Cast("price", FloatField()),
+        **{f"attr_{i}": KeyTransform(key, "attributes") for i, key in enumerate(attribute_keys)},
+    )
+    names = (*COLUMNS, *(f"attr_{i}" for i in range(len(attribute_keys))))
+    return table_from_rows(pks, list(qs.values_list(*names)), attribute_keys)
+
+
+def table_from_rows(pks: np.ndarray, rows: list[tuple], attribute_keys: tuple[str, ...] = ()) -> CandidateTable:
+    """A table from rows in COLUMNS order (then one value per attribute key), aligned with `pks`."""
+    n = len(pks)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (len(COLUMNS) + len(attribute_keys))
+    found_pks = np.array(cols[0], dtype=np.int64)
+    order = np.argsort(found_pks)
+    if len(found_pks):
+        pos = np.clip(np.searchsorted(found_pks[order], pks), 0, len(found_pks) - 1)
+        row = order[pos]
+        found = found_pks[row] == pks
+    else:
+        row, found = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+
+    def column(i: int, dtype: Any, missing: Any) -> np.ndarray:
+        values = np.array(cols[i], dtype=dtype)
+        if len(values) == 0:
+            return np.full(n, missing, dtype=dtype)
+        return np.where(found, values[row], missing) if dtype is not STR else _where_str(found, values[row], missing)
+
+    def objects(i: int, missing: Any) -> list[Any]:
+        values = cols[i]
+        return [values[r] if ok else missing for r, ok in zip(row.tolist(), found.tolist(), strict=True)]
+
+    def as_list(v: Any) -> list:
+        return v if isinstance(v, list) else []
+
+    return CandidateTable(
+        pks=pks,
+        found=found,
+        external_id=column(1, STR, ""),
+        title=column(2, STR, ""),
+        available=column(3, bool, False),
+        deleted=~found | column(4, bool, True),
+        stock=column(5, np.float64, np.nan),
+        price=column(6, np.float64, np.nan),
+        brand=column(7, STR, ""),
+        category_paths=[as_list(v) for v in objects(8, [])],
+        tag_lists=[as_list(v) for v in objects(9, [])],
+        attributes={
+            key: AttributeColumn.from_values(objects(len(COLUMNS) + i, None)) for i, key in enumerate(attribute_keys)
+        },
+    )
+
+
+def _where_str(mask: np.ndarray, values: np.ndarray, missing: str) -> np.ndarray:
+    out = values.copy()
+    out[~mask] = missing
+    return out

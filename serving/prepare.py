@@ -1,0 +1,145 @@
+"""Getting a model version ready to serve, and keeping its hottest answers warm.
+
+* `prepare_version`: the last step of a version's validation. Builds its FAISS index into the version's
+  artifact folder (exact below `index.EXACT_MAX_ITEMS` items, IVF above, parameters from the catalog
+  size), records the parameters on the version (`metrics["index"]`) and, when asked, activates it. The
+  training job queues it (by name: training never imports serving) instead of activating by itself, so
+  a version becomes active only once its index exists: no request ever waits for an index build.
+* `precompute_active_customers`: after an activation and nightly, the default-shape answers of the
+  tenant's recently active customers are written into the answer cache the API reads, so their next
+  request is a Redis read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from recs.models import Customer, Event
+from serving import index as item_index
+from tenants.context import dangerously_all_tenants
+from training.artifacts import TrainedRetrieval
+from training.registry import lifecycle, storage
+from training.registry.models import ModelVersion
+
+log = logging.getLogger(__name__)
+# Versions whose index may be (re)built: trained ones. A failed or archived version never serves.
+SERVABLE = (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE)
+PRECOMPUTE_TASK = "serving.tasks.precompute_recommendations"
+PRECOMPUTE_CHUNK = 500  # customers per call of the answer writer (progress is logged per chunk)
+
+
+def build_version_index(version: ModelVersion) -> dict[str, Any]:
+    """Build (or find) the version's index and record its parameters on the version; idempotent."""
+    folder = storage.local_path(version.artifact_uri)
+    embeddings = TrainedRetrieval.load(folder / "retrieval").item_embeddings
+    n_items, dim = embeddings.shape
+    params = item_index.stored_params(folder)
+    if not item_index.is_current(folder, n_items, dim):
+        started = time.perf_counter()
+        index, params = item_index.build_index(embeddings)
+        params["build_seconds"] = round(time.perf_counter() - started, 3)
+        item_index.write_index(index, params, folder)
+        # With an object store, other serving machines download the index instead of rebuilding it.
+        storage.publish(version.artifact_uri, [item_index.INDEX_FILE, item_index.PARAMS_FILE])
+        log.info("built the %s index of version %s (%d items) in %.1f s", params["kind"], version.pk, n_items,
+                 params["build_seconds"])
+    with transaction.atomic():
+        row = ModelVersion.objects.for_tenant(version.tenant_id).select_for_update().get(pk=version.pk)
+        if row.metrics.get("index") != params:
+            row.metrics = {**row.metrics, "index": params}
+            row.save(update_fields=["metrics"])
+    return params
+
+
+def prepare_version(tenant_id: int, version_id: int, *, activate: bool = False) -> str:
+    """Index the version; then activate it (`activate`) or, if it is the active one, precompute answers.
+
+    Returns what happened: "activated", "refused", "indexed", "precomputing", "skipped" or "failed"."""
+    version = ModelVersion.objects.for_tenant(tenant_id).filter(pk=version_id).first()
+    if version is None or version.status not in SERVABLE or not version.artifact_uri:
+        return "skipped"  # deleted, failed or archived meanwhile: a late message does no harm
+    try:
+        build_version_index(version)
+    except Exception as exc:
+        log.exception("index build of version %s (tenant %s) failed", version_id, tenant_id)
+        if version.status == ModelVersion.Status.READY:
+            ModelVersion.objects.for_tenant(tenant_id).filter(pk=version_id).update(
+                status_reason=f"not activated: index build failed: {type(exc).__name__}: {exc}"
+            )
+        return "failed"
+    if activate and version.status == ModelVersion.Status.READY:
+        try:
+            lifecycle.activate(version)  # queues this task again (a no-op build) and the precompute
+        except lifecycle.ActivationRefused:
+            return "refused"  # the reason is stored on the version
+        return "activated"
+    if version.status == ModelVersion.Status.ACTIVE:
+        lifecycle.send_task_by_name(PRECOMPUTE_TASK, tenant_id, version_id)
+        return "precomputing"
+    return "indexed"
+
+
+def active_customers(tenant_id: int, *, days: int, limit: int) -> list[str]:
+    """External ids of the customers with events in the trailing `days`, most recently active first.
+
+    The window ends at the tenant's newest event rather than now (as for popular items): a shop whose
+    feed paused, or a historical demo data set, still has customers worth warming."""
+    events = Event.objects.for_tenant(tenant_id)
+    latest = events.aggregate(latest=Max("ts"))["latest"]
+    if latest is None or limit <= 0:
+        return []
+    recent = (
+        events.filter(ts__gt=latest - dt.timedelta(days=days))
+        .values("customer_id")
+        .annotate(last=Max("ts"))
+        .order_by("-last", "customer_id")
+        .values_list("customer_id", flat=True)[:limit]
+    )
+    pks = list(recent)
+    names = dict(Customer.objects.for_tenant(tenant_id).filter(pk__in=pks).values_list("pk", "external_id"))
+    return [names[pk] for pk in pks if pk in names]
+
+
+def precompute_active_customers(
+    tenant_id: int, version_id: int | None = None, *, k: int = 10, chunk: int = PRECOMPUTE_CHUNK
+) -> dict[str, Any]:
+    """Write the default-shape answers of the tenant's active customers into the answer cache.
+
+    Skipped when `version_id` is given and is no longer the active version (a newer activation queued
+    its own precompute). Progress is logged per chunk; the counts are the task's result."""
+    active = lifecycle.active_version(tenant_id)
+    if active is None or (version_id is not None and active.pk != version_id):
+        return {"status": "skipped", "customers": 0, "written": 0}
+    started = time.perf_counter()
+    customers = active_customers(
+        tenant_id, days=settings.RECSVC_PRECOMPUTE_ACTIVE_DAYS, limit=settings.RECSVC_PRECOMPUTE_MAX_CUSTOMERS
+    )
+    written = 0
+    if customers:
+        from serving.answers import precompute_recommendations  # the API's cache writer (same keys)
+    for lo in range(0, len(customers), chunk):
+        written += precompute_recommendations(tenant_id, customers[lo:lo + chunk], k=k)
+        log.info("precompute of tenant %s (version %s): %d of %d customers done", tenant_id, active.pk,
+                 min(lo + chunk, len(customers)), len(customers))
+    seconds = round(time.perf_counter() - started, 2)
+    log.info("precomputed %d answers for %d active customers of tenant %s in %.1f s", written, len(customers),
+             tenant_id, seconds)
+    return {"status": "done", "version": active.pk, "customers": len(customers), "written": written,
+            "seconds": seconds}
+
+
+def tenants_with_active_version() -> list[int]:
+    with dangerously_all_tenants():  # only to list them; each precompute runs as its tenant
+        return sorted(
+            ModelVersion.objects.dangerously_all_tenants()
+            .filter(status=ModelVersion.Status.ACTIVE, kind=ModelVersion.Kind.RECOMMENDER)
+            .values_list("tenant_id", flat=True)
+            .distinct()
+        )
