@@ -117,7 +117,7 @@ def _through_cache(
 ) -> dict[str, Any]:
     if not cacheable or request.explain:
         return as_answer(compute(), explain=request.explain)
-    key = cache.answer_key(tenant_id, kind, request.shape(), active_version_id(tenant_id), customer=customer)
+    key = cache.answer_key(tenant_id, kind, request.shape(), customer=customer)
     answer = cache.get_answer(key)
     if answer is None:
         rec = compute()
