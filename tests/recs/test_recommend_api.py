@@ -10,12 +10,12 @@ from django.utils import timezone
 
 from recs.models import Customer, Event, Product, Promotion
 from recs.rules import create_rule
-from serving import answers, funnel, registry_cache
+from serving import answers, funnel
 from serving import rules as compiled_rules
 from serving.answers import RecommendRequest, precompute_recommendations
 from serving.cache import answer_ttl, bump_rules_generation
 from tests.factories import EventFactory, ProductFactory
-from tests.serving.trained import load_shop, train_active_version
+from tests.serving.trained import forget_served_state, load_shop, train_active_version
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +27,7 @@ def trained(tenant, settings, tmp_path):
     load_shop(tenant)
     version = train_active_version(tenant)
     yield version
-    registry_cache.clear()
-    compiled_rules.clear()
+    forget_served_state()
 
 
 def _buyer(tenant) -> Customer:

@@ -19,21 +19,10 @@ from serving import rules as compiled_rules
 from serving.cache import bump_rules_generation
 from serving.funnel import Context, Reason, popular_items, purchased_products, recommend, similar_items
 from tests.factories import EventFactory, ProductFactory, TenantFactory
-from tests.serving.trained import load_shop, train_active_version
+from tests.serving.trained import train_active_version
 from training.registry import lifecycle
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def shop(all_tenants, settings, tmp_path):
-    settings.RECSVC_ARTIFACT_DIR = tmp_path
-    tenant = TenantFactory()
-    load_shop(tenant)
-    version = train_active_version(tenant)
-    yield tenant, version
-    registry_cache.clear()
-    compiled_rules.clear()
 
 
 def _buyer(tenant) -> Customer:

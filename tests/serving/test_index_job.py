@@ -12,7 +12,7 @@ import pytest
 from serving import index as item_index
 from serving import prepare, registry_cache
 from tests.factories import TenantFactory
-from tests.serving.trained import TINY, load_shop, train_active_version
+from tests.serving.trained import TINY, forget_served_state, load_shop, train_active_version
 from training.jobs import run_training
 from training.registry import lifecycle, storage
 from training.registry.models import ModelVersion
@@ -26,7 +26,7 @@ def shop(all_tenants, settings, tmp_path):
     tenant = TenantFactory()
     load_shop(tenant)
     yield tenant
-    registry_cache.clear()
+    forget_served_state()
 
 
 def _folder(version: ModelVersion) -> Path:

@@ -11,11 +11,11 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from recs.models import Customer, Event
-from serving import prepare, registry_cache
+from serving import prepare
 from serving import tasks as serving_tasks
 from tenants.api_keys import create_api_key
 from tests.factories import TenantFactory
-from tests.serving.trained import load_shop, train_active_version
+from tests.serving.trained import forget_served_state, load_shop, train_active_version
 from training.registry import lifecycle
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ def shop(all_tenants, settings, tmp_path):
     settings.RECSVC_PRECOMPUTE_MAX_CUSTOMERS = 12
     load_shop(tenant := TenantFactory(name="Shop A", slug="shop-a"))
     yield tenant
-    registry_cache.clear()
+    forget_served_state()
 
 
 @pytest.fixture

@@ -18,25 +18,12 @@ from serving import index as item_index
 from serving.funnel import recent_history
 from serving.ranking import ScoreSource
 from serving.tasks import refresh_online_features
-from tests.factories import TenantFactory
-from tests.serving.trained import load_shop, train_active_version
 from training.artifacts import ITEM_FEATURES_FILE, SNAPSHOT_DIR, read_snapshot_pointer
 from training.datasets import load_tenant_dataset
 from training.features import DENSE_FEATURES, ITEM_FEATURES, FeatureContext
 from training.inference import predict_ranker
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def shop(all_tenants, settings, tmp_path):
-    settings.RECSVC_ARTIFACT_DIR = tmp_path
-    tenant = TenantFactory()
-    load_shop(tenant)
-    version = train_active_version(tenant)
-    yield tenant, version
-    registry_cache.clear()
-    online_features.clear()
 
 
 def _active_customer(tenant) -> Customer:

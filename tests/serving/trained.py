@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from recs.demo.load import load_synthetic
 from recs.demo.synthetic import ShopSpec
+from serving import online_features, registry_cache
+from serving import rules as compiled_rules
 from tenants.context import tenant_context
 from training.jobs import run_training
 from training.registry.models import ModelVersion
@@ -16,6 +18,14 @@ SPEC = ShopSpec(n_customers=150, n_products=300, n_events=6_000, seed=3)
 def load_shop(tenant) -> None:
     with tenant_context(tenant.pk):
         load_synthetic(tenant.pk, SPEC)
+
+
+def forget_served_state() -> None:
+    """Drop what serving keeps per process (loaded models, item snapshots, compiled rules), so the next
+    test's tenant ids and artifact folders start clean."""
+    online_features.clear()
+    registry_cache.clear()
+    compiled_rules.clear()
 
 
 def train_active_version(tenant) -> ModelVersion:
