@@ -83,6 +83,9 @@ def prepare_version(tenant_id: int, version_id: int, *, activate: bool = False) 
     if version.status == ModelVersion.Status.ACTIVE:
         lifecycle.send_task_by_name(PRECOMPUTE_TASK, tenant_id, version_id)
         return "precomputing"
+    ModelVersion.objects.for_tenant(tenant_id).filter(
+        pk=version_id, status=ModelVersion.Status.READY, status_reason__startswith="index build queued"
+    ).update(status_reason="indexed, ready to activate")
     return "indexed"
 
 

@@ -182,7 +182,9 @@ def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True
         return version
     version.status = ModelVersion.Status.READY
     version.finished_at = timezone.now()
-    version.save(update_fields=["status", "finished_at"])
+    # Shown until the serving job has built the index (and activated the version, or said why not).
+    version.status_reason = "index build queued" + (" (activation follows)" if auto_activate else "")
+    version.save(update_fields=["status", "finished_at", "status_reason"])
     # The last step of validation is the serving index: a serving worker builds it into the version's
     # folder, records its parameters on the version and only then activates it (with auto_activate), so
     # a version is never active before it can answer without building an index in a request.

@@ -78,6 +78,7 @@ def test_a_large_catalog_gets_an_ivf_index_with_its_parameters_recorded(shop, mo
 def test_a_version_that_cannot_be_indexed_stays_ready_and_never_serves(shop):
     version = run_training(ModelVersion.objects.create(tenant=shop, hyperparameters=TINY), auto_activate=False)
     assert version.status == ModelVersion.Status.READY and "index" in version.metrics
+    assert version.status_reason == "indexed, ready to activate"
     (_folder(version) / item_index.INDEX_FILE).unlink()
     (_folder(version) / "retrieval" / "item_embeddings.npy").unlink()  # its artifacts are broken
 
