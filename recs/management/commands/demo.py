@@ -89,6 +89,7 @@ class Command(BaseCommand):
             children.append(subprocess.Popen([
                 sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q",
                 "default,ingest,training,serving", "--concurrency", "1", "--loglevel", "WARNING",
+                "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
             ]))
         gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
         self.stdout.write(f"\nServing on http://127.0.0.1:{port}/  (API docs: /v1/docs)  Ctrl-C stops.")
