@@ -86,6 +86,7 @@ class Command(BaseCommand):
     def _serve(self, port: int) -> None:
         children = []
         if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
+            settings.VAR_DIR.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives there
             children.append(subprocess.Popen([
                 sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q",
                 "default,ingest,training,serving", "--concurrency", "1", "--loglevel", "WARNING",
