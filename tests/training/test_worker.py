@@ -68,8 +68,9 @@ def test_a_run_started_over_the_api_trains_in_the_worker_and_activates(celery_wo
     while True:
         body = api.get(url).json()
         seen.append(body)
-        # "ready" without a reason is the moment between validation and activation: not the end yet.
-        if body["status"] in {"active", "failed"} or (body["status"] == "ready" and body["status_reason"]):
+        # "ready" while the serving job builds the index is the moment before activation: not the end yet.
+        waiting = body["status_reason"] in ("", "index build queued (activation follows)")
+        if body["status"] in {"active", "failed"} or (body["status"] == "ready" and not waiting):
             break
         _deadline_passed(deadline, "the run to finish")
         time.sleep(0.05)
