@@ -184,16 +184,21 @@ class Segment:
     scored_by: str = "retrieval"  # "ranker", "retrieval" or "popularity": what `ranking` holds
 
 
+def _promoted_items(model: ServedModel, filters: Filters) -> np.ndarray:
+    """Item indices of the products listed by the tenant's active promotions (those the model knows)."""
+    promoted = model.item_indices(filters.rules.promoted_pks(timezone.now()))
+    return promoted[promoted >= 0]
+
+
 def _retrieve(
-    tenant_id: int, model: ServedModel, query: np.ndarray, k: int, filters: Filters
+    tenant_id: int, model: ServedModel, query: np.ndarray, k: int, filters: Filters, promoted: np.ndarray
 ) -> tuple[Segment, np.ndarray]:
-    """Candidates for one query vector that pass the filters, retrieving deeper while they bite.
-    Returns the segment (ranking = retrieval score) and the candidates' item indices (aligned with rows)."""
+    """Candidates for one query vector that pass the filters, retrieving deeper while they bite; the
+    `promoted` items join them. Returns the segment (ranking = retrieval score) and the candidates' item
+    indices (aligned with rows)."""
     cap = filters.rules.settings.max_per_category
     limit = min(model.n_items, MAX_CANDIDATES)
     n = min(limit, max(model.num_candidates, 4 * k + filters.excluded_count))
-    promoted = model.item_indices(filters.rules.promoted_pks(timezone.now()))
-    promoted = promoted[promoted >= 0]
     rounds = 0
     while True:
         rounds += 1
@@ -413,8 +418,8 @@ def recommend(
     history = make_history([items.tolist()], [weights.tolist()], max_len=retrieval.history_len,
                            recency_decay=retrieval.recency_decay)
     query = retrieval.embed_customers(np.array([customer], dtype=np.int64), history)[0]
-    seg, candidate_items = _retrieve(tenant_id, model, query, k, filters)
-    promoted = model.item_indices(filters.rules.promoted_pks(timezone.now()))
+    promoted = _promoted_items(model, filters)
+    seg, candidate_items = _retrieve(tenant_id, model, query, k, filters, promoted)
     keep = _ranker_rows(candidate_items, promoted, seg.table.leaf_category[seg.rows], model.num_candidates, k,
                         filters.rules.settings.max_per_category)
     seg.rows, seg.retrieval, candidate_items = seg.rows[keep], seg.retrieval[keep], candidate_items[keep]
@@ -441,7 +446,7 @@ def similar_items(
         return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, None), model.version_id,
                        Reason.PRODUCT_NOT_IN_MODEL)
     query = np.ascontiguousarray(model.retrieval.item_embeddings[item], dtype=np.float32)
-    seg, _ = _retrieve(tenant_id, model, query, k, filters)
+    seg, _ = _retrieve(tenant_id, model, query, k, filters, _promoted_items(model, filters))
     return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, seg), model.version_id,
                    Reason.SIMILAR, depth=seg.summary["depth"], scoring="retrieval")
 
@@ -454,19 +459,6 @@ def popular(
     filters = _filters(tenant_id, Endpoint.POPULAR, context, exclude)
     seg = _popular(tenant_id, k, filters, window_days=window_days)
     return _answer(tenant_id, k, filters, [seg], None, Reason.POPULAR)
-
-
-def popular_items(
-    tenant_id: int,
-    k: int,
-    *,
-    window_days: int = POPULAR_WINDOW_DAYS,
-    category: str | None = None,
-    exclude: Collection[int] | np.ndarray = (),
-) -> list[ScoredItem]:
-    """The most interacted-with products passing the tenant's rules (popular endpoint), best first."""
-    exclude = [int(pk) for pk in np.asarray(exclude, dtype=np.int64)]
-    return popular(tenant_id, k, window_days=window_days, exclude=exclude, context=Context(category=category)).items
 
 
 def recent_history(

@@ -17,7 +17,7 @@ from recs.rules import create_rule
 from serving import funnel, ordering, ranking, registry_cache
 from serving import rules as compiled_rules
 from serving.cache import bump_rules_generation
-from serving.funnel import Context, Reason, popular_items, purchased_products, recommend, similar_items
+from serving.funnel import Context, Reason, purchased_products, recommend, similar_items
 from tests.factories import EventFactory, ProductFactory, TenantFactory
 from tests.serving.trained import train_active_version
 from training.registry import lifecycle
@@ -100,7 +100,7 @@ def test_unknown_customers_without_events_get_popular_items(shop):
     tenant, version = shop
     rec = recommend(tenant.pk, None, k=5)
     assert (rec.reason, rec.model_version) == (Reason.UNKNOWN_CUSTOMER, version.pk)
-    assert _pks(rec) == [item.product_pk for item in popular_items(tenant.pk, 5)]
+    assert _pks(rec) == [item.product_pk for item in funnel.popular(tenant.pk, 5).items]
 
 
 def test_similar_products_exclude_the_product_and_unsellable_ones(shop):

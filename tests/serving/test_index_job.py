@@ -69,7 +69,8 @@ def test_a_large_catalog_gets_an_ivf_index_with_its_parameters_recorded(shop, mo
 
     params = version.metrics["index"]
     assert params["kind"] == "ivf_flat" and params["n_items"] == version.n_items
-    assert 1 <= params["nprobe"] <= params["nlist"]
+    expected = item_index.choose_params(params["n_items"], params["dim"])
+    assert {key: params[key] for key in expected} == expected  # nlist / nprobe chosen from the catalog size
     model = registry_cache.served_model(shop.pk)
     assert model.index_params == params
     assert item_index.faiss.extract_index_ivf(model.index).nprobe == params["nprobe"]
