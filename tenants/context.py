@@ -1,7 +1,9 @@
 """Which tenant the current code acts for, and the matching PostgreSQL row-level-security setting.
 
 Application queries are scoped in Python (`TenantManager.for_tenant`); PostgreSQL policies on the same
-tables are the second wall. They read the connection setting `app.tenant_id`, which this module sets.
+tables are the second wall. They read the connection setting `app.tenant_id`: this module keeps the
+acting tenant in a contextvar, and the database backend (tenants/postgres/base.py) sends it to the
+connection before the next statement whenever the connection holds another value.
 """
 
 from __future__ import annotations
@@ -10,34 +12,23 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from django.db import connections
-
 ALL_TENANTS = "*"
+SETTING_NAME = "app.tenant_id"
 _current: ContextVar[str] = ContextVar("recsvc_tenant", default="")
 
 
-def _set_db_tenant(value: str, using: str = "default") -> None:
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('app.tenant_id', %s, false)", [value])
-
-
 def current_tenant_setting() -> str:
+    """The value `app.tenant_id` must hold for the code running now ('' outside any scope)."""
     return _current.get()
 
 
 @contextlib.contextmanager
 def _use(value: str) -> Iterator[None]:
-    previous = _current.get()
     token = _current.set(value)
-    _set_db_tenant(value)
     try:
         yield
     finally:
         _current.reset(token)
-        _set_db_tenant(previous)
 
 
 def tenant_context(tenant_id: int) -> contextlib.AbstractContextManager[None]:

@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recs.demo.synthetic import ShopSpec, generate_catalog
 
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if not settings.IS_POSTGRES:
         raise SystemExit("the ingestion benchmark needs PostgreSQL (set DATABASE_URL)")
     spec = ShopSpec(n_customers=args.customers, n_products=args.products, n_events=args.events, seed=11)
     catalog = generate_catalog(spec)

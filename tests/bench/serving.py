@@ -566,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recs.demo.synthetic import ShopSpec
 
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL:
+    if not settings.IS_POSTGRES or not settings.REDIS_URL:
         raise SystemExit("the serving benchmark needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     customers = args.customers or max(10_000, args.items // 25)
     events = args.events or max(200_000, 2 * args.items)

@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend, plus the lazily applied row-level-security tenant setting (base.py)."""
