@@ -16,7 +16,7 @@ from recs.api.parsers import RawJSONParser
 from recs.api.problems import RowsInvalid
 from recs.api.quota import EventsQuota
 from recs.api.serializers import EventOutSerializer, EventTypeSerializer
-from recs.ingest.event_schema import batch_decoder, event_decoder, field_of
+from recs.ingest.event_schema import batch_decoder, clean_batch_decoder, event_decoder, field_of
 from recs.ingest.event_types import delete_event_type, set_event_type
 from recs.ingest.events import ingest_events
 from recs.models import BUILTIN_EVENT_WEIGHTS, Event, EventType
@@ -107,7 +107,10 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         """Store up to 10,000 events. Valid rows are stored, invalid rows reported by index."""
-        batch = _decode_json(request.data, batch_decoder, "events")
+        try:
+            batch = clean_batch_decoder.decode(request.data)
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            batch = _decode_json(request.data, batch_decoder, "events")  # row by row, errors by index
         if not batch.events:
             raise ValidationError({"events": ["Send at least one event."]})
         if len(batch.events) > settings.RECSVC_MAX_BULK_ROWS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from tenants.models import Tenant
 from tenants.scoping import TenantOwnedModel
 
 # Default weights of the built-in types; a tenant may override them or add custom types (EventType).
@@ -32,9 +33,23 @@ class EventType(TenantOwnedModel):
 
 
 class Event(TenantOwnedModel):
+    """One interaction. The references carry no database constraint (`db_constraint=False`): a foreign-key
+    check locks the tenant, customer and product rows of every inserted event (FOR KEY SHARE), which
+    cost bulk loads a fifth of their rate and makes concurrent batches of one shop share a lock on its
+    tenant row. Integrity is kept by the only writer instead: ingestion resolves both ids inside the
+    tenant in the statement that inserts (recs/ingest/store.py), deletes cascade through the ORM
+    (customers are erased with their events, products are only soft-deleted), and a time-partitioned or
+    distributed (Citus) events table is free of cross-table constraints this way. Lookups by customer
+    use (tenant, customer, ts), so the single-column index a foreign key gets by default is dropped too.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False,
+                               db_constraint=False)
     event_type = models.CharField(max_length=32)
-    customer = models.ForeignKey("recs.Customer", on_delete=models.CASCADE, related_name="+")
-    product = models.ForeignKey("recs.Product", on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey("recs.Customer", on_delete=models.CASCADE, related_name="+", db_index=False,
+                                 db_constraint=False)
+    product = models.ForeignKey("recs.Product", on_delete=models.CASCADE, related_name="+", db_index=False,
+                                db_constraint=False)
     ts = models.DateTimeField()
     value = models.FloatField(null=True, blank=True)
     quantity = models.IntegerField(null=True, blank=True)
