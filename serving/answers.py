@@ -111,14 +111,16 @@ def _context(tenant_id: int, request: _Base, product_id: str | None = None) -> C
     return Context(request.page_type, product_pk, request.category, request.price_min, request.price_max)
 
 
+Found = tuple[str, dict | None]  # a lookup's (cache key, cached answer or None)
+
+
 def _through_cache(
     tenant_id: int, kind: str, request: _Base | _Shaped, compute: Callable[[], Recommendation], *,
-    customer: str | None = None, cacheable: bool = True,
+    customer: str | None = None, cacheable: bool = True, found: Found | None = None,
 ) -> dict[str, Any]:
     if not cacheable or request.explain:
         return as_answer(compute(), explain=request.explain)
-    key = cache.answer_key(tenant_id, kind, request.shape(), customer=customer)
-    answer = cache.get_answer(key)
+    key, answer = found or cache.lookup_answer(tenant_id, kind, request.shape(), customer=customer)
     if answer is None:
         rec = compute()
         answer = as_answer(rec)
@@ -142,15 +144,28 @@ def _compute_recommendations(tenant_id: int, request: RecommendRequest, customer
     )
 
 
-def recommendations_answer(tenant_id: int, request: RecommendRequest, *, use_cache: bool = True) -> dict:
+def _cacheable(request: RecommendRequest) -> bool:
+    return not request.session_id and not request.explain
+
+
+def recommendations_lookup(tenant_id: int, request: RecommendRequest) -> cache.AnswerLookup | None:
+    """The cache lookup of this request's answer, for the API to send with the request's admission
+    (None: not cached, or the cache is not Redis). Its result goes to recommendations_answer(found=...)."""
+    if not _cacheable(request):
+        return None
+    return cache.answer_lookup(tenant_id, "recommend", request.shape(), customer=request.customer_id)
+
+
+def recommendations_answer(
+    tenant_id: int, request: RecommendRequest, *, use_cache: bool = True, found: Found | None = None
+) -> dict:
     """The /v1/recommendations answer (without recommendation_id and variant). `use_cache=False` neither
-    reads nor writes the cache."""
+    reads nor writes the cache; `found`: the result of this tenant's recommendations_lookup for it."""
     def compute() -> Recommendation:
         return _compute_recommendations(tenant_id, request, _customer_pk(tenant_id, request.customer_id))
 
-    cacheable = use_cache and not request.session_id
     return _through_cache(tenant_id, "recommend", request, compute, customer=request.customer_id,
-                          cacheable=cacheable)
+                          cacheable=use_cache and _cacheable(request), found=found)
 
 
 def precompute_recommendations(tenant_id: int, customer_external_ids: list[str], k: int = 10) -> int:

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -116,6 +117,18 @@ def bump_rules_generation(tenant_id: int) -> None:
 ACTIVE = object()  # answer_key's model_version: the tenant's active version, read with the generations
 
 
+def _shape_hash(shape: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _compose_key(tenant_id: int, kind: str, shape_hash: str, customer: str | None, generation: Any, rules: Any,
+                 model_version: Any) -> str:
+    """The answer's cache key; lookup_answer's script composes the same string in Redis."""
+    if customer:
+        return f"{customer_prefix(tenant_id, customer)}{kind}:{generation}:{rules}:{shape_hash}:{model_version}"
+    return f"{tenant_prefix(tenant_id)}{kind}:{rules}:{shape_hash}:{model_version}"
+
+
 def answer_key(
     tenant_id: int, kind: str, shape: dict[str, Any], model_version: int | object | None = ACTIVE, *,
     customer: str | None = None,
@@ -124,13 +137,11 @@ def answer_key(
     their generation is part of the key, so an event makes the old entries unreachable at once; so is the
     tenant's rules generation, so a rule change does the same for every answer of the tenant.
 
-    The generations (and the active version id, by default) are read in one MGET: a cached answer costs
-    two Redis round trips, this one and the answer's."""
+    The generations (and the active version id, by default) are read in one MGET."""
     # Imported here: ingestion imports this module for the generation bump, and must not load the models.
     from serving.registry_cache import active_version_id
     from training.registry.lifecycle import active_version_cache_key
 
-    shape_hash = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:32]
     wanted = [_rules_generation_key(tenant_id)]
     if customer:
         wanted.append(_generation_key(tenant_id, customer))
@@ -142,11 +153,104 @@ def answer_key(
         cached = got.get(wanted[-1])
         # A miss (expired, or Redis down) reads the database and refills the cache.
         model_version = active_version_id(tenant_id) if cached is None else (int(cached) or None)
+    generation = int(got.get(wanted[1]) or 0) if customer else 0
+    return _compose_key(tenant_id, kind, _shape_hash(shape), customer, generation, rules, model_version or 0)
+
+
+# The hot path's one round trip: read the generations and the active version id, compose the answer's
+# key exactly as _compose_key does (stored generations and version ids are bare integers, as django-redis
+# stores ints, so their text is what Python would format), and read the answer. An unknown active version
+# (its cache entry expired) returns no key: the caller falls back to answer_key, which reads the database.
+# The answer's key is composed here rather than declared in KEYS, so on Redis Cluster these keys would
+# need one hash tag per tenant.
+_LOOKUP_SCRIPT = """
+local version = redis.call('GET', KEYS[2])
+if not version then return {false, false} end
+local rules = redis.call('GET', KEYS[1]) or '0'
+local key
+if #KEYS == 3 then
+  local generation = redis.call('GET', KEYS[3]) or '0'
+  key = ARGV[2] .. ARGV[3] .. ':' .. generation .. ':' .. rules .. ':' .. ARGV[4] .. ':' .. version
+else
+  key = ARGV[2] .. ARGV[3] .. ':' .. rules .. ':' .. ARGV[4] .. ':' .. version
+end
+return {key, redis.call('GET', ARGV[1] .. key)}
+"""
+def _made_prefix() -> str | None:
+    """What the cache puts before every key (prefix:version:), or None under a custom KEY_FUNCTION."""
+    made = str(cache.make_key(""))
+    return made if str(cache.make_key("x")) == made + "x" else None
+
+
+@dataclass(frozen=True)
+class AnswerLookup:
+    """One answer's lookup, ready to be sent on any Redis client or pipeline (the API queues it on the
+    request's admission round trip: tenants.admission, `prefetch`)."""
+
+    tenant_id: int
+    kind: str
+    shape: dict[str, Any]
+    customer: str | None
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
+
+    def send(self, client: Any) -> Any:
+        """Run the lookup on a client (returns its reply for result()) or queue it on a pipeline."""
+        # EVAL rather than EVALSHA: a pipeline of scripts (redis-py) asks SCRIPT EXISTS first, a round
+        # trip of its own; Redis keeps the compiled body by its hash either way.
+        return client.eval(_LOOKUP_SCRIPT, len(self.keys), *self.keys, *self.args)
+
+    def result(self, reply: Any) -> tuple[str, dict | None]:
+        """(the answer's key, the cached answer or None) from the script's reply (an exception: Redis
+        failed, a miss)."""
+        if isinstance(reply, Exception):
+            log.warning("answer cache unavailable: %s", reply)
+            return self.key_without_script(), None
+        key, raw = reply
+        if key is None:  # the active version is not cached: the database says which it is
+            key = self.key_without_script()
+            return key, get_answer(key)
+        key = key.decode() if isinstance(key, bytes) else key
+        if raw is None:
+            return key, None
+        try:
+            return key, cache.client.decode(raw)
+        except Exception:  # an unreadable entry is a miss
+            return key, None
+
+    def key_without_script(self) -> str:
+        return answer_key(self.tenant_id, self.kind, self.shape, customer=self.customer)
+
+
+def answer_lookup(tenant_id: int, kind: str, shape: dict[str, Any], *, customer: str | None = None
+                  ) -> AnswerLookup | None:
+    """The lookup of an answer in one round trip, or None where answers are not cached in Redis."""
+    from training.registry.lifecycle import active_version_cache_key  # see answer_key
+
+    made_prefix = _made_prefix() if _raw_redis() is not None else None
+    if made_prefix is None or settings.RECSVC_RECS_CACHE_SECONDS <= 0:
+        return None
+    keys = [_rules_generation_key(tenant_id), active_version_cache_key(tenant_id)]
     if customer:
-        generation = int(got.get(wanted[1]) or 0)
-        return (f"{customer_prefix(tenant_id, customer)}{kind}:{generation}:{rules}:{shape_hash}:"
-                f"{model_version or 0}")
-    return f"{tenant_prefix(tenant_id)}{kind}:{rules}:{shape_hash}:{model_version or 0}"
+        keys.append(_generation_key(tenant_id, customer))
+    head = customer_prefix(tenant_id, customer) if customer else tenant_prefix(tenant_id)
+    return AnswerLookup(tenant_id, kind, shape, customer, tuple(made_prefix + k for k in keys),
+                        (made_prefix, head, kind, _shape_hash(shape)))
+
+
+def lookup_answer(tenant_id: int, kind: str, shape: dict[str, Any], *, customer: str | None = None
+                  ) -> tuple[str, dict | None]:
+    """(the cache key of this answer under the active version, the cached answer or None): one Redis
+    round trip where the cache is Redis (answer_key and get_answer cost two)."""
+    lookup = answer_lookup(tenant_id, kind, shape, customer=customer)
+    if lookup is None:
+        key = answer_key(tenant_id, kind, shape, customer=customer)
+        return key, get_answer(key)
+    try:
+        reply = lookup.send(_raw_redis())
+    except Exception as exc:  # Redis down: like the cache API (IGNORE_EXCEPTIONS), a miss
+        reply = exc
+    return lookup.result(reply)
 
 
 def get_answer(key: str) -> dict | None:

@@ -12,6 +12,10 @@ The DRF authentication class calls `admit`; the throttle (tenants.ratelimit) and
 counts against its rate limit, including one that a permission then refuses. If Redis is unreachable the
 key comes from the database and the request is neither rate-limited nor held to a quota (degrade, never
 fail), as before. Without Redis (the embedded default) the plain paths run.
+
+A view may queue its own reads on the same round trip (`prefetch`, e.g. serving's cached-answer lookup,
+so that a cached recommendation costs one round trip in all). They are queued for the key's tenant
+before the key is checked: their replies are only handed to the view when the key is then admitted.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from collections.abc import Callable
+from typing import Any
 
 from django.core.cache import cache
 
@@ -43,6 +49,12 @@ class Admission:
     usage: dict[str, int] | None = None
     # Redis could not be reached: no rate limit, no quota for this request.
     degraded: bool = False
+    # The replies of the view's `prefetch` commands (an error reply is an exception instance).
+    prefetched: list[Any] | None = None
+
+
+# Queues commands on the admission pipeline for the key's tenant (tenant id, pipeline).
+Prefetch = Callable[[int, Any], None]
 
 
 def of(request) -> Admission | None:
@@ -58,10 +70,11 @@ def _redis():
         return None  # local-memory cache (embedded default)
 
 
-def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
+def admit(raw_key: str, *, count_rate: bool, prefetch: Prefetch | None = None) -> Admission | None:
     """The admission of a request made with `raw_key`, or None when the key is not valid.
 
-    `count_rate`: count the request against the key's rate limit (the view is throttled by key)."""
+    `count_rate`: count the request against the key's rate limit (the view is throttled by key).
+    `prefetch`: queues the view's own reads on the same round trip (see the module's docstring)."""
     prefix = api_keys.parse_prefix(raw_key)
     if prefix is None:
         return None
@@ -82,7 +95,14 @@ def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
         if count_rate:
             pipe.incr(rate_key)
             pipe.expire(rate_key, ratelimit.WINDOW_SECONDS + 1, nx=True)
-        replies = pipe.execute()
+        own = len(pipe)
+        if prefetch is not None:
+            prefetch(identity.tenant_id, pipe)
+        # A failing prefetch command must not fail the admission: its error stays in its reply.
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies[:own]:
+            if isinstance(reply, Exception):
+                raise reply
     except Exception:  # Redis down: serve, do not limit
         ratelimit.log.warning("rate limiter unavailable; request not counted", exc_info=True)
         key = api_keys.authenticate_api_key(raw_key)  # through the cache API, which falls back to the database
@@ -94,7 +114,8 @@ def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
         return None
     api_keys.touch(key)
     usage = {m: int(v or 0) for m, v in zip(_METERS, replies[1], strict=True)}
-    return Admission(key, rate_count=replies[2] if count_rate else None, retry_after=retry_after, usage=usage)
+    return Admission(key, rate_count=replies[2] if count_rate else None, retry_after=retry_after, usage=usage,
+                     prefetched=replies[own:] if prefetch is not None else None)
 
 
 def _decode_key(raw) -> ApiKey | None:

@@ -29,7 +29,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # counters (tenants.admission); the throttle and the quota permission use what it read.
         view = (getattr(request, "parser_context", None) or {}).get("view")
         throttles = getattr(view, "throttle_classes", ()) if view is not None else ()
-        admission = admit(raw, count_rate=any(issubclass(t, ApiKeyRateThrottle) for t in throttles))
+        # A view may read what it needs in the same round trip (tenants.admission, `prefetch`).
+        prefetch = view.admission_prefetch(request) if hasattr(view, "admission_prefetch") else None
+        admission = admit(raw, count_rate=any(issubclass(t, ApiKeyRateThrottle) for t in throttles),
+                          prefetch=prefetch)
         if admission is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         setattr(request, REQUEST_ATTRIBUTE, admission)

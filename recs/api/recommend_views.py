@@ -20,14 +20,19 @@ from rest_framework.response import Response
 from recs.api.base import TenantViewSet
 from recs.models import Product
 from serving.answers import (
+    Found,
     PopularRequest,
     RecommendRequest,
     SimilarRequest,
     popular_answer,
     recommendations_answer,
+    recommendations_lookup,
     similar_answer,
 )
+from serving.cache import AnswerLookup
 from serving.funnel import PAGE_TYPES
+from tenants import admission as admissions
+from tenants.admission import Prefetch
 
 MAX_EXCLUDE = 500
 PLACEHOLDER_VARIANT = "control"
@@ -133,16 +138,46 @@ class _RecommendViewSet(TenantViewSet):
         return serializer.validated_data
 
 
+def _recommend_request(q: dict) -> RecommendRequest:
+    return RecommendRequest(
+        **_common(q), page_type=q.get("page_type"), customer_id=q.get("customer_id") or None,
+        session_id=q.get("session_id") or None, product_id=q.get("product_id") or None,
+    )
+
+
 class RecommendationViewSet(_RecommendViewSet):
+    _parsed: RecommendRequest | None = None
+    _lookup: AnswerLookup | None = None
+
+    def admission_prefetch(self, request) -> Prefetch | None:
+        """Called by the authentication, before the key is checked: the cached answer is read in the
+        admission's round trip (tenants.admission), so a cached answer costs one round trip in all. An
+        invalid query prefetches nothing; it is answered 400 once the key is admitted."""
+        serializer = RecommendQuery(data=request.query_params)
+        if self.action != "list" or not serializer.is_valid():
+            return None
+        self._parsed = _recommend_request(serializer.validated_data)
+
+        def prefetch(tenant_id: int, pipe) -> None:
+            self._lookup = recommendations_lookup(tenant_id, self._parsed)
+            if self._lookup is not None:
+                self._lookup.send(pipe)
+
+        return prefetch
+
+    def _prefetched(self) -> Found | None:
+        admission = admissions.of(self.request)
+        if self._lookup is None or admission is None or not admission.prefetched:
+            return None
+        if self._lookup.tenant_id != self.tenant_id:  # cannot happen: the key's tenant is immutable
+            return None
+        return self._lookup.result(admission.prefetched[0])
+
     @extend_schema(parameters=[RecommendQuery], responses=AnswerDoc)
     def list(self, request):
         """Top-k products for a customer (known, anonymous with a session id, or unknown)."""
-        q = self._query(RecommendQuery)
-        req = RecommendRequest(
-            **_common(q), page_type=q.get("page_type"), customer_id=q.get("customer_id") or None,
-            session_id=q.get("session_id") or None, product_id=q.get("product_id") or None,
-        )
-        return _respond(recommendations_answer(self.tenant_id, req))
+        req = self._parsed or _recommend_request(self._query(RecommendQuery))
+        return _respond(recommendations_answer(self.tenant_id, req, found=self._prefetched()))
 
 
 class SimilarProductsViewSet(_RecommendViewSet):

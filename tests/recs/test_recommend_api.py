@@ -6,14 +6,18 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from recs.models import Customer, Event, Product, Promotion
 from recs.rules import create_rule
-from serving import answers, funnel
+from serving import answers, cache, funnel
 from serving import rules as compiled_rules
 from serving.answers import RecommendRequest, precompute_recommendations
 from serving.cache import answer_ttl, bump_rules_generation
+from tenants.api_keys import revoke_api_key
+from tenants.models import ApiKey
 from tests.factories import EventFactory, ProductFactory
 from tests.serving.trained import forget_served_state, load_shop, train_active_version
 
@@ -255,6 +259,34 @@ def test_precomputed_answers_are_what_the_api_reads(recommend_api, tenant, train
     fresh = answers.recommendations_answer(tenant.pk, RecommendRequest(customer_id=customer.external_id, k=5),
                                            use_cache=False)
     assert cached["items"][0]["id"] not in [i["id"] for i in fresh["items"]]
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the answer is read with the admission only from Redis")
+def test_a_cached_answer_is_read_in_the_admission_round_trip_for_the_keys_tenant_only(
+    recommend_api, outsider_api, tenant, other_tenant, trained, monkeypatch
+):
+    customer = _buyer(tenant)
+    precompute_recommendations(tenant.pk, [customer.external_id], k=5)
+    cached = answers.recommendations_answer(tenant.pk, RecommendRequest(customer_id=customer.external_id, k=5))
+
+    def second_round_trip(*args, **kwargs):
+        raise AssertionError("the answer was looked up again after the admission")
+
+    monkeypatch.setattr(cache, "lookup_answer", second_round_trip)
+    query = {"customer_id": customer.external_id, "k": 5}
+    assert _ids(recommend_api.get("/v1/recommendations", query)) == [i["id"] for i in cached["items"]]
+    # The same customer id under another shop's key is another shop's customer: never A's answer.
+    theirs = outsider_api.get("/v1/recommendations", query)
+    assert theirs.status_code == 200 and theirs.json()["model_version"] is None
+    assert not set(_ids(theirs)) & {i["id"] for i in cached["items"]}
+    # A bad query is a 400 once the key is admitted, and a bad key a 401 whatever the query.
+    assert recommend_api.get("/v1/recommendations", {**query, "k": 0}).status_code == 400
+    forged = APIClient()
+    forged.credentials(HTTP_AUTHORIZATION=f"Bearer {recommend_api.raw_key[:-4]}AAAA")
+    assert forged.get("/v1/recommendations", {**query, "k": 0}).status_code == 401
+    # A revoked key's prefetched answer is never served.
+    revoke_api_key(ApiKey.objects.get(tenant=tenant, scopes=["recommend"]))
+    assert recommend_api.get("/v1/recommendations", query).status_code == 401
 
 
 def test_a_promotion_about_to_start_caps_the_cache_ttl(tenant, settings):

@@ -1,0 +1,67 @@
+"""The answer cache's one-round-trip lookup composes, in Redis, the key the rest of the code writes under."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.cache import cache as django_cache
+
+from serving import cache
+from serving.registry_cache import active_version_id
+from tests.factories import TenantFactory
+from training.registry.lifecycle import active_version_cache_key
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(not django_settings.REDIS_URL, reason="the one-round-trip lookup is a Redis script"),
+]
+SHAPE = {"k": 10, "exclude": (), "category": None}
+
+
+@pytest.fixture
+def tenant(settings):
+    settings.RECSVC_RECS_CACHE_SECONDS = 600
+    return TenantFactory()
+
+
+@pytest.mark.parametrize("customer", ["c-1", None])
+def test_the_lookup_finds_what_was_stored_under_answer_key(tenant, customer):
+    active_version_id(tenant.pk)  # the active version (none) is cached, as after any request
+    key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer=customer)
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer) == (key, None)
+
+    cache.set_answer(key, {"items": [{"id": "p1"}]})
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer) == (key, {"items": [{"id": "p1"}]})
+    assert cache.lookup_answer(tenant.pk, "recommend", {**SHAPE, "k": 11}, customer=customer)[1] is None
+    assert cache.lookup_answer(tenant.pk, "popular", SHAPE, customer=customer)[1] is None
+    assert cache.lookup_answer(TenantFactory().pk, "recommend", SHAPE, customer=customer)[1] is None
+
+
+def test_an_event_a_rule_change_and_an_activation_each_make_the_answer_unreachable(tenant):
+    active_version_id(tenant.pk)
+    key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
+    cache.set_answer(key, {"items": []})
+
+    cache.bump_customer_generation(tenant.pk, ["c-2"])
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[1] == {"items": []}
+    cache.bump_customer_generation(tenant.pk, ["c-1"])
+    after_event, missed = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert missed is None and after_event != key
+    assert after_event == cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
+
+    cache.set_answer(after_event, {"items": []})
+    cache.bump_rules_generation(tenant.pk)
+    after_rule, missed = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert missed is None and after_rule not in (key, after_event)
+
+    cache.set_answer(after_rule, {"items": []})
+    django_cache.set(active_version_cache_key(tenant.pk), 12345, 60)  # what activation leads to
+    after_activation, missed = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert missed is None and after_activation.endswith(":12345")
+
+
+def test_an_expired_active_version_is_read_from_the_database(tenant):
+    django_cache.delete(active_version_cache_key(tenant.pk))
+    key, answer = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert answer is None and key.endswith(":0")
+    assert django_cache.get(active_version_cache_key(tenant.pk)) == 0  # refilled for the next request
