@@ -56,18 +56,28 @@ def hit(bucket: str, limit: int, window: int = WINDOW_SECONDS) -> tuple[bool, fl
     return count <= limit, retry_after
 
 
+def within_limit(admission) -> bool | None:
+    """Whether an admitted request (tenants.admission.Admission) is within its key's rate limit; None
+    when its admission did not count it (the throttle then counts)."""
+    if admission is None:
+        return None
+    if admission.degraded:
+        return True  # Redis was unreachable when the request was admitted
+    if admission.rate_count is None:
+        return None
+    return admission.rate_count <= settings.RECSVC_RATE_LIMIT_PER_MINUTE
+
+
 class ApiKeyRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         key = request.auth
         if not isinstance(key, ApiKey):
             return True
         admission = getattr(request, "_recsvc_admission", None)  # tenants.admission.REQUEST_ATTRIBUTE
-        if admission is not None and admission.degraded:
-            return True  # Redis was unreachable when the request was admitted
-        if admission is not None and admission.rate_count is not None:
-            # Counted in the admission round trip.
+        counted = within_limit(admission)
+        if counted is not None:
             self._wait = admission.retry_after
-            return admission.rate_count <= settings.RECSVC_RATE_LIMIT_PER_MINUTE
+            return counted
         allowed, self._wait = hit(f"key:{key.pk}", settings.RECSVC_RATE_LIMIT_PER_MINUTE)
         return allowed
 

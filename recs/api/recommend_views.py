@@ -9,8 +9,11 @@ adds per-item scores and the rules, boosts and promotions that touched them (nev
 
 from __future__ import annotations
 
+import re
 import uuid
 
+import msgspec
+from django.http import HttpResponse, QueryDict
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -32,7 +35,9 @@ from serving.answers import (
 from serving.cache import AnswerLookup
 from serving.funnel import PAGE_TYPES
 from tenants import admission as admissions
-from tenants.admission import Prefetch
+from tenants.admission import Admission, Prefetch
+from tenants.auth import admit_before_drf, raw_api_key
+from tenants.ratelimit import within_limit
 
 MAX_EXCLUDE = 500
 PLACEHOLDER_VARIANT = "control"
@@ -115,8 +120,12 @@ AnswerDoc = inline_serializer(
 )
 
 
+def _stamped(answer: dict) -> dict:
+    return {**answer, "recommendation_id": str(uuid.uuid4()), "variant": PLACEHOLDER_VARIANT}
+
+
 def _respond(answer: dict) -> Response:
-    return Response({**answer, "recommendation_id": str(uuid.uuid4()), "variant": PLACEHOLDER_VARIANT})
+    return Response(_stamped(answer))
 
 
 def _common(q: dict) -> dict:
@@ -145,9 +154,58 @@ def _recommend_request(q: dict) -> RecommendRequest:
     )
 
 
+_HOT_PARAMS = frozenset({"customer_id", "k"})
+_HOT_K = re.compile(r"[1-9][0-9]?|100")
+
+
+def hot_recommend_request(query: QueryDict) -> RecommendRequest | None:
+    """The request when its query has the hot shape, `customer_id` and perhaps `k`, each once and
+    plainly valid; else None, and the full validation (RecommendQuery) decides. What is accepted here is
+    accepted there with the same meaning, so both build the same request and the same cache key."""
+    if not query.keys() <= _HOT_PARAMS:
+        return None
+    values = {}
+    for name in query:
+        given = query.getlist(name)
+        if len(given) != 1:
+            return None
+        values[name] = given[0]
+    customer, k = values.get("customer_id", ""), values.get("k", "10")
+    if not 0 < len(customer) <= 128 or customer != customer.strip() or not customer.isprintable():
+        return None
+    if not _HOT_K.fullmatch(k):
+        return None
+    return RecommendRequest(customer_id=customer, k=int(k))
+
+
 class RecommendationViewSet(_RecommendViewSet):
     _parsed: RecommendRequest | None = None
     _lookup: AnswerLookup | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        answered = self._answer_from_cache(request) if request.method == "GET" else None
+        return answered if answered is not None else super().dispatch(request, *args, **kwargs)
+
+    def _answer_from_cache(self, request) -> HttpResponse | None:
+        """The hot path, before DRF: a request of the hot shape whose answer is cached is admitted and
+        answered in one Redis round trip, without DRF's per-request machinery (its request wrapper,
+        negotiation, serializer and renderer cost as much again as the rest of a cached answer). Anything
+        else (no or bad key, a scope or rate refusal, a miss) goes on to DRF, which reuses the admission
+        and the lookup's result (tenants.auth.admit_before_drf), so the request is counted once."""
+        raw = raw_api_key(request.META)
+        parsed = hot_recommend_request(request.GET)
+        if not raw or parsed is None:
+            return None
+        self._parsed = parsed
+        admission = admit_before_drf(request, self, raw, self._prefetch(parsed))
+        if admission is None or not admission.key.has_scope(self.required_scope):
+            return None
+        if within_limit(admission) is not True:
+            return None
+        found = self._found(admission)
+        if found is None or found[1] is None:
+            return None
+        return HttpResponse(msgspec.json.encode(_stamped(found[1])), content_type="application/json")
 
     def admission_prefetch(self, request) -> Prefetch | None:
         """Called by the authentication, before the key is checked: the cached answer is read in the
@@ -157,19 +215,20 @@ class RecommendationViewSet(_RecommendViewSet):
         if self.action != "list" or not serializer.is_valid():
             return None
         self._parsed = _recommend_request(serializer.validated_data)
+        return self._prefetch(self._parsed)
 
+    def _prefetch(self, parsed: RecommendRequest) -> Prefetch:
         def prefetch(tenant_id: int, pipe) -> None:
-            self._lookup = recommendations_lookup(tenant_id, self._parsed)
+            self._lookup = recommendations_lookup(tenant_id, parsed)
             if self._lookup is not None:
                 self._lookup.send(pipe)
 
         return prefetch
 
-    def _prefetched(self) -> Found | None:
-        admission = admissions.of(self.request)
+    def _found(self, admission: Admission | None) -> Found | None:
         if self._lookup is None or admission is None or not admission.prefetched:
             return None
-        if self._lookup.tenant_id != self.tenant_id:  # cannot happen: the key's tenant is immutable
+        if self._lookup.tenant_id != admission.key.tenant_id:  # cannot happen: a key's tenant is immutable
             return None
         return self._lookup.result(admission.prefetched[0])
 
@@ -177,7 +236,8 @@ class RecommendationViewSet(_RecommendViewSet):
     def list(self, request):
         """Top-k products for a customer (known, anonymous with a session id, or unknown)."""
         req = self._parsed or _recommend_request(self._query(RecommendQuery))
-        return _respond(recommendations_answer(self.tenant_id, req, found=self._prefetched()))
+        found = self._found(admissions.of(request))
+        return _respond(recommendations_answer(self.tenant_id, req, found=found))
 
 
 class SimilarProductsViewSet(_RecommendViewSet):

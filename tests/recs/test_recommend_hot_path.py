@@ -1,0 +1,71 @@
+"""The cached-answer fast path of GET /v1/recommendations (recs/api/recommend_views.py), before DRF."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+from django.http import QueryDict
+
+from recs.api.recommend_views import RecommendQuery, _recommend_request, hot_recommend_request
+from tests.conftest import _client_for
+from tests.serving.trained import forget_served_state, load_shop, train_active_version
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("query", ["customer_id=c1", "customer_id=c1&k=7", "k=100&customer_id=%C3%A9t%C3%A9",
+                                   "customer_id=" + "x" * 128, "customer_id=a%20b&k=1"])
+def test_the_hot_shape_means_what_the_full_validation_means(query):
+    hot = hot_recommend_request(QueryDict(query))
+    full = RecommendQuery(data=QueryDict(query))
+    assert hot is not None and full.is_valid(), full.errors
+    assert hot == _recommend_request(full.validated_data)
+    assert hot.shape() == _recommend_request(full.validated_data).shape()
+
+
+@pytest.mark.parametrize("query", [
+    "", "k=5", "customer_id=", "customer_id=%20c1", "customer_id=c1%00", "customer_id=" + "x" * 129,
+    "customer_id=c1&customer_id=c2", "customer_id=c1&k=0", "customer_id=c1&k=101", "customer_id=c1&k=05",
+    "customer_id=c1&k=%C2%B2", "customer_id=c1&k=5&k=6", "customer_id=c1&session_id=s", "customer_id=c1&explain=true",
+    "customer_id=c1&exclude=p1", "customer_id=c1&unknown=1",
+])
+def test_anything_else_goes_to_the_full_validation(query):
+    assert hot_recommend_request(QueryDict(query)) is None
+
+
+@pytest.fixture
+def trained(tenant, settings, tmp_path):
+    settings.RECSVC_ARTIFACT_DIR = tmp_path
+    settings.RECSVC_RECS_CACHE_SECONDS = 60
+    load_shop(tenant)
+    yield train_active_version(tenant)
+    forget_served_state()
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="the fast path answers from Redis")
+def test_a_cached_answer_from_the_fast_path_is_the_answer_drf_gave(recommend_api, tenant, trained):
+    query = {"customer_id": "c-0001", "k": 6}
+    computed = recommend_api.get("/v1/recommendations", query)  # a miss: DRF computes and caches
+    cached = recommend_api.get("/v1/recommendations", query)  # a hit: the fast path
+    assert computed.status_code == cached.status_code == 200
+    assert cached["Content-Type"] == "application/json"
+    assert "Allow" in computed and "Allow" not in cached  # DRF's views add Allow; the fast path does not
+    first, second = computed.json(), cached.json()
+    assert first.pop("recommendation_id") != second.pop("recommendation_id")
+    assert first == second and second["model_version"] == trained.pk and len(second["items"]) == 6
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="rate limits are counted in Redis")
+def test_a_request_handed_on_to_drf_is_counted_once_and_refusals_are_drfs(tenant, settings):
+    settings.RECSVC_RATE_LIMIT_PER_MINUTE = 2
+    client = _client_for(tenant, ["recommend"])
+    # Misses (no model, new customers): each is admitted by the fast path, then answered by DRF.
+    assert client.get("/v1/recommendations", {"customer_id": "u1"}).status_code == 200
+    assert client.get("/v1/recommendations", {"customer_id": "u2"}).status_code == 200
+    refused = client.get("/v1/recommendations", {"customer_id": "u3"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert refused["Content-Type"] == "application/problem+json"
+
+    ingest_only = _client_for(tenant, ["ingest"])
+    forbidden = ingest_only.get("/v1/recommendations", {"customer_id": "u1"})
+    assert forbidden.status_code == 403 and "recommend" in forbidden.json()["detail"]
