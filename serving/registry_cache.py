@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from serving import index as item_index
+from tenants.context import tenant_context
 from training.artifacts import TrainedRanker, TrainedRetrieval
 from training.registry import lifecycle, storage
 from training.registry.models import ModelVersion
@@ -70,7 +71,10 @@ def active_version_id(tenant_id: int) -> int | None:
     """The tenant's active recommender version id (at most RECSVC_ACTIVE_VERSION_TTL_SECONDS stale)."""
     cached = cache.get(lifecycle.active_version_cache_key(tenant_id))
     if cached is None:
-        version = lifecycle.active_version(tenant_id)
+        # Its own scope: read from outside one (an API fast path before DRF's scope), row-level security
+        # would show no version at all, and "no active model" would be cached for every process.
+        with tenant_context(tenant_id):
+            version = lifecycle.active_version(tenant_id)
         cached = version.pk if version is not None else _NO_VERSION
         cache.set(lifecycle.active_version_cache_key(tenant_id), cached, settings.RECSVC_ACTIVE_VERSION_TTL_SECONDS)
     return int(cached) or None

@@ -37,6 +37,7 @@ from serving.funnel import PAGE_TYPES
 from tenants import admission as admissions
 from tenants.admission import Admission, Prefetch
 from tenants.auth import admit_before_drf, raw_api_key
+from tenants.context import tenant_context
 from tenants.ratelimit import within_limit
 
 MAX_EXCLUDE = 500
@@ -202,7 +203,8 @@ class RecommendationViewSet(_RecommendViewSet):
             return None
         if within_limit(admission) is not True:
             return None
-        found = self._found(admission)
+        with tenant_context(admission.key.tenant_id):  # as DRF's path runs (recs.api.base)
+            found = self._found(admission)
         if found is None or found[1] is None:
             return None
         return HttpResponse(msgspec.json.encode(_stamped(found[1])), content_type="application/json")

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache as django_cache
 from django.http import QueryDict
 
 from recs.api.recommend_views import RecommendQuery, _recommend_request, hot_recommend_request
+from recs.models import Event
+from tenants.context import dangerously_all_tenants
 from tests.conftest import _client_for
+from tests.factories import TenantFactory
 from tests.serving.trained import forget_served_state, load_shop, train_active_version
+from training.registry.lifecycle import active_version_cache_key
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +58,38 @@ def test_a_cached_answer_from_the_fast_path_is_the_answer_drf_gave(recommend_api
     first, second = computed.json(), cached.json()
     assert first.pop("recommendation_id") != second.pop("recommendation_id")
     assert first == second and second["model_version"] == trained.pk and len(second["items"]) == 6
+
+
+@pytest.fixture
+def walled_shop(db, settings, tmp_path):
+    """A trained shop whose requests run outside any tenant scope, as in the server (the `tenant`
+    fixture keeps the wall lifted for the whole test, which would hide a read made outside a scope)."""
+    settings.RECSVC_ARTIFACT_DIR = tmp_path
+    settings.RECSVC_RECS_CACHE_SECONDS = 60
+    with dangerously_all_tenants():
+        shop = TenantFactory()
+        load_shop(shop)
+        version = train_active_version(shop)
+        customer = Event.objects.for_tenant(shop).values_list("customer__external_id", flat=True).first()
+        client = _client_for(shop, ["recommend"])
+    yield shop, version, customer, client
+    forget_served_state()
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="the fast path answers from Redis")
+def test_the_fast_path_reads_an_expired_active_version_in_the_keys_tenant_scope(walled_shop):
+    shop, version, customer, client = walled_shop
+    query = {"customer_id": customer, "k": 4}
+    assert client.get("/v1/recommendations", query).json()["model_version"] == version.pk
+    django_cache.delete(active_version_cache_key(shop.pk))  # expired (its TTL is a minute)
+
+    again = client.get("/v1/recommendations", query)
+
+    # Read in the shop's own scope: row-level security shows its version (outside any scope it would
+    # show none, and "no active model" would be cached for every process for a minute).
+    assert again.status_code == 200 and again.json()["model_version"] == version.pk
+    assert django_cache.get(active_version_cache_key(shop.pk)) == version.pk
+    assert client.get("/v1/recommendations", query).json()["reason"] == "personalized"
 
 
 @pytest.mark.skipif(not django_settings.REDIS_URL, reason="rate limits are counted in Redis")
