@@ -18,7 +18,7 @@ events may belong to an anonymous customer whose generation the request does not
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from recs.models import Customer, Product
@@ -48,7 +48,8 @@ class _Base:
 
     def shape(self) -> dict[str, Any]:
         """What the cache key hashes: every field that changes the answer (explain does not)."""
-        return {k: v for k, v in asdict(self).items() if k != "explain"}
+        # Shallow: every field is a scalar or a tuple of strings (asdict's deep copy cost 20 us a request).
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explain"}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import NoScriptError
 
 from recs.recommendation_cache import customer_prefix, tenant_prefix
 
@@ -176,6 +177,7 @@ else
 end
 return {key, redis.call('GET', ARGV[1] .. key)}
 """
+_LOOKUP_SHA = hashlib.sha1(_LOOKUP_SCRIPT.encode()).hexdigest()
 def _made_prefix() -> str | None:
     """What the cache puts before every key (prefix:version:), or None under a custom KEY_FUNCTION."""
     made = str(cache.make_key(""))
@@ -196,13 +198,19 @@ class AnswerLookup:
 
     def send(self, client: Any) -> Any:
         """Run the lookup on a client (returns its reply for result()) or queue it on a pipeline."""
-        # EVAL rather than EVALSHA: a pipeline of scripts (redis-py) asks SCRIPT EXISTS first, a round
-        # trip of its own; Redis keeps the compiled body by its hash either way.
-        return client.eval(_LOOKUP_SCRIPT, len(self.keys), *self.keys, *self.args)
+        # EVALSHA by hand: redis-py's Script in a pipeline asks SCRIPT EXISTS first, a round trip of its
+        # own, and EVAL would send (and make Redis hash) the whole body every time. A Redis that does not
+        # know the script yet (restarted, flushed) answers NOSCRIPT, and result() loads it.
+        return client.evalsha(_LOOKUP_SHA, len(self.keys), *self.keys, *self.args)
 
     def result(self, reply: Any) -> tuple[str, dict | None]:
         """(the answer's key, the cached answer or None) from the script's reply (an exception: Redis
         failed, a miss)."""
+        if isinstance(reply, NoScriptError):
+            try:
+                reply = _raw_redis().eval(_LOOKUP_SCRIPT, len(self.keys), *self.keys, *self.args)
+            except Exception as exc:
+                reply = exc
         if isinstance(reply, Exception):
             log.warning("answer cache unavailable: %s", reply)
             return self.key_without_script(), None

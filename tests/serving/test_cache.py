@@ -65,3 +65,14 @@ def test_an_expired_active_version_is_read_from_the_database(tenant):
     key, answer = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
     assert answer is None and key.endswith(":0")
     assert django_cache.get(active_version_cache_key(tenant.pk)) == 0  # refilled for the next request
+
+
+def test_a_redis_that_lost_the_script_gets_it_again(tenant):
+    from django_redis import get_redis_connection
+
+    active_version_id(tenant.pk)
+    key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
+    cache.set_answer(key, {"items": []})
+    get_redis_connection("default").script_flush()  # as after a restart of Redis
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1") == (key, {"items": []})
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1") == (key, {"items": []})
