@@ -30,6 +30,7 @@ from django.core.cache import cache
 
 from tenants import api_keys, ratelimit
 from tenants.billing import counters
+from tenants.billing import usage as usage_meter
 from tenants.billing.periods import period_of
 from tenants.billing.plans import Meter
 from tenants.models import ApiKey
@@ -90,6 +91,10 @@ def admit(raw_key: str, *, count_rate: bool, prefetch: Prefetch | None = None) -
     usage_key = counters.key(identity.tenant_id, period_of(dt.datetime.fromtimestamp(now, dt.UTC)))
     try:
         pipe = client.pipeline(transaction=False)
+        # Counts this process recorded since its last admission (usage.record_soon), first, so that the
+        # usage read below includes them.
+        usage_meter.flush_pending(pipe)
+        flushed = len(pipe)
         pipe.get(cache.make_key(api_keys.cache_key(prefix)))
         pipe.hmget(usage_key, _METERS)
         if count_rate:
@@ -99,7 +104,8 @@ def admit(raw_key: str, *, count_rate: bool, prefetch: Prefetch | None = None) -
         if prefetch is not None:
             prefetch(identity.tenant_id, pipe)
         # A failing prefetch command must not fail the admission: its error stays in its reply.
-        replies = pipe.execute(raise_on_error=False)
+        replies = pipe.execute(raise_on_error=False)[flushed:]
+        own -= flushed
         for reply in replies[:own]:
             if isinstance(reply, Exception):
                 raise reply

@@ -21,6 +21,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from recs.api.base import TenantViewSet
+from recs.api.quota import RecommendationsQuota, quota_decision
 from recs.models import Product
 from serving.answers import (
     Found,
@@ -36,8 +37,11 @@ from serving.cache import AnswerLookup
 from serving.funnel import PAGE_TYPES
 from tenants import admission as admissions
 from tenants.admission import Admission, Prefetch
-from tenants.auth import admit_before_drf, raw_api_key
+from tenants.auth import HasTenantScope, admit_before_drf, raw_api_key
+from tenants.billing import usage
+from tenants.billing.plans import Meter
 from tenants.context import tenant_context
+from tenants.models import ApiKey
 from tenants.ratelimit import within_limit
 
 MAX_EXCLUDE = 500
@@ -137,10 +141,19 @@ def _common(q: dict) -> dict:
 
 
 class _RecommendViewSet(TenantViewSet):
+    """Each answered request counts once on the shop's `recommendations` meter (billed by usage; a free
+    shop past its monthly quota is refused with a problem, recs/api/quota.py)."""
+
     model = Product
     required_scope = "recommend"
+    permission_classes = [HasTenantScope, RecommendationsQuota]
     pagination_class = None
     filter_backends: list = []
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code == 200 and isinstance(request.auth, ApiKey):
+            usage.record_soon(request.auth.tenant_id, usage.RECOMMENDATIONS)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def _query(self, serializer_class) -> dict:
         serializer = serializer_class(data=self.request.query_params)
@@ -203,10 +216,13 @@ class RecommendationViewSet(_RecommendViewSet):
             return None
         if within_limit(admission) is not True:
             return None
+        if not quota_decision(admission.key, admission, Meter.RECOMMENDATIONS).allowed:
+            return None
         with tenant_context(admission.key.tenant_id):  # as DRF's path runs (recs.api.base)
             found = self._found(admission)
         if found is None or found[1] is None:
             return None
+        usage.record_soon(admission.key.tenant_id, usage.RECOMMENDATIONS)
         return HttpResponse(msgspec.json.encode(_stamped(found[1])), content_type="application/json")
 
     def admission_prefetch(self, request) -> Prefetch | None:

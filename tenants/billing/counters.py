@@ -39,6 +39,11 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 
+def client():
+    """The raw Redis client, or None under the embedded default's local-memory cache."""
+    return _redis()
+
+
 def _redis():
     try:
         from django_redis import get_redis_connection

@@ -6,11 +6,20 @@
 
 `record` costs one pipelined Redis round trip and never raises. Count what was served or stored (not
 what was refused), after the work succeeded.
+
+`record_soon` costs no round trip: the count waits in the process and rides on its next API admission
+(tenants.admission queues `flush_pending` on its pipeline), which a recommendation request, answered
+from the cache in a single round trip, could not otherwise spare. A count waits at most until the
+process admits its next request (or exits); if Redis is down then, it is lost (under-billing, never
+over-billing, as with the counters themselves).
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import threading
+from collections import Counter
 from typing import Any
 
 from django.db import transaction
@@ -33,6 +42,39 @@ def record(tenant_id: int, meter: str, n: int = 1, *, at: dt.datetime | None = N
     if n <= 0:
         return
     counters.incr(tenant_id, period_of(at or timezone.now()), Meter(meter).value, int(n), pipe=pipe)
+
+
+_pending: Counter[tuple[int, dt.date, str]] = Counter()
+_pending_lock = threading.Lock()
+
+
+def record_soon(tenant_id: int, meter: str, n: int = 1) -> None:
+    """Count like `record`, sent with this process's next admission round trip (see the docstring)."""
+    if n <= 0:
+        return
+    if counters.client() is None:
+        record(tenant_id, meter, n)
+        return
+    with _pending_lock:
+        _pending[(tenant_id, period_of(timezone.now()), Meter(meter).value)] += int(n)
+
+
+def flush_pending(pipe: Any = None) -> None:
+    """Send the waiting counts: queued on `pipe` (executed by the caller), or in a round trip of their own."""
+    with _pending_lock:
+        if not _pending:
+            return
+        waiting = list(_pending.items())
+        _pending.clear()
+    if pipe is not None:
+        for (tenant_id, period, meter), n in waiting:
+            counters.incr(tenant_id, period, meter, n, pipe=pipe)
+        return
+    for (tenant_id, period, meter), n in waiting:
+        counters.incr(tenant_id, period, meter, n)
+
+
+atexit.register(flush_pending)
 
 
 def live(tenant_id: int, meter: str, period: dt.date | None = None) -> int | None:

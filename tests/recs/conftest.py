@@ -1,4 +1,4 @@
-"""Fixtures of the integration (webhook) tests."""
+"""Fixtures of the recs tests: a trained shop (recommendation endpoints), integration (webhook) set-ups."""
 
 from __future__ import annotations
 
@@ -6,6 +6,17 @@ import pytest
 
 from recs.integrations.connections import create_connection
 from tests.recs.webhooks import SHOP_DOMAIN, SHOPIFY_SECRET, WOO_SECRET, WOO_STORE
+from tests.serving.trained import forget_served_state, load_shop, train_active_version
+
+
+@pytest.fixture
+def trained(tenant, settings, tmp_path):
+    """Shop A with the tiny synthetic catalog and an active version trained on it; answers cached 60 s."""
+    settings.RECSVC_ARTIFACT_DIR = tmp_path
+    settings.RECSVC_RECS_CACHE_SECONDS = 60
+    load_shop(tenant)
+    yield train_active_version(tenant)
+    forget_served_state()
 
 
 @pytest.fixture

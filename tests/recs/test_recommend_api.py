@@ -19,19 +19,9 @@ from serving.cache import answer_ttl, bump_rules_generation
 from tenants.api_keys import revoke_api_key
 from tenants.models import ApiKey
 from tests.factories import EventFactory, ProductFactory
-from tests.serving.trained import forget_served_state, load_shop, train_active_version
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def trained(tenant, settings, tmp_path):
-    settings.RECSVC_ARTIFACT_DIR = tmp_path
-    settings.RECSVC_RECS_CACHE_SECONDS = 60
-    load_shop(tenant)
-    version = train_active_version(tenant)
-    yield version
-    forget_served_state()
 
 
 def _buyer(tenant) -> Customer:

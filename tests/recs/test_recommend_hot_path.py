@@ -38,14 +38,6 @@ def test_anything_else_goes_to_the_full_validation(query):
     assert hot_recommend_request(QueryDict(query)) is None
 
 
-@pytest.fixture
-def trained(tenant, settings, tmp_path):
-    settings.RECSVC_ARTIFACT_DIR = tmp_path
-    settings.RECSVC_RECS_CACHE_SECONDS = 60
-    load_shop(tenant)
-    yield train_active_version(tenant)
-    forget_served_state()
-
 
 @pytest.mark.skipif(not django_settings.REDIS_URL, reason="the fast path answers from Redis")
 def test_a_cached_answer_from_the_fast_path_is_the_answer_drf_gave(recommend_api, tenant, trained):
