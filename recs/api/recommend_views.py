@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import msgspec
 from django.http import HttpResponse, QueryDict
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -20,8 +19,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from recs.api import fast_path
 from recs.api.base import TenantViewSet
-from recs.api.quota import RecommendationsQuota, quota_decision
+from recs.api.quota import RecommendationsQuota
 from recs.models import Product
 from serving.answers import (
     Found,
@@ -37,12 +37,11 @@ from serving.cache import AnswerLookup
 from serving.funnel import PAGE_TYPES
 from tenants import admission as admissions
 from tenants.admission import Admission, Prefetch
-from tenants.auth import HasTenantScope, admit_before_drf, raw_api_key
+from tenants.auth import HasTenantScope
 from tenants.billing import usage
 from tenants.billing.plans import Meter
 from tenants.context import tenant_context
 from tenants.models import ApiKey
-from tenants.ratelimit import within_limit
 
 MAX_EXCLUDE = 500
 PLACEHOLDER_VARIANT = "control"
@@ -201,29 +200,22 @@ class RecommendationViewSet(_RecommendViewSet):
         return answered if answered is not None else super().dispatch(request, *args, **kwargs)
 
     def _answer_from_cache(self, request) -> HttpResponse | None:
-        """The hot path, before DRF: a request of the hot shape whose answer is cached is admitted and
-        answered in one Redis round trip, without DRF's per-request machinery (its request wrapper,
-        negotiation, serializer and renderer cost as much again as the rest of a cached answer). Anything
-        else (no or bad key, a scope or rate refusal, a miss) goes on to DRF, which reuses the admission
-        and the lookup's result (tenants.auth.admit_before_drf), so the request is counted once."""
-        raw = raw_api_key(request.META)
+        """The fast path (recs/api/fast_path.py): a request of the hot shape whose answer is cached is
+        admitted and answered in one Redis round trip. Anything else (a bad key, a refusal, a miss) goes
+        on to DRF, which reuses the admission and the lookup's result."""
         parsed = hot_recommend_request(request.GET)
-        if not raw or parsed is None:
+        if parsed is None:
             return None
         self._parsed = parsed
-        admission = admit_before_drf(request, self, raw, self._prefetch(parsed))
-        if admission is None or not admission.key.has_scope(self.required_scope):
-            return None
-        if within_limit(admission) is not True:
-            return None
-        if not quota_decision(admission.key, admission, Meter.RECOMMENDATIONS).allowed:
+        admission = fast_path.admit(request, self, meter=Meter.RECOMMENDATIONS, prefetch=self._prefetch(parsed))
+        if admission is None:
             return None
         with tenant_context(admission.key.tenant_id):  # as DRF's path runs (recs.api.base)
             found = self._found(admission)
         if found is None or found[1] is None:
             return None
         usage.record_soon(admission.key.tenant_id, usage.RECOMMENDATIONS)
-        return HttpResponse(msgspec.json.encode(_stamped(found[1])), content_type="application/json")
+        return fast_path.json_response(_stamped(found[1]))
 
     def admission_prefetch(self, request) -> Prefetch | None:
         """Called by the authentication, before the key is checked: the cached answer is read in the

@@ -104,3 +104,39 @@ def test_a_bulk_batch_counts_once_and_invalidates_every_customer(api, tenant, pr
     with CaptureQueriesContext(connection) as queries:
         api.post("/v1/events/bulk", {"events": [_event() for _ in range(150)]}, format="json")
     assert not any("synchronous_commit" in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_single_event_is_stored_before_drf_and_its_retry_is_answered_200(api, tenant, product):
+    event = _event()
+    first = api.post("/v1/events", event, format="json")
+    retry = api.post("/v1/events", event, format="json")
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert "Allow" not in first  # answered by the fast path (DRF's views add Allow)
+    assert first.json() == {"received": 1, "stored": 1, "duplicates": 0, "rejected": 0, "errors": []}
+    assert retry.json()["duplicates"] == 1
+    assert _events(tenant) == [(event["event_id"], "c1")]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "field"),
+    [
+        (b'{"type": "view", "customer_id": "c1", "product_id": "ghost"}', "application/json", 400, "product_id"),
+        (b'{"type": "view", "customer_id": "c1"}', "application/json", 400, "product_id"),
+        (b'{"type": "view", "customer_id": "c1", "product_id": "p1", "x": 1}', "application/json", 400, "x"),
+        (b'{"type": "view", "customer_id": "c1", "product_id": "p1"', "application/json", 400, None),
+        (b'{"type": "view", "customer_id": "c1", "product_id": "p1"}', "text/plain", 415, None),
+    ],
+    ids=["unknown-product", "missing-field", "unknown-field", "malformed", "not-json"],
+)
+def test_what_the_fast_path_cannot_store_is_drfs_problem_and_counted_once(
+    api, tenant, product, settings, body, content_type, status, field
+):
+    settings.RECSVC_RATE_LIMIT_PER_MINUTE = 2
+    refused = api.generic("POST", "/v1/events", body, content_type=content_type)
+    assert refused.status_code == status, refused.content
+    assert refused["Content-Type"] == "application/problem+json"
+    if field:
+        assert field in str(refused.json())
+    assert _events(tenant) == [] and usage.live(tenant.pk, usage.EVENTS) in (0, None)
+    assert api.post("/v1/events", _event(), format="json").status_code == 201  # the limit's second request
+    assert api.post("/v1/events", _event(), format="json").status_code == 429
