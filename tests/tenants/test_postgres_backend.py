@@ -10,8 +10,7 @@ import pytest
 from django.db import connection, transaction
 
 from recs.models import Product
-from tenants.context import dangerously_all_tenants, tenant_context
-from tests.factories import ProductFactory, TenantFactory
+from tenants.context import tenant_context
 
 pytestmark = pytest.mark.django_db
 
@@ -25,15 +24,6 @@ def _server_setting() -> str:
 
 def _visible() -> int:
     return Product.dangerously_unscoped.count()
-
-
-@pytest.fixture
-def two_shops(db):
-    a, b = TenantFactory(), TenantFactory()
-    with dangerously_all_tenants():
-        ProductFactory.create_batch(3, tenant=a)
-        ProductFactory.create_batch(2, tenant=b)
-    return a, b
 
 
 def test_a_scope_is_sent_with_its_first_statement_and_not_taken_back_on_leaving(two_shops):

@@ -16,7 +16,6 @@ from django.db.migrations.loader import MigrationLoader
 from recs.models import Product
 from tenants.context import dangerously_all_tenants, tenant_context
 from tenants.scoping import TenantOwnedModel
-from tests.factories import ProductFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -33,15 +32,6 @@ def _guarded_tables() -> set[str]:
     for migration in MigrationLoader(None, ignore_no_migrations=True).disk_migrations.values():
         tables.update(getattr(sys.modules[type(migration).__module__], "TABLES", []))
     return tables
-
-
-@pytest.fixture
-def two_shops(db):
-    a, b = TenantFactory(), TenantFactory()
-    with dangerously_all_tenants():
-        ProductFactory.create_batch(3, tenant=a)
-        ProductFactory.create_batch(2, tenant=b)
-    return a, b
 
 
 def test_the_service_role_is_bound_by_row_level_security():
