@@ -34,6 +34,7 @@ from recs.models import Event
 from serving import index as item_index
 from serving import ranking
 from serving.catalog import CandidateTable, empty_table, load_candidates
+from serving.customer_state import CustomerEvents, read_customer_events
 from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
 from serving.registry_cache import ServedModel, served_model
 from serving.rules import CompiledRules, compiled_rules
@@ -271,7 +272,7 @@ def _popular(
 
 def _score(
     tenant_id: int, model: ServedModel, customer_pk: int | None, history: tuple[np.ndarray, np.ndarray],
-    items: np.ndarray, retrieval: np.ndarray,
+    items: np.ndarray, retrieval: np.ndarray, activity: list[tuple] | None = None,
 ) -> tuple[np.ndarray, str]:
     """(scores, source): ranker probabilities of the candidates in one call, or the retrieval scores with
     the reason (`ranking.ScoreSource`; "retrieval:ranker_failed" when it raised: a valid request must not
@@ -280,7 +281,7 @@ def _score(
         return retrieval, ranking.ScoreSource.RANKER
     try:
         result = ranking.score(tenant_id, model, customer_pk, history[0], history[1], items,
-                               retrieval.astype(np.float32))
+                               retrieval.astype(np.float32), activity=activity)
         scores = np.asarray(result.scores, dtype=np.float64)
         if scores.shape != retrieval.shape or not np.isfinite(scores).all():
             raise ValueError(f"ranker returned shape {scores.shape} for {retrieval.shape} candidates or non-finite")
@@ -379,14 +380,16 @@ def _with_fallback(
 
 def _filters(
     tenant_id: int, endpoint: str, context: Context | None, exclude: Collection[int],
-    customer_pk: int | None = None,
+    customer_pk: int | None = None, events: CustomerEvents | None = None,
 ) -> Filters:
     rules = compiled_rules(tenant_id)
     context = context or Context()
     exclusions = {"request_exclude": np.asarray(sorted(set(exclude)), dtype=np.int64)}
     if context.product_pk is not None:
         exclusions["current_product"] = np.array([context.product_pk], dtype=np.int64)
-    if customer_pk is not None:
+    if events is not None:
+        exclusions["purchased"] = events.purchased
+    elif customer_pk is not None:
         exclusions["purchased"] = purchased_products(tenant_id, customer_pk, rules.settings.exclude_purchased_days)
     return Filters(rules, endpoint, context, exclusions)
 
@@ -401,13 +404,18 @@ def recommend(
     context: Context | None = None,
 ) -> Recommendation:
     """Top-k products for a customer (None: unknown; then the session's events alone personalise)."""
-    filters = _filters(tenant_id, Endpoint.RECOMMENDATIONS, context, exclude, customer_pk)
     model = served_model(tenant_id)
+    events = read_customer_events(
+        tenant_id, customer_pk, recent_limit=2 * model.retrieval.history_len if model is not None else 0,
+        purchased_days=compiled_rules(tenant_id).settings.exclude_purchased_days,
+    )
+    filters = _filters(tenant_id, Endpoint.RECOMMENDATIONS, context, exclude, customer_pk, events)
     if model is None:
         return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, None), None,
                        Reason.NO_ACTIVE_MODEL)
     retrieval = model.retrieval
-    history_pks, weights = recent_history(tenant_id, customer_pk, session_id, retrieval.history_len)
+    history_pks, weights = recent_history(tenant_id, customer_pk, session_id, retrieval.history_len,
+                                          events.recent if events is not None else None)
     items = model.item_indices(history_pks)
     known = items >= 0  # products newer than the model carry no embedding yet
     items, weights = items[known], weights[known]
@@ -424,7 +432,9 @@ def recommend(
                         filters.rules.settings.max_per_category)
     seg.rows, seg.retrieval, candidate_items = seg.rows[keep], seg.retrieval[keep], candidate_items[keep]
     seg.summary["scored"] = len(keep)
-    seg.ranking, scoring = _score(tenant_id, model, customer_pk, (items, weights), candidate_items, seg.retrieval)
+    activity = events.activity if events is not None else None
+    seg.ranking, scoring = _score(tenant_id, model, customer_pk, (items, weights), candidate_items, seg.retrieval,
+                                  activity)
     seg.scored_by = "ranker" if scoring == ranking.ScoreSource.RANKER else "retrieval"
     return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, seg), model.version_id,
                    Reason.PERSONALIZED, depth=seg.summary["depth"], scoring=scoring)
@@ -462,19 +472,22 @@ def popular(
 
 
 def recent_history(
-    tenant_id: int, customer_pk: int | None, session_id: str | None, limit: int
+    tenant_id: int, customer_pk: int | None, session_id: str | None, limit: int,
+    customer_rows: list[tuple] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(product pks, event weights), oldest first: the customer's latest events (newest first through
-    the (tenant, customer, -ts) index) plus those of the current session, weighted as in training."""
+    the (tenant, customer, -ts) index) plus those of the current session, weighted as in training.
+    `customer_rows`: the customer's latest 2 x `limit` events already read (serving.customer_state)."""
     events = Event.objects.for_tenant(tenant_id)
     fields = ("id", "ts", "product_id", "event_type", "value")
     # Impressions and other zero-weight types are dropped below: read a few more than `limit`.
     wanted = []
-    if customer_pk is not None:
+    if customer_pk is not None and customer_rows is None:
         wanted.append(events.filter(customer_id=customer_pk))
     if session_id:  # an anonymous visitor's session, or a known customer's pre-login one
         wanted.append(events.filter(session_id=session_id))
-    rows = {r[0]: r for qs in wanted for r in qs.order_by("-ts").values_list(*fields)[: 2 * limit]}
+    read = [r for qs in wanted for r in qs.order_by("-ts").values_list(*fields)[: 2 * limit]]
+    rows = {r[0]: r for r in [*(customer_rows or ()), *read]}
     weights = event_weights(tenant_id)
     products, kept = [], []
     for _, _, product, kind, value in sorted(rows.values(), key=lambda r: (r[1], r[0])):

@@ -32,6 +32,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -245,6 +246,12 @@ def customer_activity(
     rows = events.order_by().values("event_type").annotate(
         n=Count("id"), n_positive=Count("id", filter=positive), value_sum=Sum("value", filter=positive)
     ).values_list("event_type", "n", "n_positive", "value_sum")
+    return activity_totals(tenant_id, rows)
+
+
+def activity_totals(tenant_id: int, rows: Iterable[tuple]) -> tuple[int, float]:
+    """customer_activity's (number, weight sum) from its per-type rows (event_type, n, n with a positive
+    value, sum of positive values), however they were read."""
     weights = _event_weights(tenant_id)
     n, total = 0, 0.0
     for kind, count, n_positive, value_sum in rows:

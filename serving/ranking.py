@@ -88,11 +88,16 @@ def online_inputs(
     retrieval_scores: np.ndarray,
     *,
     before: dt.datetime | None = None,
+    activity: list[tuple] | None = None,
 ) -> tuple[np.ndarray, History]:
-    """(dense K x F, the cut history) of one request; `state` must have its catalog and snapshot."""
+    """(dense K x F, the cut history) of one request; `state` must have its catalog and snapshot.
+    `activity`: the customer's per-type counts already read (serving.customer_state; not with `before`)."""
     assert state.catalog is not None and state.snapshot is not None
     history = customer_history(model, history_items, history_weights)
-    customer = online_features.customer_activity(tenant_id, customer_pk, before=before)
+    if activity is not None and before is None:
+        customer = online_features.activity_totals(tenant_id, activity)
+    else:
+        customer = online_features.customer_activity(tenant_id, customer_pk, before=before)
     dense = online_dense(model, state.catalog, state.snapshot, customer, history,
                          np.asarray(candidate_items, dtype=np.int64), retrieval_scores)
     return dense, history
@@ -121,9 +126,11 @@ def score(
     retrieval_scores: np.ndarray,
     *,
     before: dt.datetime | None = None,
+    activity: list[tuple] | None = None,
 ) -> Scores:
     """`score_candidates` with where the scores came from (see the module doc). `before` bounds the
-    customer's events (tests compare with training at one moment; serving counts them all)."""
+    customer's events (tests compare with training at one moment; serving counts them all); `activity`:
+    the customer's per-type event counts when the caller has read them (serving.customer_state)."""
     candidates = np.asarray(candidate_items, dtype=np.int64)
     if len(candidates) != len(retrieval_scores):
         raise ValueError("candidate_items and retrieval_scores differ in length")
@@ -139,7 +146,7 @@ def score(
         return Scores(np.zeros(0, np.float32), ScoreSource.RANKER, snapshot.as_of, state.age_seconds())
     dense, history = online_inputs(
         tenant_id, model, state, customer_pk, history_items, history_weights, candidates, retrieval_scores,
-        before=before,
+        before=before, activity=activity,
     )
     ranker = model.ranker
     keys = ranker.config.sparse_features

@@ -14,7 +14,7 @@ from django.utils import timezone
 from recs.ingest.events import ingest_events
 from recs.models import Boost, Customer, Event, Product, Promotion, RecommendationSettings
 from recs.rules import create_rule
-from serving import funnel, ordering, ranking, registry_cache
+from serving import funnel, online_features, ordering, ranking, registry_cache
 from serving import rules as compiled_rules
 from serving.cache import bump_rules_generation
 from serving.funnel import Context, Reason, purchased_products, recommend, similar_items
@@ -229,8 +229,12 @@ def test_the_ranker_scores_all_filtered_candidates_in_one_call_and_orders_the_an
     customer = _buyer(tenant)
     calls = []
 
-    def reversed_ranker(tenant_id, model, customer_pk, history_items, history_weights, items, retrieval_scores):
+    def reversed_ranker(tenant_id, model, customer_pk, history_items, history_weights, items, retrieval_scores,
+                        activity=None):
         calls.append((customer_pk, len(history_items), len(items)))
+        # The customer's activity comes read with their other events, and means what the ranker's own read means.
+        assert online_features.activity_totals(tenant_id, activity) == online_features.customer_activity(
+            tenant_id, customer_pk)
         # the worst retrieved scores best
         return ranking.Scores(np.linspace(0.1, 0.9, len(items), dtype=np.float32), ranking.ScoreSource.RANKER)
 

@@ -1,0 +1,38 @@
+"""One statement reads what the three per-customer queries read (serving/customer_state.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.db.models import Count
+
+from recs.models import Event
+from serving.customer_state import read_customer_events
+from serving.funnel import purchased_products, recent_history
+from serving.online_features import activity_totals, customer_activity
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("purchased_days", [None, 0, 1, 30])
+def test_the_combined_read_means_what_the_separate_queries_mean(shop, purchased_days):
+    tenant, _ = shop
+    limit = 5
+    busiest = (Event.objects.for_tenant(tenant).values("customer_id").annotate(n=Count("id")).order_by("-n")
+               .values_list("customer_id", flat=True)[:6])
+    buyers = Event.objects.for_tenant(tenant).filter(event_type="purchase").values_list("customer_id", flat=True)[:6]
+    customers = {*busiest, *buyers}
+    assert any(Event.objects.for_tenant(tenant).filter(customer_id=c).count() > 2 * limit for c in customers)
+    for customer in customers:
+        events = read_customer_events(tenant.pk, customer, recent_limit=2 * limit, purchased_days=purchased_days)
+
+        assert sorted(events.purchased.tolist()) == sorted(purchased_products(tenant.pk, customer, purchased_days))
+        combined = recent_history(tenant.pk, customer, None, limit, events.recent)
+        separate = recent_history(tenant.pk, customer, None, limit)
+        assert np.array_equal(combined[0], separate[0]) and np.array_equal(combined[1], separate[1])
+        assert activity_totals(tenant.pk, events.activity) == customer_activity(tenant.pk, customer)
+
+
+def test_no_customer_reads_nothing(shop):
+    tenant, _ = shop
+    assert read_customer_events(tenant.pk, None, recent_limit=10, purchased_days=None) is None
