@@ -32,7 +32,7 @@ from django.utils import timezone
 from recs.ingest.event_types import event_weights
 from recs.models import Event
 from serving import index as item_index
-from serving import ranking
+from serving import online_features, ranking
 from serving.catalog import CandidateTable, empty_table, load_candidates
 from serving.customer_state import CustomerEvents, read_customer_events
 from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
@@ -380,9 +380,9 @@ def _with_fallback(
 
 def _filters(
     tenant_id: int, endpoint: str, context: Context | None, exclude: Collection[int],
-    customer_pk: int | None = None, events: CustomerEvents | None = None,
+    customer_pk: int | None = None, events: CustomerEvents | None = None, rules: CompiledRules | None = None,
 ) -> Filters:
-    rules = compiled_rules(tenant_id)
+    rules = rules or compiled_rules(tenant_id)
     context = context or Context()
     exclusions = {"request_exclude": np.asarray(sorted(set(exclude)), dtype=np.int64)}
     if context.product_pk is not None:
@@ -405,11 +405,12 @@ def recommend(
 ) -> Recommendation:
     """Top-k products for a customer (None: unknown; then the session's events alone personalise)."""
     model = served_model(tenant_id)
+    rules = compiled_rules(tenant_id)
     events = read_customer_events(
         tenant_id, customer_pk, recent_limit=2 * model.retrieval.history_len if model is not None else 0,
-        purchased_days=compiled_rules(tenant_id).settings.exclude_purchased_days,
+        purchased_days=rules.settings.exclude_purchased_days,
     )
-    filters = _filters(tenant_id, Endpoint.RECOMMENDATIONS, context, exclude, customer_pk, events)
+    filters = _filters(tenant_id, Endpoint.RECOMMENDATIONS, context, exclude, customer_pk, events, rules)
     if model is None:
         return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, None), None,
                        Reason.NO_ACTIVE_MODEL)
@@ -488,7 +489,7 @@ def recent_history(
         wanted.append(events.filter(session_id=session_id))
     read = [r for qs in wanted for r in qs.order_by("-ts").values_list(*fields)[: 2 * limit]]
     rows = {r[0]: r for r in [*(customer_rows or ()), *read]}
-    weights = event_weights(tenant_id)
+    weights = online_features.cached_event_weights(tenant_id)
     products, kept = [], []
     for _, _, product, kind, value in sorted(rows.values(), key=lambda r: (r[1], r[0])):
         w = weights.get(kind, 0.0) * ((value or 0.0) if kind == "rating" else 1.0)

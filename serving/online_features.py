@@ -219,7 +219,7 @@ _WEIGHTS_TTL_S = 10.0
 _weights: dict[int, tuple[float, dict[str, float]]] = {}
 
 
-def _event_weights(tenant_id: int) -> dict[str, float]:
+def cached_event_weights(tenant_id: int) -> dict[str, float]:
     """The tenant's event weights, kept in the process for a few seconds: a shared-cache round trip less per
     request; a changed weight reaches the customer features within _WEIGHTS_TTL_S (the item snapshot
     picks it up at its next build)."""
@@ -252,7 +252,7 @@ def customer_activity(
 def activity_totals(tenant_id: int, rows: Iterable[tuple]) -> tuple[int, float]:
     """customer_activity's (number, weight sum) from its per-type rows (event_type, n, n with a positive
     value, sum of positive values), however they were read."""
-    weights = _event_weights(tenant_id)
+    weights = cached_event_weights(tenant_id)
     n, total = 0, 0.0
     for kind, count, n_positive, value_sum in rows:
         w = float(np.float32(weights.get(kind, 0.0)))
