@@ -9,12 +9,13 @@ from recs.api.rules_views import BoostViewSet, PromotionViewSet, RecommendationS
 from recs.integrations.api import DataExportViewSet, IntegrationViewSet
 
 router = SimpleRouter(trailing_slash=False)
+# The hottest endpoints first: Django tries the URL patterns in order, a few regexes per collection.
+router.register("recommendations", RecommendationViewSet, basename="recommendation")
+router.register("events", EventViewSet, basename="event")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("products", ProductViewSet, basename="product")
-router.register("events", EventViewSet, basename="event")
 router.register("event-types", EventTypeViewSet, basename="event-type")
 router.register("imports", ImportViewSet, basename="import")
-router.register("recommendations", RecommendationViewSet, basename="recommendation")
 router.register("products", SimilarProductsViewSet, basename="product-similar")
 router.register("popular", PopularViewSet, basename="popular")
 router.register("integrations", IntegrationViewSet, basename="integration")
