@@ -41,8 +41,8 @@ class ServedModel:
     index_params: dict[str, Any]
     product_pks: np.ndarray  # item index -> Product.pk
     customer_pks: np.ndarray  # customer index -> Customer.pk
-    _product_order: np.ndarray
-    _customer_order: np.ndarray
+    _products: PkIndex
+    _customers: PkIndex
 
     @property
     def n_items(self) -> int:
@@ -50,21 +50,33 @@ class ServedModel:
 
     def item_indices(self, product_pks: np.ndarray) -> np.ndarray:
         """Item index of each product pk, -1 for products the model was not trained on."""
-        return _lookup(self.product_pks, self._product_order, product_pks)
+        return self._products.positions(product_pks)
 
     def customer_index(self, customer_pk: int | None) -> int:
         if customer_pk is None:
             return -1
-        return int(_lookup(self.customer_pks, self._customer_order, np.array([customer_pk]))[0])
+        return int(self._customers.positions(np.array([customer_pk]))[0])
 
 
-def _lookup(pks: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    wanted = np.asarray(wanted, dtype=np.int64)
-    if len(pks) == 0:
-        return np.full(len(wanted), -1, dtype=np.int64)
-    sorted_pks = pks[order]
-    pos = np.clip(np.searchsorted(sorted_pks, wanted), 0, len(pks) - 1)
-    return np.where(sorted_pks[pos] == wanted, order[pos], -1).astype(np.int64)
+@dataclass(frozen=True)
+class PkIndex:
+    """Database pk -> position in a version's arrays, by binary search over the pks sorted once at load
+    (sorting or gathering the million pks of a big catalog per request cost milliseconds)."""
+
+    order: np.ndarray
+    sorted_pks: np.ndarray
+
+    @staticmethod
+    def of(pks: np.ndarray) -> PkIndex:
+        order = np.argsort(pks, kind="stable")
+        return PkIndex(order, pks[order])
+
+    def positions(self, wanted: np.ndarray) -> np.ndarray:
+        wanted = np.asarray(wanted, dtype=np.int64)
+        if len(self.sorted_pks) == 0:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self.sorted_pks, wanted), 0, len(self.sorted_pks) - 1)
+        return np.where(self.sorted_pks[pos] == wanted, self.order[pos], -1).astype(np.int64)
 
 
 def active_version_id(tenant_id: int) -> int | None:
@@ -112,8 +124,8 @@ def load_served_model(version: ModelVersion) -> ServedModel:
         index_params=params,
         product_pks=product_pks,
         customer_pks=customer_pks,
-        _product_order=np.argsort(product_pks, kind="stable"),
-        _customer_order=np.argsort(customer_pks, kind="stable"),
+        _products=PkIndex.of(product_pks),
+        _customers=PkIndex.of(customer_pks),
     )
 
 
