@@ -42,7 +42,7 @@ def read_customer_events(
     params: list = [tenant_id, customer_pk, recent_limit]
     parts = [
         f"(SELECT 'r', id, ts, product_id, event_type, value, NULL::bigint, NULL::bigint, NULL::float8 {who}"
-        " ORDER BY ts DESC LIMIT %s)",
+        " ORDER BY ts DESC, id DESC LIMIT %s)",
         f"(SELECT 'a', NULL, NULL, NULL, event_type, NULL, count(*), count(*) FILTER (WHERE value > 0),"
         f" sum(value) FILTER (WHERE value > 0) {who} GROUP BY event_type)",
     ]

@@ -487,7 +487,7 @@ def recent_history(
         wanted.append(events.filter(customer_id=customer_pk))
     if session_id:  # an anonymous visitor's session, or a known customer's pre-login one
         wanted.append(events.filter(session_id=session_id))
-    read = [r for qs in wanted for r in qs.order_by("-ts").values_list(*fields)[: 2 * limit]]
+    read = [r for qs in wanted for r in qs.order_by("-ts", "-id").values_list(*fields)[: 2 * limit]]
     rows = {r[0]: r for r in [*(customer_rows or ()), *read]}
     weights = online_features.cached_event_weights(tenant_id)
     products, kept = [], []
