@@ -178,6 +178,8 @@ end
 return {key, redis.call('GET', ARGV[1] .. key)}
 """
 _LOOKUP_SHA = hashlib.sha1(_LOOKUP_SCRIPT.encode()).hexdigest()
+
+
 def _made_prefix() -> str | None:
     """What the cache puts before every key (prefix:version:), or None under a custom KEY_FUNCTION."""
     made = str(cache.make_key(""))
