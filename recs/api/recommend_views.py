@@ -194,6 +194,7 @@ def hot_recommend_request(query: QueryDict) -> RecommendRequest | None:
 class RecommendationViewSet(_RecommendViewSet):
     _parsed: RecommendRequest | None = None
     _lookup: AnswerLookup | None = None
+    _resolved: Found | None = None
 
     def dispatch(self, request, *args, **kwargs):
         answered = self._answer_from_cache(request) if request.method == "GET" else None
@@ -236,11 +237,15 @@ class RecommendationViewSet(_RecommendViewSet):
         return prefetch
 
     def _found(self, admission: Admission | None) -> Found | None:
+        """The prefetched lookup's result, resolved once (a miss of the fast path is resolved again by
+        list(), and resolving can cost a round trip: an expired active version, a script Redis forgot)."""
         if self._lookup is None or admission is None or not admission.prefetched:
             return None
         if self._lookup.tenant_id != admission.key.tenant_id:  # cannot happen: a key's tenant is immutable
             return None
-        return self._lookup.result(admission.prefetched[0])
+        if self._resolved is None:
+            self._resolved = self._lookup.result(admission.prefetched[0])
+        return self._resolved
 
     @extend_schema(parameters=[RecommendQuery], responses=AnswerDoc)
     def list(self, request):
