@@ -34,7 +34,7 @@ from recs.models import Event
 from serving import index as item_index
 from serving import online_features, ranking
 from serving.catalog import CandidateTable, empty_table, load_candidates
-from serving.customer_state import CustomerEvents, read_customer_events
+from serving.customer_state import PURCHASE, CustomerEvents, read_customer_events
 from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
 from serving.registry_cache import ServedModel, served_model
 from serving.rules import CompiledRules, compiled_rules
@@ -47,7 +47,6 @@ POPULAR_WINDOW_DAYS = 30
 # what is still missing then comes from popular items that pass the same filters.
 MAX_CANDIDATES = 10_000
 MAX_POPULAR = 10_000
-PURCHASE = "purchase"
 PAGE_TYPES = ("home", "product", "category", "cart", "search", "other")
 
 
