@@ -41,10 +41,6 @@ return redis.call('HGETALL', KEYS[1])
 
 def client():
     """The raw Redis client, or None under the embedded default's local-memory cache."""
-    return _redis()
-
-
-def _redis():
     try:
         from django_redis import get_redis_connection
     except ImportError:  # pragma: no cover - django-redis is a dependency
@@ -79,9 +75,9 @@ def incr(tenant_id: int, period: dt.date, meter: str, n: int, *, pipe: Any = Non
         pipe.expire(name, TTL_SECONDS, nx=True)
         return
     try:
-        client = _redis()
-        if client is not None:
-            pipe = client.pipeline(transaction=False)
+        redis = client()
+        if redis is not None:
+            pipe = redis.pipeline(transaction=False)
             pipe.hincrby(name, meter, n)
             pipe.expire(name, TTL_SECONDS, nx=True)
             pipe.execute()
@@ -97,9 +93,9 @@ def read(tenant_id: int, period: dt.date, meters: list[str]) -> dict[str, int] |
     """Live counts per meter (0 when never counted); None when the counter store cannot be reached."""
     name = key(tenant_id, period)
     try:
-        client = _redis()
-        if client is not None:
-            values = client.hmget(name, meters)
+        redis = client()
+        if redis is not None:
+            values = redis.hmget(name, meters)
             return {m: int(v or 0) for m, v in zip(meters, values, strict=True)}
         found = cache.get_many([f"{name}:{m}" for m in meters])
         return {m: int(found.get(f"{name}:{m}") or 0) for m in meters}
@@ -114,12 +110,12 @@ def seed_and_read(tenant_id: int, period: dt.date, baseline: Mapping[str, int]) 
     Raises when the store is unreachable: the caller (a task) retries later.
     """
     name = key(tenant_id, period)
-    client = _redis()
-    if client is not None:
+    redis = client()
+    if redis is not None:
         args: list = [TTL_SECONDS, SEEDED]
         for meter, value in baseline.items():
             args += [meter, int(value)]
-        flat = client.eval(_SEED_AND_READ, 1, name, *args)
+        flat = redis.eval(_SEED_AND_READ, 1, name, *args)
         return {**dict.fromkeys(baseline, 0), **_decode(dict(zip(flat[::2], flat[1::2], strict=True)))}
     # Cache API: not atomic, good enough for the single-process embedded default.
     if cache.add(f"{name}:{SEEDED}", 1, TTL_SECONDS):

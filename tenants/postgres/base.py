@@ -13,8 +13,8 @@ What this process remembers must never claim more than the server holds:
   back, so any rollback forgets the remembered value, and so does every new connection;
 - statements that name `app.tenant_id` themselves (hand-written maintenance) forget it too.
 A statement that bypasses `cursor.execute` (psycopg's `cursor.copy`) must follow an executed statement
-of the same scope, or call `apply_tenant_setting()` first; the project's only COPY writes a temporary
-table, which row-level security does not guard, and the INSERT that reads it is executed normally.
+of the same scope; the project's only COPY writes a temporary table, which row-level security does not
+guard, and the INSERT that reads it is executed normally.
 """
 
 from __future__ import annotations
@@ -38,25 +38,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # remove it.
         self.execute_wrappers.insert(0, self._with_tenant_setting)
 
-    def apply_tenant_setting(self, cursor: Any = None) -> None:
-        """Send the scope's setting now if this connection does not hold it (`cursor`: a psycopg cursor
-        to send it on)."""
+    def _apply_tenant_setting(self, cursor: Any) -> None:
+        """Send the scope's setting on `cursor` (psycopg's) if this connection does not hold it."""
         wanted = current_tenant_setting()
-        if wanted == self.applied_tenant_setting:
-            return
-        if cursor is None:
-            self.ensure_connection()
-            with self.connection.cursor() as raw:
-                raw.execute(_SET_SQL, [wanted])
-        else:
+        if wanted != self.applied_tenant_setting:
             cursor.execute(_SET_SQL, [wanted])
-        self.applied_tenant_setting = wanted
+            self.applied_tenant_setting = wanted
 
     def _with_tenant_setting(self, execute, sql, params, many, context):
         # In a failed transaction every statement but a rollback fails anyway; the rollback that follows
         # (ROLLBACK TO SAVEPOINT is executed like any statement) must not be preceded by one that fails.
         if self.connection.info.transaction_status != TransactionStatus.INERROR:
-            self.apply_tenant_setting(context["cursor"].cursor)
+            self._apply_tenant_setting(context["cursor"].cursor)
         try:
             return execute(sql, params, many, context)
         finally:
