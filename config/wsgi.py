@@ -1,4 +1,5 @@
 import os
+import sys
 
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
@@ -12,3 +13,4 @@ application = get_wsgi_application()
 import torch  # noqa: E402
 
 torch.set_num_threads(settings.RECSVC_SERVING_TORCH_THREADS)
+sys.setswitchinterval(settings.RECSVC_GIL_SWITCH_INTERVAL_US / 1e6)

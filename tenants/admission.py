@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
+from redis.exceptions import NoScriptError
 
 from tenants import api_keys, ratelimit
 from tenants.billing import counters
@@ -38,6 +40,29 @@ from tenants.models import ApiKey
 _METERS = [m.value for m in Meter]
 # Set on the DRF request by the authentication class.
 REQUEST_ATTRIBUTE = "_recsvc_admission"
+
+# An admission is one script rather than a pipeline of its six to eight commands: the client packs and
+# parses one command instead of each of them (about a tenth of a cached answer's CPU). In order: the
+# counts waiting in this process (usage.record_soon), the rate-limit count, then what is read.
+# KEYS: the key's cache entry, the shop's usage hash, the rate-limit window, then one usage hash per
+# waiting count. ARGV: count the rate (1/0), the window's and the usage hash's TTLs, the number of meters,
+# the meters, then a meter and a count per waiting count. Returns {entry, usage per meter, rate count}.
+_ADMIT_SCRIPT = """
+local meters = tonumber(ARGV[4])
+local at = 5 + meters
+for i = 4, #KEYS do
+  redis.call('HINCRBY', KEYS[i], ARGV[at], ARGV[at + 1])
+  redis.call('EXPIRE', KEYS[i], ARGV[3], 'NX')
+  at = at + 2
+end
+local count = false
+if ARGV[1] == '1' then
+  count = redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[2], 'NX')
+end
+return {redis.call('GET', KEYS[1]), redis.call('HMGET', KEYS[2], unpack(ARGV, 5, 4 + meters)), count}
+"""
+_ADMIT_SHA = hashlib.sha1(_ADMIT_SCRIPT.encode()).hexdigest()
 
 
 @dataclasses.dataclass
@@ -89,39 +114,48 @@ def admit(raw_key: str, *, count_rate: bool, prefetch: Prefetch | None = None) -
     now = time.time()
     rate_key, retry_after = ratelimit.window_key(f"key:{identity.key_id}", now)
     usage_key = counters.key(identity.tenant_id, period_of(dt.datetime.fromtimestamp(now, dt.UTC)))
+    # Counts this process recorded since its last admission (usage.record_soon) go first, so that the
+    # usage read includes them.
+    pending = usage_meter.take_pending()
+    keys = [cache.make_key(api_keys.cache_key(prefix)), usage_key, rate_key,
+            *(counters.key(tenant_id, period) for (tenant_id, period, _), _ in pending)]
+    args = [int(count_rate), ratelimit.WINDOW_SECONDS + 1, counters.TTL_SECONDS, len(_METERS), *_METERS,
+            *(value for (_, _, meter), n in pending for value in (meter, n))]
     try:
-        pipe = client.pipeline(transaction=False)
-        # Counts this process recorded since its last admission (usage.record_soon), first, so that the
-        # usage read below includes them.
-        usage_meter.flush_pending(pipe)
-        flushed = len(pipe)
-        pipe.get(cache.make_key(api_keys.cache_key(prefix)))
-        pipe.hmget(usage_key, _METERS)
-        if count_rate:
-            pipe.incr(rate_key)
-            pipe.expire(rate_key, ratelimit.WINDOW_SECONDS + 1, nx=True)
-        own = len(pipe)
-        if prefetch is not None:
+        if prefetch is None:
+            own, prefetched = _run_script(client, keys, args), None
+        else:
+            pipe = client.pipeline(transaction=False)
+            pipe.evalsha(_ADMIT_SHA, len(keys), *keys, *args)
             prefetch(identity.tenant_id, pipe)
-        # A failing prefetch command must not fail the admission: its error stays in its reply.
-        replies = pipe.execute(raise_on_error=False)[flushed:]
-        own -= flushed
-        for reply in replies[:own]:
-            if isinstance(reply, Exception):
-                raise reply
+            # A failing prefetch command must not fail the admission: its error stays in its reply.
+            own, *prefetched = pipe.execute(raise_on_error=False)
+            own = _run_script(client, keys, args) if isinstance(own, NoScriptError) else own
+            if isinstance(own, Exception):
+                raise own
+        entry, usage_values, rate_count = own
     except Exception:  # Redis down: serve, do not limit
         ratelimit.log.warning("rate limiter unavailable; request not counted", exc_info=True)
         key = api_keys.authenticate_api_key(raw_key)  # through the cache API, which falls back to the database
         return Admission(key, degraded=True) if key is not None else None
-    key = _decode_key(replies[0])
+    key = _decode_key(entry)
     if key is None or key.pk != identity.key_id:
         key = api_keys.load_key(prefix)
     if not api_keys.usable(key, raw_key):
         return None
     api_keys.touch(key)
-    usage = {m: int(v or 0) for m, v in zip(_METERS, replies[1], strict=True)}
-    return Admission(key, rate_count=replies[2] if count_rate else None, retry_after=retry_after, usage=usage,
-                     prefetched=replies[own:] if prefetch is not None else None)
+    usage = {m: int(v or 0) for m, v in zip(_METERS, usage_values, strict=True)}
+    return Admission(key, rate_count=rate_count if count_rate else None, retry_after=retry_after, usage=usage,
+                     prefetched=prefetched)
+
+
+def _run_script(client, keys: list, args: list) -> list:
+    """The admission script's reply, loading the script into a Redis that does not know it (restarted,
+    flushed). EVALSHA by hand: redis-py's Script asks SCRIPT EXISTS first inside a pipeline."""
+    try:
+        return client.evalsha(_ADMIT_SHA, len(keys), *keys, *args)
+    except NoScriptError:
+        return client.eval(_ADMIT_SCRIPT, len(keys), *keys, *args)
 
 
 # The last decoded cache entries by their bytes: unpickling a model instance with its tenant was a tenth of

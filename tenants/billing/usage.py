@@ -8,7 +8,7 @@
 what was refused), after the work succeeded.
 
 `record_soon` costs no round trip: the count waits in the process and rides on its next API admission
-(tenants.admission queues `flush_pending` on its pipeline), which a recommendation request, answered
+(tenants.admission sends `take_pending` in its script), which a recommendation request, answered
 from the cache in a single round trip, could not otherwise spare. A count waits at most until the
 process admits its next request (or exits); if Redis is down then, it is lost (under-billing, never
 over-billing, as with the counters themselves).
@@ -59,18 +59,18 @@ def record_soon(tenant_id: int, meter: str, n: int = 1) -> None:
         _pending[(tenant_id, period_of(timezone.now()), Meter(meter).value)] += int(n)
 
 
-def flush_pending(pipe: Any = None) -> None:
-    """Send the waiting counts: queued on `pipe` (executed by the caller), or in a round trip of their own."""
+def take_pending() -> list[tuple[tuple[int, dt.date, str], int]]:
+    """The waiting counts ((tenant, period, meter), n), handed over to be sent (tenants.admission sends
+    them in its script)."""
     with _pending_lock:
-        if not _pending:
-            return
         waiting = list(_pending.items())
         _pending.clear()
-    if pipe is not None:
-        for (tenant_id, period, meter), n in waiting:
-            counters.incr(tenant_id, period, meter, n, pipe=pipe)
-        return
-    for (tenant_id, period, meter), n in waiting:
+    return waiting
+
+
+def flush_pending() -> None:
+    """Send the waiting counts in a round trip of their own."""
+    for (tenant_id, period, meter), n in take_pending():
         counters.incr(tenant_id, period, meter, n)
 
 
