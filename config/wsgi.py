@@ -1,11 +1,15 @@
 import os
 import sys
 
+import django
 from django.conf import settings
-from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)  # as django.core.wsgi.get_wsgi_application, with the service's handler
+
+from config.handler import ServiceHandler  # noqa: E402
+
+application = ServiceHandler()
 
 # A web process scores one request's few hundred candidates at a time, next to other workers on the same
 # cores: torch's intra-op thread pool only adds contention there (p99 of an uncached MovieLens answer
