@@ -218,8 +218,6 @@ RECSVC_RECS_CACHE_SECONDS = env_int("RECSVC_RECS_CACHE_SECONDS", 30, minimum=0, 
 RECSVC_ACTIVE_VERSION_TTL_SECONDS = env_int("RECSVC_ACTIVE_VERSION_TTL_SECONDS", 5, minimum=1, maximum=3600)
 # Torch threads per web process (config/wsgi.py): one, since workers already fill the cores.
 RECSVC_SERVING_TORCH_THREADS = env_int("RECSVC_SERVING_TORCH_THREADS", 1, minimum=1, maximum=256)
-# How long (microseconds) a web process's thread may hold the GIL while another waits (config/wsgi.py).
-RECSVC_GIL_SWITCH_INTERVAL_US = env_int("RECSVC_GIL_SWITCH_INTERVAL_US", 5000, minimum=100, maximum=100_000)
 # The ranker's online item features (serving/online_features.py): each active version's item snapshot is
 # rebuilt on the `serving` queue this often, which bounds the staleness of item popularity when serving.
 RECSVC_ONLINE_FEATURES_REFRESH_S = env_int("RECSVC_ONLINE_FEATURES_REFRESH_S", 300, minimum=10, maximum=86_400)

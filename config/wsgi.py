@@ -1,5 +1,4 @@
 import os
-import sys
 
 import django
 from django.conf import settings
@@ -17,4 +16,3 @@ application = ServiceHandler()
 import torch  # noqa: E402
 
 torch.set_num_threads(settings.RECSVC_SERVING_TORCH_THREADS)
-sys.setswitchinterval(settings.RECSVC_GIL_SWITCH_INTERVAL_US / 1e6)
