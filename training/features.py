@@ -268,9 +268,14 @@ class CatalogFeatures:
         item = (candidates if candidate_rows is None else np.asarray(candidate_rows, dtype=np.int64)).reshape(-1)
         hist_rows = history.items.values if history_rows is None else np.asarray(history_rows, dtype=np.int64)
         rows = np.repeat(np.arange(q), history.items.lengths)
-        h = sp.csr_matrix((history.weights, (rows, hist_rows)), shape=(q, self.items.n_items))
-        profile = (h @ self.category).tocsr()
-        affinity = np.asarray(profile[np.repeat(np.arange(q), k)].multiply(self.category[item]).sum(axis=1)).ravel()
+        if q == 1:  # serving: one customer, whose profile is a dense vector over the categories
+            affinity = self._one_affinity(hist_rows, np.asarray(history.weights, dtype=np.float64), item)
+        else:
+            h = sp.csr_matrix((history.weights, (rows, hist_rows)), shape=(q, self.items.n_items))
+            profile = (h @ self.category).tocsr()
+            affinity = np.asarray(
+                profile[np.repeat(np.arange(q), k)].multiply(self.category[item]).sum(axis=1)
+            ).ravel()
 
         bucket = self.price_bucket[hist_rows].astype(np.float64)
         known = (bucket > 0).astype(np.float64)
@@ -282,8 +287,37 @@ class CatalogFeatures:
         gap = np.where((mean_bucket > 0) & (cand_bucket > 0), np.abs(cand_bucket - mean_bucket), 0.0)
 
         out = {"category_affinity": affinity, "price_bucket_gap": gap}
-        out.update(self._similarity(history, candidates))
+        out.update(self._one_similarity(history, candidates[0]) if q == 1 else self._similarity(history, candidates))
         return out
+
+    # Serving asks for one customer per request. scipy's row selection and a dozen small torch ops cost
+    # more than the arithmetic there, so one query reads the CSR arrays and the embeddings with numpy;
+    # the results equal the batched path's (tests/training/test_features.py compares them).
+
+    def _category_entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in `rows` of each category entry, the entry's index into the CSR arrays)."""
+        indptr = self.category.indptr
+        starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+        owner = np.repeat(np.arange(len(rows)), lengths)
+        return owner, starts[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+    def _one_affinity(self, hist_rows: np.ndarray, weights: np.ndarray, item: np.ndarray) -> np.ndarray:
+        data, indices = self.category.data, self.category.indices
+        owner, at = self._category_entries(hist_rows)
+        profile = np.bincount(indices[at], weights=weights[owner] * data[at], minlength=self.category.shape[1])
+        owner, at = self._category_entries(item)
+        return np.bincount(owner, weights=data[at] * profile[indices[at]], minlength=len(item))
+
+    def _one_similarity(self, history: History, candidates: np.ndarray) -> dict[str, np.ndarray]:
+        k = len(candidates)
+        last = history.items.values[-SIMILARITY_HISTORY:]
+        if self.item_embeddings is None or len(last) == 0:
+            zeros = np.zeros(k)
+            return {"history_max_similarity": zeros, "history_mean_similarity": zeros}
+        emb = self.item_embeddings.numpy()
+        sims = emb[candidates] @ emb[last].T
+        return {"history_max_similarity": sims.max(axis=1).astype(np.float64),
+                "history_mean_similarity": (sims.sum(axis=1) / len(last)).astype(np.float64)}
 
     def _similarity(self, history: History, candidates: np.ndarray) -> dict[str, np.ndarray]:
         q, k = candidates.shape

@@ -139,3 +139,21 @@ def test_ranker_inputs_are_assembled_from_the_shared_pieces(tenant):
     taste = ctx.catalog.taste(ctx.customer_history(customers, at, 0.8), cand)
     names = ("category_affinity", "price_bucket_gap", "history_max_similarity", "history_mean_similarity")
     np.testing.assert_array_equal(_columns(inputs, names), np.stack([taste[n] for n in names], 1).astype(np.float32))
+
+
+def test_the_single_customer_taste_equals_the_batched_one(tenant):
+    """Serving computes the taste features of one customer at a time (its own code path); they must be
+    what the batched path, which training uses, gives that customer."""
+    events, items = tenant
+    rng = np.random.default_rng(1)
+    ctx = FeatureContext(events, items, rng.normal(size=(events.n_items, 8)).astype(np.float32), history_len=7)
+    customers = np.arange(min(events.n_customers, 12))
+    at = np.full(len(customers), int(events.ts.max()) + 1)
+    at[::3] = int(events.ts.min())  # some customers have no history yet
+    cand = rng.integers(0, events.n_items, (len(customers), 15))
+    batched = ctx.catalog.taste(ctx.customer_history(customers, at, 0.8), cand)
+    for i in range(len(customers)):
+        one = ctx.catalog.taste(ctx.customer_history(customers[i:i + 1], at[i:i + 1], 0.8), cand[i:i + 1])
+        for name, column in batched.items():
+            np.testing.assert_allclose(one[name], column[i * 15:(i + 1) * 15], rtol=1e-6, atol=1e-6, err_msg=name)
+    assert np.abs(batched["category_affinity"]).sum() > 0 and np.abs(batched["history_max_similarity"]).sum() > 0
