@@ -1,8 +1,10 @@
 """FAISS indexes over a model version's item embeddings, stored next to the version's artifacts.
 
 Embeddings are L2-normalised, so inner product is cosine. Small catalogs get an exact flat index;
-above `exact_max_items`, an IVF index with nlist ~ 4 * sqrt(n). The parameters (type, nlist, nprobe)
-are recorded in a JSON file beside the index so serving and benchmarks know what they load.
+above `exact_max_items`, an IVF index with nlist ~ 4 * sqrt(n) and nprobe first from the catalog size,
+then tuned on the shop's own customer queries (`tune_nprobe`, called by serving/prepare.py). The
+parameters (type, nlist, nprobe, the tuning's measurement) are recorded in a JSON file beside the index
+so serving and benchmarks know what they load.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ EXACT_MAX_ITEMS = 50_000
 # spherical k-means the lists are about equal in size, so this is also about the share of items scanned
 # (tests/bench/serving.py measures the real share, recall@100 and latency per nprobe).
 DEFAULT_PROBE_FRACTION = 0.045
+# Tuning: the smallest nprobe whose recall@100 against exact search reaches TUNING_RECALL on a sample of
+# the shop's queries (the issue asks 0.99; the margin covers the sample's noise), within the scan budget.
+# A fixed share fits no catalog size: on the 1M shop 1.2% of the lists reached 0.995 while 4.5% were
+# scanned (1.7 ms per query against 0.3), and on a 20k one 4.2% reached only 0.975.
+TUNING_RECALL = 0.995
+MAX_PROBE_FRACTION = 0.05
+_PROBE_LADDER = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512)
 
 
 def choose_params(n_items: int, dim: int, *, exact_max_items: int | None = None) -> dict[str, Any]:
@@ -60,6 +69,36 @@ def build_index(
     index.add(emb)
     set_search_params(index, params)
     return index, params
+
+
+def tune_nprobe(
+    index: faiss.Index, embeddings: np.ndarray, queries: np.ndarray, *, target: float = TUNING_RECALL, k: int = 100
+) -> dict[str, Any]:
+    """{"nprobe", "tuning"}: the smallest nprobe (of a ladder, at most MAX_PROBE_FRACTION of the lists)
+    whose recall@k against exact search over `embeddings` reaches `target` on `queries`, and what was
+    measured there (recall, share of the catalog scanned, queries, whether the target was reached)."""
+    ivf = faiss.extract_index_ivf(index)
+    emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    k = min(k, index.ntotal)
+    exact = faiss.IndexFlatIP(emb.shape[1])
+    exact.add(emb)
+    truth = exact.search(q, k)[1]
+    cap = max(1, math.floor(ivf.nlist * MAX_PROBE_FRACTION))
+    previous, stats = ivf.nprobe, faiss.cvar.indexIVF_stats
+    try:
+        for nprobe in [p for p in _PROBE_LADDER if p < cap] + [cap]:
+            ivf.nprobe = nprobe
+            stats.reset()
+            found = index.search(q, k)[1]
+            recall = float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(found, truth, strict=True)])) / k
+            if recall >= target:
+                break
+    finally:
+        ivf.nprobe = previous
+    scanned = stats.ndis / (len(q) * index.ntotal)
+    return {"nprobe": nprobe, "tuning": {"target_recall": target, "recall": round(recall, 4), "k": k,
+                                         "scanned": round(scanned, 4), "queries": len(q), "reached": recall >= target}}
 
 
 def set_search_params(index: faiss.Index, params: dict[str, Any]) -> None:

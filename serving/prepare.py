@@ -17,14 +17,17 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
 from recs.models import Customer, Event
 from serving import index as item_index
+from serving.registry_cache import PkIndex
 from tenants.context import dangerously_all_tenants
 from training.artifacts import TrainedRetrieval
+from training.data import make_history
 from training.registry import lifecycle, storage
 from training.registry.models import ModelVersion
 
@@ -33,17 +36,27 @@ log = logging.getLogger(__name__)
 SERVABLE = (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE)
 PRECOMPUTE_TASK = "serving.tasks.precompute_recommendations"
 PRECOMPUTE_CHUNK = 500  # customers per call of the answer writer (progress is logged per chunk)
+# An IVF index's nprobe is tuned on the queries of this many recently active customers (fewer than the
+# minimum: a new shop, and nprobe stays the one chosen from the catalog size).
+TUNING_QUERIES = 300
+MIN_TUNING_QUERIES = 50
 
 
 def build_version_index(version: ModelVersion) -> dict[str, Any]:
     """Build (or find) the version's index and record its parameters on the version; idempotent."""
     folder = storage.local_path(version.artifact_uri)
-    embeddings = TrainedRetrieval.load(folder / "retrieval").item_embeddings
+    retrieval = TrainedRetrieval.load(folder / "retrieval")
+    embeddings = retrieval.item_embeddings
     n_items, dim = embeddings.shape
     params = item_index.stored_params(folder)
     if not item_index.is_current(folder, n_items, dim):
         started = time.perf_counter()
         index, params = item_index.build_index(embeddings)
+        customers = recently_active_customers(version.tenant_id, TUNING_QUERIES)
+        if params["kind"] == "ivf_flat" and len(customers) >= MIN_TUNING_QUERIES:  # else as the catalog size says
+            queries = customer_queries(version.tenant_id, retrieval, *_version_pks(folder), customers)
+            params.update(item_index.tune_nprobe(index, embeddings, queries))
+            item_index.set_search_params(index, params)
         params["build_seconds"] = round(time.perf_counter() - started, 3)
         item_index.write_index(index, params, folder)
         # With an object store, other serving machines download the index instead of rebuilding it.
@@ -56,6 +69,42 @@ def build_version_index(version: ModelVersion) -> dict[str, Any]:
             row.metrics = {**row.metrics, "index": params}
             row.save(update_fields=["metrics"])
     return params
+
+
+def _version_pks(folder) -> tuple[np.ndarray, np.ndarray]:
+    """(product pks, customer pks) by the version's item and customer indices."""
+    return tuple(np.load(folder / name, allow_pickle=False).astype(np.int64)
+                 for name in ("product_pks.npy", "customer_pks.npy"))
+
+
+def recently_active_customers(tenant_id: int, limit: int) -> list[int]:
+    """Pks of up to `limit` customers with the newest events (through the tenant's time-ordered index)."""
+    pks: dict[int, None] = {}
+    for pk in Event.objects.for_tenant(tenant_id).order_by("-ts").values_list("customer_id", flat=True)[:50 * limit]:
+        pks.setdefault(pk)
+        if len(pks) == limit:
+            break
+    return list(pks)
+
+
+def customer_queries(
+    tenant_id: int, retrieval: TrainedRetrieval, product_pks: np.ndarray, customer_pks: np.ndarray,
+    customers: list[int],
+) -> np.ndarray:
+    """The retrieval queries of these customers (pks), built as the funnel builds them: their latest
+    events, weighted, through the version's customer tower."""
+    from serving.funnel import recent_history  # the funnel imports the registry, which loads torch models
+
+    products, known_customers = PkIndex.of(product_pks), PkIndex.of(customer_pks)
+    histories, weights = [], []
+    for pk in customers:
+        history_pks, w = recent_history(tenant_id, pk, None, retrieval.history_len)
+        items = products.positions(history_pks)
+        histories.append(items[items >= 0].tolist())
+        weights.append(w[items >= 0].tolist())
+    history = make_history(histories, weights, max_len=retrieval.history_len, recency_decay=retrieval.recency_decay)
+    indices = known_customers.positions(np.array(customers, dtype=np.int64))
+    return retrieval.embed_customers(indices, history).astype(np.float32)
 
 
 def prepare_version(tenant_id: int, version_id: int, *, activate: bool = False) -> str:

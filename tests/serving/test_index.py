@@ -74,3 +74,36 @@ def test_a_missing_index_is_built_on_first_load(trained, tmp_path):
     assert params["kind"] == "flat" and (tmp_path / item_index.INDEX_FILE).exists()
     exact, _ = item_index.build_index(embeddings)
     assert np.array_equal(_top(index, queries), _top(exact, queries))
+
+
+def test_tuning_picks_the_smallest_nprobe_that_reaches_the_recall(trained, monkeypatch):
+    embeddings, queries = trained
+    monkeypatch.setattr(item_index, "MAX_PROBE_FRACTION", 1.0)
+    ivf, params = item_index.build_index(embeddings, exact_max_items=100)
+    exact = item_index.build_index(embeddings)[0]
+
+    def recall(nprobe: int) -> float:
+        item_index.set_search_params(ivf, {**params, "nprobe": nprobe})
+        found, truth = _top(ivf, queries, 50), _top(exact, queries, 50)
+        return float(np.mean([len(set(a) & set(b)) for a, b in zip(found, truth, strict=True)])) / 50
+
+    tuned = item_index.tune_nprobe(ivf, embeddings, queries, target=0.9, k=50)
+    ladder = [p for p in item_index._PROBE_LADDER if p < params["nlist"]]
+    assert tuned["tuning"]["reached"] and tuned["tuning"]["recall"] >= 0.9
+    assert recall(tuned["nprobe"]) == pytest.approx(tuned["tuning"]["recall"], abs=1e-4)
+    smaller = [p for p in ladder if p < tuned["nprobe"]]
+    assert smaller and recall(smaller[-1]) < 0.9  # the step below would not do
+    assert 0 < tuned["tuning"]["scanned"] < 1
+
+
+def test_tuning_stays_within_the_scan_budget(trained):
+    embeddings, queries = trained
+    ivf, params = item_index.build_index(embeddings, exact_max_items=100)
+    tuned = item_index.tune_nprobe(ivf, embeddings, queries, target=1.01)  # unreachable
+    assert tuned["nprobe"] == max(1, int(params["nlist"] * item_index.MAX_PROBE_FRACTION))
+    assert not tuned["tuning"]["reached"]
+    assert faiss_nprobe(ivf) == params["nprobe"]  # the index keeps its own setting
+
+
+def faiss_nprobe(index) -> int:
+    return item_index.faiss.extract_index_ivf(index).nprobe

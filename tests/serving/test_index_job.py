@@ -62,15 +62,20 @@ def test_the_served_model_maps_the_stored_index_without_rebuilding_it(shop):
     assert path.stat().st_mtime_ns == written
 
 
-def test_a_large_catalog_gets_an_ivf_index_with_its_parameters_recorded(shop, monkeypatch):
+def test_a_large_catalog_gets_an_ivf_index_tuned_on_its_customers(shop, monkeypatch):
     monkeypatch.setattr(item_index, "EXACT_MAX_ITEMS", 100)  # the tiny shop's 300 products count as large
+    monkeypatch.setattr(item_index, "MAX_PROBE_FRACTION", 1.0)  # its lists are too few for a 5% budget
 
     version = train_active_version(shop)
 
     params = version.metrics["index"]
     assert params["kind"] == "ivf_flat" and params["n_items"] == version.n_items
     expected = item_index.choose_params(params["n_items"], params["dim"])
-    assert {key: params[key] for key in expected} == expected  # nlist / nprobe chosen from the catalog size
+    assert params["nlist"] == expected["nlist"]  # from the catalog size
+    tuning = params["tuning"]  # nprobe from the shop's own customers' queries
+    assert tuning["queries"] == len(prepare.recently_active_customers(shop.pk, prepare.TUNING_QUERIES)) >= 50
+    assert tuning["reached"] and tuning["recall"] >= item_index.TUNING_RECALL and tuning["k"] == 100
+    assert 1 <= params["nprobe"] <= params["nlist"]
     model = registry_cache.served_model(shop.pk)
     assert model.index_params == params
     assert item_index.faiss.extract_index_ivf(model.index).nprobe == params["nprobe"]
