@@ -11,6 +11,7 @@ through Django's handler unchanged.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from django.core import signals
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler, get_script_name
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import ResolverMatch, resolve, set_script_prefix, set_urlconf
+from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix, set_urlconf
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
@@ -58,7 +59,11 @@ class ServiceHandler(WSGIHandler):
 
     def _lean_route(self, path: str) -> ResolverMatch | None:
         if self._routes is None:  # resolved once, after the URLconf can be imported
-            self._routes = {p: resolve(p) for p in LEAN_PATHS}
+            routes = {}
+            for lean in LEAN_PATHS:
+                with contextlib.suppress(Resolver404):  # a URLconf without it serves it the usual way
+                    routes[lean] = resolve(lean)
+            self._routes = routes
         return self._routes.get(path)
 
     def __call__(self, environ, start_response):
