@@ -129,6 +129,13 @@ def load_index(folder: str | Path) -> tuple[faiss.Index, dict[str, Any]]:
         index = faiss.read_index(str(folder / INDEX_FILE), flag)
     except RuntimeError:
         index = faiss.read_index(str(folder / INDEX_FILE))
+    if params["kind"] == "ivf_flat":
+        lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+        if hasattr(lists, "prefetch_nthread"):
+            # Memory-mapped lists are OnDiskInvertedLists, which start 32 threads per search to prefetch
+            # the lists it will scan: on the 1M shop a query then cost 1.45 ms (more in CPU) against 0.30
+            # without them and 0.20 from the heap. The mapped pages are in the page cache anyway.
+            lists.prefetch_nthread = 0
     set_search_params(index, params)
     return index, params
 

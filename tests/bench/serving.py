@@ -360,10 +360,12 @@ def bench_latency(server, shop: BenchTenant, n_requests: int, movielens: BenchTe
     similar = _similar_requests(shop, products)
 
     # A --reuse run would find the answers a kept run cached: a new rules generation makes every cached
-    # answer of the shop unreachable, so the uncached phase misses and the cached one is this precompute's.
+    # answer of a shop unreachable, so the uncached phases miss and the cached one is this precompute's.
     from serving.cache import bump_rules_generation
 
-    bump_rules_generation(shop.tenant_id)
+    for tenant in (shop, movielens):
+        if tenant is not None:
+            bump_rules_generation(tenant.tenant_id)
     _log(f"precomputing {len(cached_customers):,} answers through the batch precompute")
     written, precompute_s, source = _precompute(server, shop, cached_customers, cached)
     if written != len(cached_customers):

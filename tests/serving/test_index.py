@@ -65,6 +65,9 @@ def test_the_stored_index_loads_memory_mapped_with_its_parameters(trained, tmp_p
     assert loaded_params == params == json.loads((tmp_path / item_index.PARAMS_FILE).read_text())
     assert loaded.ntotal == len(embeddings)
     assert np.array_equal(_top(loaded, queries), _top(ivf, queries))
+    # Mapped lists start no prefetch threads per search (seven times the search's own cost at 1M).
+    lists = item_index.faiss.downcast_InvertedLists(item_index.faiss.extract_index_ivf(loaded).invlists)
+    assert type(lists).__name__ == "OnDiskInvertedLists" and lists.prefetch_nthread == 0
 
 
 def test_a_missing_index_is_built_on_first_load(trained, tmp_path):
