@@ -52,11 +52,12 @@ def build_version_index(version: ModelVersion) -> dict[str, Any]:
     if not item_index.is_current(folder, n_items, dim):
         started = time.perf_counter()
         index, params = item_index.build_index(embeddings)
-        customers = recently_active_customers(version.tenant_id, TUNING_QUERIES)
-        if params["kind"] == "ivf_flat" and len(customers) >= MIN_TUNING_QUERIES:  # else as the catalog size says
-            queries = customer_queries(version.tenant_id, retrieval, *_version_pks(folder), customers)
-            params.update(item_index.tune_nprobe(index, embeddings, queries))
-            item_index.set_search_params(index, params)
+        if params["kind"] == "ivf_flat":
+            customers = recently_active_customers(version.tenant_id, TUNING_QUERIES)
+            if len(customers) >= MIN_TUNING_QUERIES:  # else nprobe stays the one from the catalog size
+                queries = customer_queries(version.tenant_id, retrieval, *_version_pks(folder), customers)
+                params.update(item_index.tune_nprobe(index, embeddings, queries))
+                item_index.set_search_params(index, params)
         params["build_seconds"] = round(time.perf_counter() - started, 3)
         item_index.write_index(index, params, folder)
         # With an object store, other serving machines download the index instead of rebuilding it.

@@ -292,7 +292,7 @@ class CatalogFeatures:
 
     # Serving asks for one customer per request. scipy's row selection and a dozen small torch ops cost
     # more than the arithmetic there, so one query reads the CSR arrays and the embeddings with numpy;
-    # the results equal the batched path's (tests/training/test_features.py compares them).
+    # the results equal the batched path's (tests/training/test_training_features.py compares them).
 
     def _category_entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position in `rows` of each category entry, the entry's index into the CSR arrays)."""
