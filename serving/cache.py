@@ -24,6 +24,7 @@ from django.core.cache import cache
 from redis.exceptions import NoScriptError
 
 from recs.recommendation_cache import customer_prefix, tenant_prefix
+from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,6 @@ def customer_generation(tenant_id: int, customer_external_id: str | None) -> int
 _BUMP_SCRIPT = "for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1], 'EX', ARGV[2]) end return #KEYS"
 
 
-def _raw_redis():
-    try:
-        from django_redis import get_redis_connection
-
-        return get_redis_connection("default")
-    except (ImportError, NotImplementedError):
-        return None  # local-memory cache (embedded default)
-
-
 def _raw_generation_keys(tenant_id: int, customer_external_ids: set[str]) -> list[str]:
     """The Redis keys (cache prefix and version included) of these customers' generations.
 
@@ -85,7 +77,7 @@ def bump_customer_generation(tenant_id: int, customer_external_ids: Iterable[str
     customers = {c for c in customer_external_ids if c}
     if not customers:
         return
-    client = pipe if pipe is not None else _raw_redis()
+    client = pipe if pipe is not None else raw_redis()
     if client is None:
         cache.set_many({_generation_key(tenant_id, c): stamp for c in customers}, GENERATION_TTL_SECONDS)
         return
@@ -210,7 +202,7 @@ class AnswerLookup:
         failed, a miss)."""
         if isinstance(reply, NoScriptError):
             try:
-                reply = _raw_redis().eval(_LOOKUP_SCRIPT, len(self.keys), *self.keys, *self.args)
+                reply = raw_redis().eval(_LOOKUP_SCRIPT, len(self.keys), *self.keys, *self.args)
             except Exception as exc:
                 reply = exc
         if isinstance(reply, Exception):
@@ -237,7 +229,7 @@ def answer_lookup(tenant_id: int, kind: str, shape: dict[str, Any], *, customer:
     """The lookup of an answer in one round trip, or None where answers are not cached in Redis."""
     from training.registry.lifecycle import active_version_cache_key  # see answer_key
 
-    made_prefix = _made_prefix() if _raw_redis() is not None else None
+    made_prefix = _made_prefix() if raw_redis() is not None else None
     if made_prefix is None or settings.RECSVC_RECS_CACHE_SECONDS <= 0:
         return None
     keys = [_rules_generation_key(tenant_id), active_version_cache_key(tenant_id)]
@@ -257,7 +249,7 @@ def lookup_answer(tenant_id: int, kind: str, shape: dict[str, Any], *, customer:
         key = answer_key(tenant_id, kind, shape, customer=customer)
         return key, get_answer(key)
     try:
-        reply = lookup.send(_raw_redis())
+        reply = lookup.send(raw_redis())
     except Exception as exc:  # Redis down: like the cache API (IGNORE_EXCEPTIONS), a miss
         reply = exc
     return lookup.result(reply)

@@ -24,7 +24,7 @@ from django.db.models import Max
 
 from recs.models import Customer, Event
 from serving import index as item_index
-from serving.registry_cache import PkIndex
+from serving.registry_cache import PkIndex, version_pks
 from tenants.context import dangerously_all_tenants
 from training.artifacts import TrainedRetrieval
 from training.data import make_history
@@ -55,7 +55,7 @@ def build_version_index(version: ModelVersion) -> dict[str, Any]:
         if params["kind"] == "ivf_flat":
             customers = recently_active_customers(version.tenant_id, TUNING_QUERIES)
             if len(customers) >= MIN_TUNING_QUERIES:  # else nprobe stays the one from the catalog size
-                queries = customer_queries(version.tenant_id, retrieval, *_version_pks(folder), customers)
+                queries = customer_queries(version.tenant_id, retrieval, *version_pks(folder), customers)
                 params.update(item_index.tune_nprobe(index, embeddings, queries))
                 item_index.set_search_params(index, params)
         params["build_seconds"] = round(time.perf_counter() - started, 3)
@@ -70,12 +70,6 @@ def build_version_index(version: ModelVersion) -> dict[str, Any]:
             row.metrics = {**row.metrics, "index": params}
             row.save(update_fields=["metrics"])
     return params
-
-
-def _version_pks(folder) -> tuple[np.ndarray, np.ndarray]:
-    """(product pks, customer pks) by the version's item and customer indices."""
-    return tuple(np.load(folder / name, allow_pickle=False).astype(np.int64)
-                 for name in ("product_pks.npy", "customer_pks.npy"))
 
 
 def recently_active_customers(tenant_id: int, limit: int) -> list[int]:

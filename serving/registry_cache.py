@@ -102,6 +102,12 @@ _locks: dict[int, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
+def version_pks(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(product pks, customer pks) of a version's artifacts, by its item and customer indices."""
+    return tuple(np.load(Path(folder) / name, allow_pickle=False).astype(np.int64)
+                 for name in ("product_pks.npy", "customer_pks.npy"))
+
+
 def load_served_model(version: ModelVersion) -> ServedModel:
     folder = storage.local_path(version.artifact_uri)
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
@@ -110,8 +116,7 @@ def load_served_model(version: ModelVersion) -> ServedModel:
     index, params = item_index.ensure_index(
         folder, retrieval.item_embeddings, reason=f"in this serving process for version {version.pk}"
     )
-    product_pks = np.load(folder / "product_pks.npy", allow_pickle=False).astype(np.int64)
-    customer_pks = np.load(folder / "customer_pks.npy", allow_pickle=False).astype(np.int64)
+    product_pks, customer_pks = version_pks(folder)
     if len(product_pks) != len(retrieval.item_embeddings):
         raise ValueError(f"version {version.pk}: {len(product_pks)} product pks for "
                          f"{len(retrieval.item_embeddings)} item embeddings")

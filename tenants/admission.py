@@ -36,6 +36,7 @@ from tenants.billing import usage as usage_meter
 from tenants.billing.periods import period_of
 from tenants.billing.plans import Meter
 from tenants.models import ApiKey
+from tenants.redis_client import raw_redis
 
 _METERS = [m.value for m in Meter]
 # Set on the DRF request by the authentication class.
@@ -87,15 +88,6 @@ def of(request) -> Admission | None:
     return getattr(request, REQUEST_ATTRIBUTE, None)
 
 
-def _redis():
-    try:
-        from django_redis import get_redis_connection
-
-        return get_redis_connection("default")
-    except (ImportError, NotImplementedError):
-        return None  # local-memory cache (embedded default)
-
-
 def admit(raw_key: str, *, count_rate: bool, prefetch: Prefetch | None = None) -> Admission | None:
     """The admission of a request made with `raw_key`, or None when the key is not valid.
 
@@ -107,7 +99,7 @@ def admit(raw_key: str, *, count_rate: bool, prefetch: Prefetch | None = None) -
     identity = api_keys.identity_of(prefix)
     if identity is None or not api_keys.secret_matches(identity, raw_key):
         return None  # a forged secret is not counted against the key's budget
-    client = _redis()
+    client = raw_redis()
     if client is None:
         key = api_keys.authenticate_api_key(raw_key)
         return Admission(key) if key is not None else None

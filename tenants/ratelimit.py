@@ -15,20 +15,10 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from tenants.models import ApiKey
+from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
-
-
-def _redis():
-    try:
-        from django_redis import get_redis_connection
-    except ImportError:  # pragma: no cover - django-redis is a dependency
-        return None
-    try:
-        return get_redis_connection("default")
-    except NotImplementedError:
-        return None  # local-memory cache (embedded default)
 
 
 def window_key(bucket: str, now: float, window: int = WINDOW_SECONDS) -> tuple[str, float]:
@@ -40,7 +30,7 @@ def window_key(bucket: str, now: float, window: int = WINDOW_SECONDS) -> tuple[s
 def hit(bucket: str, limit: int, window: int = WINDOW_SECONDS) -> tuple[bool, float]:
     """Count one request in `bucket`; return (allowed, seconds until the window resets)."""
     key, retry_after = window_key(bucket, time.time(), window)
-    client = _redis()
+    client = raw_redis()
     try:
         if client is not None:
             pipe = client.pipeline(transaction=False)

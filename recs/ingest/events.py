@@ -29,6 +29,7 @@ from recs.ingest.event_types import event_weights
 from recs.models import BUILTIN_EVENT_WEIGHTS
 from serving.cache import bump_customer_generation
 from tenants.billing import usage
+from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,7 @@ def _store_batch(
 def _after_commit(tenant_id: int, customers: set[str], usage_count: int) -> None:
     """The Redis writes that follow stored events, in one round trip: the customers' cache generations
     (serving.cache) and, for the API, the usage meter. Never raises: the events are stored."""
-    client = _redis()
+    client = raw_redis()
     if client is None:
         bump_customer_generation(tenant_id, customers)
         if usage_count:
@@ -274,11 +275,3 @@ def _after_commit(tenant_id: int, customers: set[str], usage_count: int) -> None
             "%s not counted", usage_count, tenant_id, exc_info=True,
         )
 
-
-def _redis():
-    try:
-        from django_redis import get_redis_connection
-
-        return get_redis_connection("default")
-    except (ImportError, NotImplementedError):
-        return None  # local-memory cache (embedded default)

@@ -19,6 +19,7 @@ from typing import Any
 from django.core.cache import cache
 
 from tenants.billing.periods import label
+from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +38,6 @@ if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
 end
 return redis.call('HGETALL', KEYS[1])
 """
-
-
-def client():
-    """The raw Redis client, or None under the embedded default's local-memory cache."""
-    try:
-        from django_redis import get_redis_connection
-    except ImportError:  # pragma: no cover - django-redis is a dependency
-        return None
-    try:
-        return get_redis_connection("default")
-    except NotImplementedError:
-        return None  # local-memory cache (embedded default)
 
 
 def key(tenant_id: int, period: dt.date) -> str:
@@ -75,7 +64,7 @@ def incr(tenant_id: int, period: dt.date, meter: str, n: int, *, pipe: Any = Non
         pipe.expire(name, TTL_SECONDS, nx=True)
         return
     try:
-        redis = client()
+        redis = raw_redis()
         if redis is not None:
             pipe = redis.pipeline(transaction=False)
             pipe.hincrby(name, meter, n)
@@ -93,7 +82,7 @@ def read(tenant_id: int, period: dt.date, meters: list[str]) -> dict[str, int] |
     """Live counts per meter (0 when never counted); None when the counter store cannot be reached."""
     name = key(tenant_id, period)
     try:
-        redis = client()
+        redis = raw_redis()
         if redis is not None:
             values = redis.hmget(name, meters)
             return {m: int(v or 0) for m, v in zip(meters, values, strict=True)}
@@ -110,7 +99,7 @@ def seed_and_read(tenant_id: int, period: dt.date, baseline: Mapping[str, int]) 
     Raises when the store is unreachable: the caller (a task) retries later.
     """
     name = key(tenant_id, period)
-    redis = client()
+    redis = raw_redis()
     if redis is not None:
         args: list = [TTL_SECONDS, SEEDED]
         for meter, value in baseline.items():

@@ -29,6 +29,7 @@ from tenants.billing import counters
 from tenants.billing.models import UsageCounter
 from tenants.billing.periods import period_of
 from tenants.billing.plans import Meter
+from tenants.redis_client import raw_redis
 
 EVENTS = Meter.EVENTS
 RECOMMENDATIONS = Meter.RECOMMENDATIONS
@@ -52,7 +53,7 @@ def record_soon(tenant_id: int, meter: str, n: int = 1) -> None:
     """Count like `record`, sent with this process's next admission round trip (see the docstring)."""
     if n <= 0:
         return
-    if counters.client() is None:
+    if raw_redis() is None:
         record(tenant_id, meter, n)
         return
     with _pending_lock:
