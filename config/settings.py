@@ -94,6 +94,10 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend plus the lazily applied row-level-security tenant setting.
         DATABASES["default"]["ENGINE"] = "tenants.postgres"
+        # Statements run through tenants.postgres.cursors are prepared after five executions on a connection
+        # (Django's own cursors bind on the client and are never prepared). A transaction-mode pooler in
+        # front of PostgreSQL would need its prepared-statement support (PgBouncer >= 1.21).
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

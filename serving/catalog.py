@@ -26,6 +26,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast
 
 from recs.models import Product
+from tenants.postgres.cursors import server_bound_cursor
 
 STR = np.dtypes.StringDType()
 COLUMNS = ("id", "external_id", "title", "available", "deleted", "stock_f", "price_f", "brand", "category_path", "tags")
@@ -129,7 +130,7 @@ def _rows_through_sql(tenant_id: int, pks: np.ndarray, attribute_keys: tuple[str
     attributes = "".join(", attributes -> %s" for _ in attribute_keys)
     sql = (f"SELECT {_SELECTED}{attributes} FROM {Product._meta.db_table}"
            " WHERE tenant_id = %s AND id = ANY(%s)")
-    with connection.cursor() as cursor:
+    with server_bound_cursor() as cursor:
         cursor.execute(sql, [*attribute_keys, tenant_id, pks.tolist()])
         return [_decode_json(row) for row in cursor.fetchall()]
 

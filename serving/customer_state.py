@@ -19,6 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from recs.models import Event
+from tenants.postgres.cursors import server_bound_cursor
 
 PURCHASE = "purchase"
 
@@ -54,7 +55,7 @@ def read_customer_events(
         params += [tenant_id, customer_pk, PURCHASE]
         if purchased_days is not None:
             params.append(timezone.now() - dt.timedelta(days=purchased_days))
-    with connection.cursor() as cursor:
+    with server_bound_cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
         rows = cursor.fetchall()
     return CustomerEvents(

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import psycopg
 from django.db import connection
-from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.utils import timezone
 
 from recs.models import Customer, Event, Product
+from tenants.postgres.cursors import server_bound_cursor
 
 EVENT_COLUMNS = (
     "event_type", "customer_id", "product_id", "ts", "value", "quantity", "price", "session_id",
@@ -45,7 +44,7 @@ def resolve_ids(tenant_id: int, product_ext: set[str], customer_ext: set[str]) -
             return {}, {}
         # Server-side binding: the id lists travel as two binary arrays instead of one SQL literal of
         # 10,000 quoted strings built in Python and parsed again by PostgreSQL.
-        with _server_bound_cursor() as cursor:
+        with server_bound_cursor() as cursor:
             cursor.execute(
                 "SELECT 'p', external_id, id FROM recs_product WHERE tenant_id = %s AND external_id = ANY(%s)"
                 " UNION ALL"
@@ -133,7 +132,7 @@ def insert_one_event(tenant_id: int, record: tuple, *, async_commit: bool = Fals
     params["customer"] = params.pop("customer_id")
     params["product"] = params.pop("product_id")
     sql = _ONE_EVENT_SQL_ASYNC if async_commit else _ONE_EVENT_SQL_SYNC
-    with _server_bound_cursor() as cursor:
+    with server_bound_cursor() as cursor:
         cursor.execute(sql, params)
         products, customers, stored = cursor.fetchone()[:3]
     return products > 0, customers > 0, stored
@@ -141,17 +140,6 @@ def insert_one_event(tenant_id: int, record: tuple, *, async_commit: bool = Fals
 
 _ONE_EVENT_SQL_SYNC = _ONE_EVENT_SQL.replace("{sync}", "")
 _ONE_EVENT_SQL_ASYNC = _ONE_EVENT_SQL.replace("{sync}", ", (SELECT set_config('synchronous_commit', 'off', true))")
-
-
-def _server_bound_cursor():
-    """A Django cursor over a server-side-binding psycopg cursor: parameters travel apart from the
-    statement, and the same statement text is prepared by psycopg after a few executions on the
-    connection, which saves PostgreSQL planning the six-part single-event statement on every event
-    (Django's default cursor binds on the client, so each statement's text differs and is planned anew)."""
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
-    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
-    return wrapper(raw, connection)
 
 
 # The staging table mirrors recs_event's columns, except price: binary COPY sends it as float8 and the
