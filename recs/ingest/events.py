@@ -29,7 +29,6 @@ from recs.ingest.event_types import event_weights
 from recs.models import BUILTIN_EVENT_WEIGHTS
 from serving.cache import bump_customer_generation
 from tenants.billing import usage
-from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 
@@ -255,23 +254,9 @@ def _store_batch(
 
 
 def _after_commit(tenant_id: int, customers: set[str], usage_count: int) -> None:
-    """The Redis writes that follow stored events, in one round trip: the customers' cache generations
-    (serving.cache) and, for the API, the usage meter. Never raises: the events are stored."""
-    client = raw_redis()
-    if client is None:
-        bump_customer_generation(tenant_id, customers)
-        if usage_count:
-            usage.record(tenant_id, usage.EVENTS, usage_count)
-        return
-    try:
-        pipe = client.pipeline(transaction=False)
-        bump_customer_generation(tenant_id, customers, pipe=pipe)
-        if usage_count:
-            usage.record(tenant_id, usage.EVENTS, usage_count, pipe=pipe)
-        pipe.execute()
-    except Exception:
-        log.warning(
-            "Redis unavailable: cache generations not bumped and usage counter unavailable; %s events of tenant "
-            "%s not counted", usage_count, tenant_id, exc_info=True,
-        )
-
+    """What follows stored events: the customers' cache generations (serving.cache), one Redis command,
+    and for the API the usage meter, which rides on this process's next admission (usage.record_soon)
+    rather than paying a pipeline of its own here. Never raises: the events are stored."""
+    bump_customer_generation(tenant_id, customers)
+    if usage_count:
+        usage.record_soon(tenant_id, usage.EVENTS, usage_count)

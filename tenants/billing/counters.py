@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from django.core.cache import cache
 
@@ -53,16 +52,9 @@ def _decode(raw: Mapping) -> dict[str, int]:
     return out
 
 
-def incr(tenant_id: int, period: dt.date, meter: str, n: int, *, pipe: Any = None) -> None:
-    """Count `n` units. Never raises: usage counting must not fail the request it counts.
-
-    `pipe`: a raw redis pipeline to queue the increment on; the caller executes it (with its other
-    writes, in one round trip) and handles its errors."""
+def incr(tenant_id: int, period: dt.date, meter: str, n: int) -> None:
+    """Count `n` units. Never raises: usage counting must not fail the request it counts."""
     name = key(tenant_id, period)
-    if pipe is not None:
-        pipe.hincrby(name, meter, n)
-        pipe.expire(name, TTL_SECONDS, nx=True)
-        return
     try:
         redis = raw_redis()
         if redis is not None:

@@ -20,7 +20,6 @@ import atexit
 import datetime as dt
 import threading
 from collections import Counter
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -36,13 +35,11 @@ RECOMMENDATIONS = Meter.RECOMMENDATIONS
 METERS = [m.value for m in Meter]
 
 
-def record(tenant_id: int, meter: str, n: int = 1, *, at: dt.datetime | None = None, pipe: Any = None) -> None:
-    """Count `n` units of `meter` for the shop in the current month (n <= 0 is a no-op).
-
-    `pipe`: a raw redis pipeline to queue the count on (see counters.incr)."""
+def record(tenant_id: int, meter: str, n: int = 1, *, at: dt.datetime | None = None) -> None:
+    """Count `n` units of `meter` for the shop in the current month (n <= 0 is a no-op)."""
     if n <= 0:
         return
-    counters.incr(tenant_id, period_of(at or timezone.now()), Meter(meter).value, int(n), pipe=pipe)
+    counters.incr(tenant_id, period_of(at or timezone.now()), Meter(meter).value, int(n))
 
 
 _pending: Counter[tuple[int, dt.date, str]] = Counter()
