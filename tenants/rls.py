@@ -20,12 +20,17 @@ CREATE OR REPLACE FUNCTION recsvc_all_tenants() RETURNS boolean LANGUAGE sql STA
 $$;
 """
 
-POLICY = """
-ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;
-ALTER TABLE {t} FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON {t}
-    USING (tenant_id = recsvc_current_tenant() OR recsvc_all_tenants())
-    WITH CHECK (tenant_id = recsvc_current_tenant() OR recsvc_all_tenants());
+# The functions are wrapped in scalar subqueries so that PostgreSQL evaluates each once per statement
+# (an InitPlan) rather than inlining them into every row's check: with the bare calls, each row read or
+# written re-read the setting and matched it against the regular expression. A 10,000-event batch (its
+# id lookups and its INSERT) took 135 ms with the bare calls and 115 ms wrapped, measured alternately.
+CHECK = "tenant_id = (SELECT recsvc_current_tenant()) OR (SELECT recsvc_all_tenants())"
+_INLINED_CHECK = "tenant_id = recsvc_current_tenant() OR recsvc_all_tenants()"  # before recs 0008
+
+POLICY = f"""
+ALTER TABLE {{t}} ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {{t}} FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON {{t}} USING ({CHECK}) WITH CHECK ({CHECK});
 """
 
 UNDO = """
@@ -48,6 +53,31 @@ def disable(schema_editor, tables: Iterable[str]) -> None:
         return
     for table in tables:
         schema_editor.execute(UNDO.format(t=table))
+
+
+def _guarded_tables(schema_editor) -> list[str]:
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_policies WHERE policyname = 'tenant_isolation' ORDER BY 1")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _set_check(schema_editor, check: str) -> None:
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for table in _guarded_tables(schema_editor):
+        schema_editor.execute(f"ALTER POLICY tenant_isolation ON {table} USING ({check}) WITH CHECK ({check})")
+
+
+def evaluate_checks_once_operations():
+    """RunPython operations that rewrite every guarded table's policy to CHECK (recs 0008)."""
+    from django.db import migrations
+
+    return [
+        migrations.RunPython(
+            lambda apps, schema_editor: _set_check(schema_editor, CHECK),
+            lambda apps, schema_editor: _set_check(schema_editor, _INLINED_CHECK),
+        )
+    ]
 
 
 def migration_operations(tables: list[str]):

@@ -131,6 +131,22 @@ def test_every_guarded_table_has_forced_rls():
     assert tables <= with_policy
 
 
+def test_every_policy_reads_the_tenant_setting_once_per_statement(two_shops):
+    """The checks are scalar subqueries (InitPlans), not calls inlined into every row's check."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename, qual, with_check FROM pg_policies WHERE policyname = 'tenant_isolation'")
+        policies = cursor.fetchall()
+        assert {table for table, _, _ in policies} >= _guarded_tables()
+        for table, using, with_check in policies:
+            for expression in (using, with_check):
+                assert "(SELECT recsvc_current_tenant()" in expression.replace("( ", "("), (table, expression)
+        a, _ = two_shops
+        with tenant_context(a.pk):
+            cursor.execute("EXPLAIN SELECT count(*) FROM recs_product")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "InitPlan" in plan and "current_setting" not in plan.split("InitPlan")[0], plan
+
+
 def test_every_tenant_owned_model_is_guarded():
     models = [m for m in apps.get_models() if issubclass(m, TenantOwnedModel)]
     assert Product in models
