@@ -19,6 +19,7 @@ guard, and the INSERT that reads it is executed normally.
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from django.db.backends.postgresql import base
@@ -67,3 +68,26 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _savepoint_rollback(self, sid: str) -> None:
         super()._savepoint_rollback(sid)
         self.applied_tenant_setting = _UNKNOWN
+
+    def is_usable(self) -> bool:
+        """Django's health check (CONN_HEALTH_CHECKS), run before a request's first statement, without a
+        round trip when the connection is idle.
+
+        Django sends `SELECT 1`: a round trip and a statement for PostgreSQL on every request that touches
+        the database, as much as the whole single-event insert once prepared. An idle connection is owed
+        nothing by the server, so anything readable on its socket means the server spoke first, which it
+        does only to end the session (the FATAL of a terminated backend or of a shutdown, then the close).
+        A socket with nothing to read is as usable as `SELECT 1` would find it, short of a peer that
+        vanished without closing, which TCP keepalives and the statement's own error then catch.
+        """
+        conn = self.connection
+        if conn is None or conn.closed:
+            return False
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            return super().is_usable()
+        try:
+            poller = select.poll()
+            poller.register(conn.fileno(), select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False

@@ -23,6 +23,7 @@ def server_bound_cursor() -> CursorWrapper:
     It goes through Django's execute wrappers (the tenant setting of row-level security, query logging
     in debug). Use it for fixed statement texts only: every distinct text takes a slot in psycopg's
     per-connection cache of prepared statements."""
+    connection.close_if_health_check_failed()  # as Django's own cursors do (once per request, no round trip)
     connection.ensure_connection()
     raw = psycopg.Cursor(connection.connection)
     wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper

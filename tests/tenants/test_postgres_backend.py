@@ -87,3 +87,54 @@ def test_a_statement_that_sets_the_value_itself_is_not_trusted(two_shops):
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('app.tenant_id', '', false)")
         assert _visible() == 3
+
+
+# --- the health check (CONN_HEALTH_CHECKS) ------------------------------------------------------------
+
+
+def _other_session():
+    """A second session as the same role: it may watch and terminate the service's backends."""
+    import psycopg
+
+    db = connection.settings_dict
+    return psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"],
+                           password=db["PASSWORD"] or None, autocommit=True)
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _new_request() -> None:
+    """What Django does when a request starts (request_started -> close_old_connections)."""
+    connection.close_if_unusable_or_obsolete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_health_check_of_an_idle_connection_sends_no_statement():
+    assert connection.health_check_enabled
+    pid = _backend_pid()
+    with _other_session() as other:
+        _new_request()
+        assert connection.is_usable()
+        connection.close_if_health_check_failed()
+        last = other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0]
+    assert last == "SELECT pg_backend_pid()"  # not Django's SELECT 1
+    assert _backend_pid() == pid
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("cursor_of", ["django", "server_bound"], ids=["django-cursor", "server-bound-cursor"])
+def test_a_terminated_backend_is_replaced_before_the_next_requests_first_statement(cursor_of):
+    from tenants.postgres.cursors import server_bound_cursor
+
+    pid = _backend_pid()
+    with _other_session() as other:
+        assert other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()[0]
+    _new_request()
+    assert not connection.is_usable()
+    with (connection.cursor() if cursor_of == "django" else server_bound_cursor()) as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
