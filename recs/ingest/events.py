@@ -14,7 +14,6 @@ is a row error.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -29,8 +28,6 @@ from recs.ingest.event_types import event_weights
 from recs.models import BUILTIN_EVENT_WEIGHTS
 from serving.cache import bump_customer_generation
 from tenants.billing import usage
-
-log = logging.getLogger(__name__)
 
 _EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 _RATING_RANGE = (0.0, 10.0)
