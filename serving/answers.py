@@ -23,6 +23,7 @@ from typing import Any
 
 from recs.models import Customer, Product
 from serving import cache
+from serving.customer_state import customer_pk
 from serving.funnel import POPULAR_WINDOW_DAYS, Context, Recommendation, popular, recommend, similar_items
 from serving.registry_cache import active_version_id
 from tenants.context import tenant_context
@@ -132,12 +133,6 @@ def _through_cache(
 # --- the endpoints' answers ---------------------------------------------------------------------------
 
 
-def _customer_pk(tenant_id: int, customer_id: str | None) -> int | None:
-    if not customer_id:
-        return None
-    return Customer.objects.for_tenant(tenant_id).filter(external_id=customer_id).values_list("pk", flat=True).first()
-
-
 def _compute_recommendations(tenant_id: int, request: RecommendRequest, customer_pk: int | None) -> Recommendation:
     return recommend(
         tenant_id, customer_pk, session_id=request.session_id, k=request.k,
@@ -163,7 +158,7 @@ def recommendations_answer(
     """The /v1/recommendations answer (without recommendation_id and variant). `use_cache=False` neither
     reads nor writes the cache; `found`: the result of this tenant's recommendations_lookup for it."""
     def compute() -> Recommendation:
-        return _compute_recommendations(tenant_id, request, _customer_pk(tenant_id, request.customer_id))
+        return _compute_recommendations(tenant_id, request, customer_pk(tenant_id, request.customer_id))
 
     return _through_cache(tenant_id, "recommend", request, compute, customer=request.customer_id,
                           cacheable=use_cache and _cacheable(request), found=found)

@@ -24,7 +24,7 @@ def test_the_statement_reads_what_the_orm_reads(all_tenants):
     keys = ("color", "size", "tags", "absent")
 
     table = catalog.load_candidates(shop.pk, pks, keys)
-    statement = sorted(catalog._rows_through_sql(shop.pk, pks, keys))
+    statement = sorted(tuple(row) for row in catalog._rows_through_sql(shop.pk, pks, keys))
     orm = sorted(catalog._rows_through_the_orm(shop.pk, pks, keys))
 
     assert [r[0] for r in statement] == sorted(p.pk for p in products)  # another shop's product is not read

@@ -7,9 +7,10 @@ import pytest
 from django.db.models import Count
 
 from recs.models import Event
-from serving.customer_state import read_customer_events
+from serving.customer_state import customer_pk, read_customer_events
 from serving.funnel import purchased_products, recent_history
 from serving.online_features import activity_totals, customer_activity
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,3 +37,12 @@ def test_the_combined_read_means_what_the_separate_queries_mean(shop, purchased_
 def test_no_customer_reads_nothing(shop):
     tenant, _ = shop
     assert read_customer_events(tenant.pk, None, recent_limit=10, purchased_days=None) is None
+
+
+def test_the_customer_id_resolves_within_the_acting_shop_only(tenant, other_tenant):
+    ours = CustomerFactory(tenant=tenant, external_id="c-1")
+    CustomerFactory(tenant=other_tenant, external_id="c-2")
+    assert customer_pk(tenant.pk, "c-1") == ours.pk
+    assert customer_pk(tenant.pk, "c-2") is None  # another shop's customer
+    assert customer_pk(tenant.pk, "never-seen") is None
+    assert customer_pk(tenant.pk, None) is None and customer_pk(tenant.pk, "") is None
