@@ -174,8 +174,10 @@ def table_from_rows(pks: np.ndarray, rows: Sequence[Sequence], attribute_keys: t
         values = cols[i]
         return [values[r] if ok else missing for r, ok in zip(row.tolist(), found.tolist(), strict=True)]
 
-    def as_list(v: Any) -> list:
-        return v if isinstance(v, list) else []
+    def lists(i: int) -> list[list]:
+        values = cols[i]
+        pairs = zip(row.tolist(), found.tolist(), strict=True)
+        return [values[r] if ok and type(values[r]) is list else [] for r, ok in pairs]
 
     return CandidateTable(
         pks=pks,
@@ -187,8 +189,8 @@ def table_from_rows(pks: np.ndarray, rows: Sequence[Sequence], attribute_keys: t
         stock=column(5, np.float64, np.nan),
         price=column(6, np.float64, np.nan),
         brand=column(7, STR, ""),
-        category_paths=[as_list(v) for v in objects(8, [])],
-        tag_lists=[as_list(v) for v in objects(9, [])],
+        category_paths=lists(8),
+        tag_lists=lists(9),
         attributes={
             key: AttributeColumn.from_values(objects(len(COLUMNS) + i, None)) for i, key in enumerate(attribute_keys)
         },

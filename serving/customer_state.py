@@ -41,7 +41,9 @@ def customer_pk(tenant_id: int, external_id: str | None) -> int | None:
 
 @dataclass(frozen=True)
 class CustomerEvents:
-    recent: list[tuple]  # (id, ts, product_id, event_type, value), newest first, at most the limit asked
+    # (id, ts in unix seconds, product_id, event_type, value), newest first, at most the limit asked; a float
+    # rather than a datetime, which psycopg (through Django's loader) parses in Python, row by row
+    recent: list[tuple]
     purchased: np.ndarray  # distinct product pks bought within the window asked
     activity: list[tuple]  # (event_type, n, n_with_positive_value, sum of positive values)
 
@@ -57,7 +59,8 @@ def read_customer_events(
     who = f"FROM {table} WHERE tenant_id = %s AND customer_id = %s"
     params: list = [tenant_id, customer_pk, recent_limit]
     parts = [
-        f"(SELECT 'r', id, ts, product_id, event_type, value, NULL::bigint, NULL::bigint, NULL::float8 {who}"
+        f"(SELECT 'r', id, extract(epoch FROM ts)::float8, product_id, event_type, value, NULL::bigint,"
+        f" NULL::bigint, NULL::float8 {who}"
         " ORDER BY ts DESC, id DESC LIMIT %s)",
         f"(SELECT 'a', NULL, NULL, NULL, event_type, NULL, count(*), count(*) FILTER (WHERE value > 0),"
         f" sum(value) FILTER (WHERE value > 0) {who} GROUP BY event_type)",
@@ -65,7 +68,7 @@ def read_customer_events(
     params += [tenant_id, customer_pk]
     if purchased_days != 0:
         since = "" if purchased_days is None else " AND ts >= %s"
-        parts.append(f"(SELECT DISTINCT 'p', NULL::bigint, NULL::timestamptz, product_id, NULL, NULL::float8,"
+        parts.append(f"(SELECT DISTINCT 'p', NULL::bigint, NULL::float8, product_id, NULL, NULL::float8,"
                      f" NULL::bigint, NULL::bigint, NULL::float8 {who} AND event_type = %s{since})")
         params += [tenant_id, customer_pk, PURCHASE]
         if purchased_days is not None:

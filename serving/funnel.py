@@ -477,7 +477,8 @@ def recent_history(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(product pks, event weights), oldest first: the customer's latest events (newest first through
     the (tenant, customer, -ts) index) plus those of the current session, weighted as in training.
-    `customer_rows`: the customer's latest 2 x `limit` events already read (serving.customer_state)."""
+    `customer_rows`: the customer's latest 2 x `limit` events already read (serving.customer_state), their
+    times in unix seconds."""
     events = Event.objects.for_tenant(tenant_id)
     fields = ("id", "ts", "product_id", "event_type", "value")
     # Impressions and other zero-weight types are dropped below: read a few more than `limit`.
@@ -486,7 +487,10 @@ def recent_history(
         wanted.append(events.filter(customer_id=customer_pk))
     if session_id:  # an anonymous visitor's session, or a known customer's pre-login one
         wanted.append(events.filter(session_id=session_id))
-    read = [r for qs in wanted for r in qs.order_by("-ts", "-id").values_list(*fields)[: 2 * limit]]
+    read = [
+        (i, ts.timestamp(), *rest)
+        for qs in wanted for i, ts, *rest in qs.order_by("-ts", "-id").values_list(*fields)[: 2 * limit]
+    ]
     rows = {r[0]: r for r in [*(customer_rows or ()), *read]}
     weights = online_features.cached_event_weights(tenant_id)
     products, kept = [], []
