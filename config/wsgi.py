@@ -19,8 +19,9 @@ torch.set_num_threads(settings.RECSVC_SERVING_TORCH_THREADS)
 
 # Every object alive now (Django, DRF, torch, FAISS and the project's modules: about 450,000) is moved out
 # of the cyclic garbage collector's reach. They live as long as the process, yet each full collection
-# walked them all: 200-400 ms with every request of the worker stalled behind it, which was the p99 of
-# uncached answers at 1M (gc.freeze, as Instagram's Django fleet does; refcounting still frees them).
+# walked them all: 200-400 ms with every request of the worker stalled behind it (MovieLens answers had a
+# p99 of 300-375 ms after the 1M shop's bench phases, 71 ms frozen). gc.freeze, as Instagram's Django
+# fleet does; refcounting still frees these objects, only the cycle detector skips them.
 import gc  # noqa: E402
 
 from django.urls import get_resolver  # noqa: E402
