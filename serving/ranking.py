@@ -27,7 +27,15 @@ import torch
 from serving import online_features
 from serving.registry_cache import ServedModel
 from training.data import History, make_history
-from training.features import CatalogFeatures, ItemSnapshot, customer_columns, dense_matrix, query_columns, ranker_kjt
+from training.features import (
+    CatalogFeatures,
+    ItemSnapshot,
+    customer_columns,
+    dense_matrix,
+    query_columns,
+    ranker_parts,
+)
+from training.models.bags import Bags
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +158,12 @@ def score(
     )
     ranker = model.ranker
     keys = ranker.config.sparse_features
-    histories = history.items.take(np.zeros(len(candidates), np.int64)) if "history" in keys else history.items
-    kjt = ranker_kjt(state.items, candidates, histories, keys=keys)
+    # The history is one bag shared by every candidate (pooled once: Ranker.forward_bags).
+    bags = dict(zip(keys, map(Bags.of, ranker_parts(state.items, candidates, history.items, keys)), strict=True))
+    module = ranker.model()
     with torch.inference_mode():
-        probs = ranker.model().predict_proba(torch.from_numpy(dense), kjt).numpy().astype(np.float32)
-    return Scores(probs, ScoreSource.RANKER, snapshot.as_of, state.age_seconds())
+        probs = module.probabilities(module.forward_bags(torch.from_numpy(dense), bags))
+    return Scores(probs.numpy().astype(np.float32), ScoreSource.RANKER, snapshot.as_of, state.age_seconds())
 
 
 def score_candidates(

@@ -19,17 +19,19 @@ import numpy as np
 import torch
 
 from training.data import (
+    CUSTOMER_KEYS,
     CustomerFeatures,
     History,
     HistoryIndex,
     Interactions,
     ItemFeatures,
     Jagged,
-    customer_kjt,
+    customer_parts,
     item_kjt,
     make_history,
 )
 from training.features import ITEM_FEATURES, ItemSnapshot
+from training.models.bags import Bags
 from training.models.ranker import Ranker, RankerConfig
 from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig
 
@@ -103,8 +105,9 @@ class TrainedRetrieval:
         """
         customers = np.asarray(customers, dtype=np.int64)
         customers = np.where(customers < self.config.n_customers, customers, -1)
-        kjt = customer_kjt(customers, history, customer_features)
-        return self.customer_tower()(kjt).numpy().astype(np.float32)
+        parts, weights = customer_parts(customers, history, customer_features)
+        bags = {key: Bags.of(part, w) for key, part, w in zip(CUSTOMER_KEYS, parts, weights, strict=True)}
+        return self.customer_tower().forward_bags(bags).numpy().astype(np.float32)
 
     def session_history(
         self, items: Sequence[Sequence[int]], weights: Sequence[Sequence[float]] | None = None

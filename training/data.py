@@ -330,7 +330,14 @@ def customer_kjt(
     customer_features: CustomerFeatures | None = None,
     device: torch.device | None = None,
 ) -> KeyedJaggedTensor:
-    """Customer-tower input (keys: CUSTOMER_KEYS), weighted so one EBC pools everything.
+    """Customer-tower input (keys: CUSTOMER_KEYS), weighted so one EBC pools everything."""
+    return build_kjt(CUSTOMER_KEYS, *customer_parts(customers, history, customer_features), device)
+
+
+def customer_parts(
+    customers: np.ndarray, history: History, customer_features: CustomerFeatures | None = None
+) -> tuple[list[Jagged], list[np.ndarray]]:
+    """The customer tower's per-key bags and their weights, in CUSTOMER_KEYS order.
 
     A negative customer index (a customer unknown to the model) gets an empty id bag, so the tower
     falls back to history and attributes.
@@ -347,7 +354,7 @@ def customer_kjt(
         attrs = Jagged(sub.values, lengths)
     parts = [ids, history.items, attrs]
     weights = [np.ones(len(ids.values), np.float32), history.weights, _mean_weights(attrs)]
-    return build_kjt(CUSTOMER_KEYS, parts, weights, device)
+    return parts, weights
 
 
 # ---------------------------------------------------------------------------------------------

@@ -435,6 +435,18 @@ def ranker_kjt(
     (a subset of RANKER_KEYS, in the ranker config's order). The attributes come from row
     `attribute_rows` of `items` (attribute versions: `item_versions.ranker_kjt_at`), by default the
     candidate's own row; the id feature is always the candidate."""
+    return build_kjt(keys, ranker_parts(items, candidate, history, keys, attribute_rows), None, device)
+
+
+def ranker_parts(
+    items: ItemFeatures,
+    candidate: np.ndarray,
+    history: Jagged,
+    keys: tuple[str, ...] = RANKER_KEYS,
+    attribute_rows: np.ndarray | None = None,
+) -> list[Jagged]:
+    """ranker_kjt's per-key bags, in `keys` order (serving passes one history row, shared by every
+    candidate: Ranker.forward_bags)."""
     candidate = np.asarray(candidate, dtype=np.int64)
     rows = candidate if attribute_rows is None else np.asarray(attribute_rows, dtype=np.int64)
     make = {
@@ -444,4 +456,4 @@ def ranker_kjt(
         "brand": lambda: items.brand.take(rows),
         "price_bucket": lambda: items.price_bucket.take(rows),
     }
-    return build_kjt(keys, [make[k]() for k in keys], None, device)
+    return [make[k]() for k in keys]

@@ -11,6 +11,8 @@ from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
+from training.models.bags import Bags, FeatureTables
+
 # "history" (the customer's recent items) shares the item table with "item_id": DLRM's pairwise
 # dot products then compare the candidate with what the customer just did, in one learned space.
 RANKER_KEYS: tuple[str, ...] = ("item_id", "history", "category", "brand", "price_bucket")
@@ -86,6 +88,7 @@ class Ranker(nn.Module):
             raise ValueError(f"unknown ranker arch {cfg.arch!r}")
         self.register_buffer("dense_mean", torch.zeros(n_dense))
         self.register_buffer("dense_std", torch.ones(n_dense))
+        self._tables: FeatureTables | None = None
 
     def set_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.dense_mean.copy_(mean)
@@ -96,8 +99,24 @@ class Ranker(nn.Module):
         x = (dense - self.dense_mean) / self.dense_std
         return self.dlrm(dense_features=x, sparse_features=sparse).squeeze(-1)
 
-    @torch.no_grad()
-    def predict_proba(self, dense: torch.Tensor, sparse: KeyedJaggedTensor) -> torch.Tensor:
+    def forward_bags(self, dense: torch.Tensor, bags: dict[str, Bags]) -> torch.Tensor:
+        """forward() with the sparse features as bags (training/models/bags.py) instead of a
+        KeyedJaggedTensor: the same logits, without TorchRec's per-call Python (serving's path). A
+        feature given one bag (the customer's history) is shared by every row."""
+        if self._tables is None:
+            self._tables = FeatureTables(self.dlrm.sparse_arch.embedding_bag_collection)
+        x = (dense - self.dense_mean) / self.dense_std
+        pooled = dict(zip(self._tables.features, self._tables.pool_all(bags, len(dense)), strict=True))
+        sparse = torch.stack([pooled[name] for name in self.dlrm.sparse_arch.sparse_feature_names], dim=1)
+        inter = self.dlrm.inter_arch(dense_features=self.dlrm.dense_arch(x), sparse_features=sparse)
+        return self.dlrm.over_arch(inter).squeeze(-1)
+
+    @staticmethod
+    def probabilities(logits: torch.Tensor) -> torch.Tensor:
         """Probabilities strictly inside (0, 1): a saturated float32 sigmoid would return exactly
         0 or 1, which breaks log-loss and any downstream odds arithmetic."""
-        return torch.sigmoid(self.forward(dense, sparse).clamp(-15.0, 15.0))
+        return torch.sigmoid(logits.clamp(-15.0, 15.0))
+
+    @torch.no_grad()
+    def predict_proba(self, dense: torch.Tensor, sparse: KeyedJaggedTensor) -> torch.Tensor:
+        return self.probabilities(self.forward(dense, sparse))

@@ -16,6 +16,7 @@ from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from training.data import CUSTOMER_KEYS, ITEM_KEYS
+from training.models.bags import Bags, FeatureTables
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,19 @@ class CustomerTower(nn.Module):
         )
         self.mlp = _mlp(len(CUSTOMER_KEYS) * d, cfg.hidden, d)
         self.dim = d
+        self._tables: FeatureTables | None = None
 
     def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
-        pooled = self.ebc(features).values()
-        ids, hist, attrs = pooled.split(self.dim, dim=1)
+        return self._head(*self.ebc(features).values().split(self.dim, dim=1))
+
+    def forward_bags(self, bags: dict[str, Bags]) -> torch.Tensor:
+        """forward() with the features as weighted bags (training/models/bags.py): the same vectors
+        without TorchRec's per-call Python (serving embeds one customer per request)."""
+        if self._tables is None:
+            self._tables = FeatureTables(self.ebc)
+        return self._head(*self._tables.pool_all(bags, bags[CUSTOMER_KEYS[0]].n_rows))
+
+    def _head(self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
         ids = _drop_rows(ids, self.id_dropout, self.training)
         x = torch.cat([ids, hist, attrs], dim=1)
         return F.normalize(hist + self.mlp(x), dim=-1)
