@@ -23,6 +23,7 @@ from typing import Any
 
 from recs.models import Customer, Product
 from serving import cache
+from serving.cache import Found
 from serving.customer_state import customer_pk
 from serving.funnel import POPULAR_WINDOW_DAYS, Context, Recommendation, popular, recommend, similar_items
 from serving.registry_cache import active_version_id
@@ -113,20 +114,19 @@ def _context(tenant_id: int, request: _Base, product_id: str | None = None) -> C
     return Context(request.page_type, product_pk, request.category, request.price_min, request.price_max)
 
 
-Found = tuple[str, dict | None]  # a lookup's (cache key, cached answer or None)
-
-
 def _through_cache(
     tenant_id: int, kind: str, request: _Base | _Shaped, compute: Callable[[], Recommendation], *,
     customer: str | None = None, cacheable: bool = True, found: Found | None = None,
 ) -> dict[str, Any]:
     if not cacheable or request.explain:
         return as_answer(compute(), explain=request.explain)
-    key, answer = found or cache.lookup_answer(tenant_id, kind, request.shape(), customer=customer)
-    if answer is None:
+    found = found or cache.lookup_answer(tenant_id, kind, request.shape(), customer=customer)
+    if found.answer is not None:
+        return found.answer
+    with cache.computing_with(tenant_id, found.seen):
         rec = compute()
-        answer = as_answer(rec)
-        cache.set_answer(key, answer, max_seconds=rec.valid_for)
+    answer = as_answer(rec)
+    cache.set_answer(found.key, answer, max_seconds=rec.valid_for)
     return answer
 
 

@@ -11,13 +11,15 @@ served uncached.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -96,7 +98,11 @@ def _rules_generation_key(tenant_id: int) -> str:
 
 
 def rules_generation(tenant_id: int) -> int:
-    """The tenant's rules generation (0 before the first rule write, or with Redis down)."""
+    """The tenant's rules generation (0 before the first rule write, or with Redis down); inside
+    `computing_with`, the one the answer's lookup read."""
+    seen = seen_by_lookup(tenant_id)
+    if seen is not None:
+        return seen.rules_generation
     return int(cache.get(_rules_generation_key(tenant_id)) or 0)
 
 
@@ -166,7 +172,7 @@ if #KEYS == 3 then
 else
   key = ARGV[2] .. ARGV[3] .. ':' .. rules .. ':' .. ARGV[4] .. ':' .. version
 end
-return {key, redis.call('GET', ARGV[1] .. key)}
+return {key, redis.call('GET', ARGV[1] .. key), rules, version}
 """
 _LOOKUP_SHA = hashlib.sha1(_LOOKUP_SCRIPT.encode()).hexdigest()
 
@@ -175,6 +181,47 @@ def _made_prefix() -> str | None:
     """What the cache puts before every key (prefix:version:), or None under a custom KEY_FUNCTION."""
     made = str(cache.make_key(""))
     return made if str(cache.make_key("x")) == made + "x" else None
+
+
+class Seen(NamedTuple):
+    """What an answer's lookup read to compose its key: a miss is computed with the same rules
+    generation and active version (`computing_with`), so the answer stored under that key is the one
+    they give, and the computation does not read them again (two Redis round trips per miss)."""
+
+    active_version: int | None
+    rules_generation: int
+
+
+class Found(NamedTuple):
+    """A lookup's result: the answer's cache key, the cached answer or None, and what the key was
+    composed from (None when the lookup could not say)."""
+
+    key: str
+    answer: dict | None
+    seen: Seen | None = None
+
+
+_seen: contextvars.ContextVar[tuple[int, Seen] | None] = contextvars.ContextVar("recs_seen_by_lookup", default=None)
+
+
+@contextlib.contextmanager
+def computing_with(tenant_id: int, seen: Seen | None) -> Iterator[None]:
+    """Inside: rules_generation() and serving.registry_cache.active_version_id() of this tenant answer
+    what the lookup read (`seen`; None changes nothing)."""
+    token = _seen.set((tenant_id, seen) if seen is not None else None)
+    try:
+        yield
+    finally:
+        _seen.reset(token)
+
+
+def seen_by_lookup(tenant_id: int) -> Seen | None:
+    current = _seen.get()
+    return current[1] if current is not None and current[0] == tenant_id else None
+
+
+def _int(raw: Any) -> int:
+    return int(raw.decode() if isinstance(raw, bytes) else raw)
 
 
 @dataclass(frozen=True)
@@ -196,8 +243,8 @@ class AnswerLookup:
         # know the script yet (restarted, flushed) answers NOSCRIPT, and result() loads it.
         return client.evalsha(_LOOKUP_SHA, len(self.keys), *self.keys, *self.args)
 
-    def result(self, reply: Any) -> tuple[str, dict | None]:
-        """(the answer's key, the cached answer or None) from the script's reply (an exception: Redis
+    def result(self, reply: Any) -> Found:
+        """The answer's key and the cached answer or None, from the script's reply (an exception: Redis
         failed, a miss)."""
         if isinstance(reply, NoScriptError):
             try:
@@ -206,18 +253,19 @@ class AnswerLookup:
                 reply = exc
         if isinstance(reply, Exception):
             log.warning("answer cache unavailable: %s", reply)
-            return self.key_without_script(), None
-        key, raw = reply
+            return Found(self.key_without_script(), None)
+        key, raw = reply[0], reply[1]
         if key is None:  # the active version is not cached: the database says which it is
             key = self.key_without_script()
-            return key, get_answer(key)
+            return Found(key, get_answer(key))
         key = key.decode() if isinstance(key, bytes) else key
+        seen = Seen(_int(reply[3]) or None, _int(reply[2]))
         if raw is None:
-            return key, None
+            return Found(key, None, seen)
         try:
-            return key, cache.client.decode(raw)
+            return Found(key, cache.client.decode(raw), seen)
         except Exception:  # an unreadable entry is a miss
-            return key, None
+            return Found(key, None, seen)
 
     def key_without_script(self) -> str:
         return answer_key(self.tenant_id, self.kind, self.shape, customer=self.customer)
@@ -239,14 +287,13 @@ def answer_lookup(tenant_id: int, kind: str, shape: dict[str, Any], *, customer:
                         (made_prefix, head, kind, _shape_hash(shape)))
 
 
-def lookup_answer(tenant_id: int, kind: str, shape: dict[str, Any], *, customer: str | None = None
-                  ) -> tuple[str, dict | None]:
-    """(the cache key of this answer under the active version, the cached answer or None): one Redis
+def lookup_answer(tenant_id: int, kind: str, shape: dict[str, Any], *, customer: str | None = None) -> Found:
+    """The cache key of this answer under the active version, and the cached answer or None: one Redis
     round trip where the cache is Redis (answer_key and get_answer cost two)."""
     lookup = answer_lookup(tenant_id, kind, shape, customer=customer)
     if lookup is None:
         key = answer_key(tenant_id, kind, shape, customer=customer)
-        return key, get_answer(key)
+        return Found(key, get_answer(key))
     try:
         reply = lookup.send(raw_redis())
     except Exception as exc:  # Redis down: like the cache API (IGNORE_EXCEPTIONS), a miss

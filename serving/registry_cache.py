@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from serving import index as item_index
+from serving.cache import seen_by_lookup
 from tenants.context import tenant_context
 from training.artifacts import TrainedRanker, TrainedRetrieval
 from training.registry import lifecycle, storage
@@ -80,7 +81,11 @@ class PkIndex:
 
 
 def active_version_id(tenant_id: int) -> int | None:
-    """The tenant's active recommender version id (at most RECSVC_ACTIVE_VERSION_TTL_SECONDS stale)."""
+    """The tenant's active recommender version id (at most RECSVC_ACTIVE_VERSION_TTL_SECONDS stale);
+    inside serving.cache.computing_with, the one the answer's lookup read."""
+    seen = seen_by_lookup(tenant_id)
+    if seen is not None:
+        return seen.active_version
     cached = cache.get(lifecycle.active_version_cache_key(tenant_id))
     if cached is None:
         # Its own scope: read from outside one (an API fast path before DRF's scope), row-level security

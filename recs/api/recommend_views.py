@@ -213,10 +213,10 @@ class RecommendationViewSet(_RecommendViewSet):
             return None
         with tenant_context(admission.key.tenant_id):  # as DRF's path runs (recs.api.base)
             found = self._found(admission)
-        if found is None or found[1] is None:
+        if found is None or found.answer is None:
             return None
         usage.record_soon(admission.key.tenant_id, usage.RECOMMENDATIONS)
-        return fast_path.json_response(_stamped(found[1]))
+        return fast_path.json_response(_stamped(found.answer))
 
     def admission_prefetch(self, request) -> Prefetch | None:
         """Called by the authentication, before the key is checked: the cached answer is read in the

@@ -28,10 +28,10 @@ def tenant(settings):
 def test_the_lookup_finds_what_was_stored_under_answer_key(tenant, customer):
     active_version_id(tenant.pk)  # the active version (none) is cached, as after any request
     key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer=customer)
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer) == (key, None)
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer)[:2] == (key, None)
 
     cache.set_answer(key, {"items": [{"id": "p1"}]})
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer) == (key, {"items": [{"id": "p1"}]})
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer)[:2] == (key, {"items": [{"id": "p1"}]})
     assert cache.lookup_answer(tenant.pk, "recommend", {**SHAPE, "k": 11}, customer=customer)[1] is None
     assert cache.lookup_answer(tenant.pk, "popular", SHAPE, customer=customer)[1] is None
     assert cache.lookup_answer(TenantFactory().pk, "recommend", SHAPE, customer=customer)[1] is None
@@ -45,25 +45,25 @@ def test_an_event_a_rule_change_and_an_activation_each_make_the_answer_unreachab
     cache.bump_customer_generation(tenant.pk, ["c-2"])
     assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[1] == {"items": []}
     cache.bump_customer_generation(tenant.pk, ["c-1"])
-    after_event, missed = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    after_event, missed, _ = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
     assert missed is None and after_event != key
     assert after_event == cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
 
     cache.set_answer(after_event, {"items": []})
     cache.bump_rules_generation(tenant.pk)
-    after_rule, missed = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    after_rule, missed, _ = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
     assert missed is None and after_rule not in (key, after_event)
 
     cache.set_answer(after_rule, {"items": []})
     django_cache.set(active_version_cache_key(tenant.pk), 12345, 60)  # what activation leads to
-    after_activation, missed = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    after_activation, missed, _ = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
     assert missed is None and after_activation.endswith(":12345")
 
 
 def test_an_expired_active_version_is_read_from_the_database(tenant):
     django_cache.delete(active_version_cache_key(tenant.pk))
-    key, answer = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert answer is None and key.endswith(":0")
+    key, answer, seen = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert answer is None and key.endswith(":0") and seen is None
     assert django_cache.get(active_version_cache_key(tenant.pk)) == 0  # refilled for the next request
 
 
@@ -74,5 +74,25 @@ def test_a_redis_that_lost_the_script_gets_it_again(tenant):
     key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
     cache.set_answer(key, {"items": []})
     get_redis_connection("default").script_flush()  # as after a restart of Redis
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1") == (key, {"items": []})
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1") == (key, {"items": []})
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[:2] == (key, {"items": []})
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[:2] == (key, {"items": []})
+
+
+def test_a_miss_is_computed_with_the_rules_generation_and_version_its_lookup_read(tenant):
+    other = TenantFactory()
+    django_cache.set(active_version_cache_key(tenant.pk), 4242, 60)
+    cache.bump_rules_generation(tenant.pk)
+    key, answer, seen = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert answer is None and seen == cache.Seen(4242, cache.rules_generation(tenant.pk))
+    assert key.endswith(f":{seen.rules_generation}:{key.split(':')[-2]}:4242")
+
+    # A rule write and an activation land between the lookup and the computation: the computation
+    # still uses what the key was composed from, so the answer stored under it is that version's.
+    cache.bump_rules_generation(tenant.pk)
+    django_cache.set(active_version_cache_key(tenant.pk), 4343, 60)
+    with cache.computing_with(tenant.pk, seen):
+        assert cache.rules_generation(tenant.pk) == seen.rules_generation
+        assert active_version_id(tenant.pk) == 4242
+        assert cache.rules_generation(other.pk) == 0 and active_version_id(other.pk) is None  # its own
+    assert cache.rules_generation(tenant.pk) > seen.rules_generation
+    assert active_version_id(tenant.pk) == 4343
