@@ -306,7 +306,16 @@ def print_table(title: str, rows: Sequence[tuple[str, str]], out=sys.stdout) -> 
         print(f"{name:<{width}}  {value}", file=out)
 
 
-# --- process memory -------------------------------------------------------------------------------------
+# --- process memory and CPU -----------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far; 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def proc_status_kb(pid: int, field_name: str) -> int | None:

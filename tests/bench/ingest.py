@@ -317,6 +317,11 @@ def bench_bulk(server: _load.Server, bench: BenchTenant, spec, catalog, batches:
         api = {c: _load.LoadResult() for c in concurrencies}
         flo = {c: _load.LoadResult() for c in concurrencies}
         cursor = warmup
+        # gunicorn's gthread worker serves a keep-alive connection in the worker that accepted it, for its
+        # whole life: when both clients' connections land in one worker, their batches share its GIL
+        # while the other worker idles. Each round opens new connections; its busiest worker's share of
+        # the workers' CPU (0.5 is an even split over two) says where they landed.
+        busiest_share: list[float | None] = []
         for _ in range(rounds):
             for clients in concurrencies:
                 part = slice(cursor, cursor + per_phase)
@@ -324,8 +329,13 @@ def bench_bulk(server: _load.Server, bench: BenchTenant, spec, catalog, batches:
                 got = floor.run(floor_payloads[part], clients)
                 flo[clients].latencies_ms += got.latencies_ms
                 flo[clients].wall_s += got.wall_s
+                pids = server.worker_pids()
+                before = [_load.cpu_seconds(pid) for pid in pids]
                 got = _load.run_closed_loop(server.address, api_requests[part], concurrency=clients, keep_bodies=True)
                 _check_bulk(got, per_phase)
+                if clients == 2:
+                    used = [_load.cpu_seconds(pid) - cpu for pid, cpu in zip(pids, before, strict=True)]
+                    busiest_share.append(round(max(used) / sum(used), 2) if sum(used) else None)
                 api[clients].latencies_ms += got.latencies_ms
                 api[clients].wall_s += got.wall_s
                 print(f"bulk round: {clients} client(s) done", file=sys.stderr)
@@ -344,6 +354,7 @@ def bench_bulk(server: _load.Server, bench: BenchTenant, spec, catalog, batches:
         figures[f"bulk_median_batch_ms{suffix}"] = round(_load.median(api[clients].latencies_ms), 1)
         figures[f"floor_median_batch_ms{suffix}"] = round(_load.median(flo[clients].latencies_ms), 1)
     figures["bulk_median_batch_events_per_s"] = round(BATCH / (_load.median(api[1].latencies_ms) / 1000))
+    figures["bulk_busiest_worker_cpu_share"] = busiest_share
     figures["bulk_batches"] = api[2].count
     figures["bulk_clients"] = 2
     return figures
@@ -554,6 +565,8 @@ def _report(figures: dict) -> None:
         ("API, 1 client", fmt("bulk_events_per_s_1client", " events/s")),
         ("floor, 1 connection", fmt("floor_events_per_s_1client", " events/s")),
         ("API / floor, 1 client", fmt("bulk_vs_floor_1client")),
+        ("busiest worker's CPU share, 2 clients, by round",
+         " / ".join(str(v) for v in figures.get("bulk_busiest_worker_cpu_share") or []) or "-"),
         ("median batch, API 1 client", fmt("bulk_median_batch_ms_1client", " ms")),
         ("median batch, floor 1 conn", fmt("floor_median_batch_ms_1client", " ms")),
         ("median per-batch rate, API", fmt("bulk_median_batch_events_per_s", " events/s")),

@@ -319,23 +319,12 @@ def _precompute(server, bench: BenchTenant, customers: list[str], requests: list
 # --- the latency phases --------------------------------------------------------------------------------------
 
 
-def _cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
 def _phase(server, requests: list[bytes], expect: int = 200) -> tuple[_load.LoadResult, float]:
     """One closed-loop run; returns the result and the server workers' CPU seconds it took."""
     pids = server.worker_pids()
-    before = _cpu_ticks(pids)
+    before = sum(map(_load.cpu_seconds, pids))
     result = _load.run_closed_loop(server.address, requests, concurrency=CLIENTS, max_seconds=300)
-    cpu_s = (_cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK")
+    cpu_s = sum(map(_load.cpu_seconds, pids)) - before
     if set(result.statuses) != {expect}:
         raise RuntimeError(f"expected {expect}, got {dict(result.statuses)}")
     return result, cpu_s
