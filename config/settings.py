@@ -220,8 +220,9 @@ RECSVC_ARTIFACT_CACHE_DIR = Path(env_str("RECSVC_ARTIFACT_CACHE_DIR", str(VAR_DI
 # Serving: how long an answer is reused, and how stale a process's view of the active version may be.
 RECSVC_RECS_CACHE_SECONDS = env_int("RECSVC_RECS_CACHE_SECONDS", 30, minimum=0, maximum=86_400)
 RECSVC_ACTIVE_VERSION_TTL_SECONDS = env_int("RECSVC_ACTIVE_VERSION_TTL_SECONDS", 5, minimum=1, maximum=3600)
-# Torch threads per web process (config/wsgi.py): one, since workers already fill the cores.
-RECSVC_SERVING_TORCH_THREADS = env_int("RECSVC_SERVING_TORCH_THREADS", 1, minimum=1, maximum=256)
+# Threads of each compute pool (torch, OpenMP, OpenBLAS) in a web process (config/wsgi.py): one, since
+# workers already fill the cores.
+RECSVC_SERVING_COMPUTE_THREADS = env_int("RECSVC_SERVING_COMPUTE_THREADS", 1, minimum=1, maximum=256)
 # The ranker's online item features (serving/online_features.py): each active version's item snapshot is
 # rebuilt on the `serving` queue this often, which bounds the staleness of item popularity when serving.
 RECSVC_ONLINE_FEATURES_REFRESH_S = env_int("RECSVC_ONLINE_FEATURES_REFRESH_S", 300, minimum=10, maximum=86_400)

@@ -594,9 +594,8 @@ def main(argv: list[str] | None = None) -> int:
             _log("ANN quality")
             figures.update(bench_ann(shop, args.queries))
 
-        # One thread per request's torch/FAISS work: no thread pools fighting over the cores.
-        server_env = {"RECSVC_RATE_LIMIT_PER_MINUTE": "1000000000", "DJANGO_DEBUG": "0",
-                      "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        # The web process sizes its own compute pools (config/wsgi.py), so the server runs as deployed.
+        server_env = {"RECSVC_RATE_LIMIT_PER_MINUTE": "1000000000", "DJANGO_DEBUG": "0"}
         with _load.gunicorn(workers=args.workers, worker_class=args.worker_class, threads=args.threads,
                             env=server_env) as server:
             figures["server"] = server.description
