@@ -69,22 +69,32 @@ class Server:
         return []
 
 
+GUNICORN_CONFIG = REPO / "config" / "gunicorn.py"
+
+
 @contextlib.contextmanager
 def gunicorn(
-    *, workers: int = 2, worker_class: str = "sync", threads: int = 1, env: dict[str, str] | None = None,
-    timeout_s: float = 60.0,
+    *, workers: int | None = None, worker_class: str | None = None, threads: int | None = None,
+    env: dict[str, str] | None = None, timeout_s: float = 60.0,
 ) -> Iterator[Server]:
-    """The production WSGI server (`config.wsgi` under gunicorn) on a free loopback port."""
+    """The web server as deployed (`config/gunicorn.py`) on a free loopback port; `workers`,
+    `worker_class` and `threads` override the configuration's for experiments."""
+    import runpy
+
     port = free_port()
     binary = Path(sys.executable).with_name("gunicorn")
+    deployed = runpy.run_path(str(GUNICORN_CONFIG))  # its defaults; the shape is passed explicitly below
+    worker_class = worker_class or deployed["worker_class"]
+    # gunicorn turns a sync worker with threads into gthread: another class runs one thread unless told
+    threads = threads or (deployed["threads"] if worker_class == "gthread" else 1)
+    shape = {"workers": workers or deployed["workers"], "worker_class": worker_class, "threads": threads}
     args = [
-        str(binary), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", worker_class,
-        "--threads", str(threads), "--log-level", "warning", "--timeout", "120", "--keep-alive", "30",
-        "--backlog", "2048",
+        str(binary), "-c", str(GUNICORN_CONFIG), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+        "-w", str(shape["workers"]), "-k", shape["worker_class"], "--threads", str(shape["threads"]),
     ]
     process = subprocess.Popen(args, cwd=REPO, env={**os.environ, **(env or {})}, start_new_session=True)
-    description = f"gunicorn config.wsgi -w {workers} -k {worker_class}" + (
-        f" --threads {threads}" if threads > 1 else ""
+    description = f"gunicorn -c config/gunicorn.py: {shape['worker_class']}, {shape['workers']} workers" + (
+        f" x {shape['threads']} threads" if shape["worker_class"] == "gthread" else ""
     )
     server = Server("127.0.0.1", port, process, description)
     try:

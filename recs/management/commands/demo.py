@@ -84,6 +84,7 @@ class Command(BaseCommand):
         return tenant
 
     def _serve(self, port: int) -> None:
+        call_command("collectstatic", interactive=False, verbosity=0)  # what whitenoise serves, as deployed
         children = []
         if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
             settings.VAR_DIR.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives there
@@ -94,8 +95,8 @@ class Command(BaseCommand):
             ]))
         gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
         self.stdout.write(f"\nServing on http://127.0.0.1:{port}/  (API docs: /v1/docs)  Ctrl-C stops.")
-        server = subprocess.Popen([gunicorn, "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--log-level",
-                                   "warning"])
+        server = subprocess.Popen([gunicorn, "-c", str(settings.BASE_DIR / "config" / "gunicorn.py"),
+                                   "-b", f"127.0.0.1:{port}", "--log-level", "warning"])
         try:
             server.wait()
         except KeyboardInterrupt:

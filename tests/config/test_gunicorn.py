@@ -1,0 +1,84 @@
+"""The web server as deployed (config/gunicorn.py): its shape, its fail-fast settings, and a real server
+started from it keeping a client's connection alive."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import runpy
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from config.env import ImproperlyConfiguredEnv
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config" / "gunicorn.py"
+
+
+def _config(monkeypatch, **env: str) -> dict:
+    for name in ("RECSVC_WEB_WORKERS", "RECSVC_WEB_THREADS", "RECSVC_WEB_BIND"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(CONFIG))
+
+
+def test_the_deployed_server_runs_a_threaded_worker_per_core(monkeypatch):
+    config = _config(monkeypatch)
+    assert config["wsgi_app"] == "config.wsgi:application"
+    assert config["worker_class"] == "gthread"
+    assert config["workers"] == (os.cpu_count() or 1)
+    assert config["threads"] == 4
+    assert config["keepalive"] > 0
+
+
+def test_the_environment_sizes_the_server(monkeypatch):
+    config = _config(monkeypatch, RECSVC_WEB_WORKERS="3", RECSVC_WEB_THREADS="8", RECSVC_WEB_BIND="0.0.0.0:9000")
+    assert (config["workers"], config["threads"], config["bind"]) == (3, 8, "0.0.0.0:9000")
+
+
+@pytest.mark.parametrize("name, value", [("RECSVC_WEB_WORKERS", "two"), ("RECSVC_WEB_WORKERS", "0"),
+                                         ("RECSVC_WEB_THREADS", "-1")])
+def test_a_malformed_size_stops_the_server_before_it_starts(monkeypatch, name, value):
+    with pytest.raises(ImproperlyConfiguredEnv, match=name):
+        _config(monkeypatch, **{name: value})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_server_started_from_the_configuration_answers_on_one_kept_alive_connection():
+    port = _free_port()
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    env = {**os.environ, "RECSVC_WEB_WORKERS": "1", "RECSVC_WEB_BIND": f"127.0.0.1:{port}"}
+    server = subprocess.Popen([str(gunicorn), "-c", str(CONFIG), "--log-level", "warning"], cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/healthz")
+                first = conn.getresponse()
+                break
+            except OSError:
+                assert server.poll() is None, "gunicorn exited"
+                assert time.monotonic() < deadline, "gunicorn did not answer"
+                time.sleep(0.5)
+        assert (first.status, first.read()) == (200, b'{"ok": true}')
+        assert not first.will_close  # a sync worker would close it after every request
+        sock = conn.sock
+        conn.request("GET", "/healthz")
+        second = conn.getresponse()
+        assert second.status == 200 and conn.sock is sock
+        conn.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
