@@ -51,9 +51,16 @@ IngestResultDoc = inline_serializer(
 )
 
 
+def _json_body(request) -> bytes:
+    """The bytes RawJSONParser read. With no body, or a body without a Content-Type, DRF parses nothing
+    and hands an empty dict instead: the client gets the 400 it can act on."""
+    body = request.data
+    if not isinstance(body, bytes) or not body:
+        raise ParseError("Send the events as a JSON body with Content-Type: application/json.")
+    return body
+
+
 def _decode_json(body: bytes, decoder: msgspec.json.Decoder, what: str):
-    if not body:
-        raise ParseError("Empty body.")
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -125,7 +132,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         Durability: the event is committed without waiting for the database's WAL flush, so a database
         crash can lose events acknowledged in the last ~0.6 s; send an event_id and retry after an outage
         (a retry of a stored event is answered 200). Bulk requests wait for the flush."""
-        event = _decode_json(request.data, event_decoder, "event")
+        event = _decode_json(_json_body(request), event_decoder, "event")
         result = ingest_events(self.tenant_id, [event], count_usage=True)
         if result.row_errors:
             raise ValidationError(result.row_errors[0].errors)
@@ -139,10 +146,11 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         """Store up to 10,000 events. Valid rows are stored, invalid rows reported by index."""
+        body = _json_body(request)
         try:
-            batch = clean_batch_decoder.decode(request.data)
+            batch = clean_batch_decoder.decode(body)
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-            batch = _decode_json(request.data, batch_decoder, "events")  # row by row, errors by index
+            batch = _decode_json(body, batch_decoder, "events")  # row by row, errors by index
         if not batch.events:
             raise ValidationError({"events": ["Send at least one event."]})
         if len(batch.events) > settings.RECSVC_MAX_BULK_ROWS:

@@ -71,6 +71,18 @@ def test_malformed_bodies_are_rejected(api, tenant, raw):
     assert Event.objects.for_tenant(tenant).count() == 0
 
 
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/events/bulk"])
+@pytest.mark.parametrize("body, status", [(b"", 400), (b'{"events": []}', 415)])
+def test_a_missing_body_or_content_type_is_a_problem_not_a_crash(api, tenant, path, body, status):
+    # With no body and no Content-Type DRF parses nothing and hands the view an empty dict, not bytes.
+    response = api.generic("POST", path, body, content_type="")
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    if status == 400:
+        assert "Content-Type: application/json" in response.json()["detail"]
+    assert Event.objects.for_tenant(tenant).count() == 0
+
+
 def test_bulk_stores_valid_rows_and_reports_invalid_ones(api, tenant, product):
     rows = [
         _event(event_id="a"),

@@ -147,6 +147,15 @@ def test_boost_crud(api, tenant):
     assert api.delete(f"/v1/boosts/{pk}").status_code == 204
 
 
+def test_settings_options_describe_the_writable_fields(api, ingest_api):
+    # DRF's OPTIONS checks PUT through get_object(), which a resource with no id in its path has not.
+    described = api.options("/v1/recommendation-settings")
+    assert described.status_code == 200, described.content
+    assert set(described.json()["actions"]["PUT"]) >= {"exclude_out_of_stock", "exclude_purchased_days",
+                                                        "max_per_category"}
+    assert ingest_api.options("/v1/recommendation-settings").status_code == 403  # the admin scope, as for PUT
+
+
 def test_settings_get_put_patch(api, tenant):
     got = api.get("/v1/recommendation-settings")
     assert got.status_code == 200
