@@ -97,6 +97,7 @@ class Command(BaseCommand):
         self.stdout.write(f"\nServing on http://127.0.0.1:{port}/  (API docs: /v1/docs)  Ctrl-C stops.")
         server = subprocess.Popen([gunicorn, "-c", str(settings.BASE_DIR / "config" / "gunicorn.py"),
                                    "-b", f"127.0.0.1:{port}", "--log-level", "warning"])
+        signal.signal(signal.SIGTERM, _interrupt)  # stopped by a supervisor: the same clean stop as Ctrl-C
         try:
             server.wait()
         except KeyboardInterrupt:
@@ -106,6 +107,10 @@ class Command(BaseCommand):
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
                     child.wait(timeout=20)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _synthetic_spec(n_events: int):
