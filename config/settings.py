@@ -190,6 +190,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recs.api.schema.add_problem_responses",  # the 4xx problem documents every operation can answer
+    ],
 }
 
 # Requests/minute per API key; plans may later raise it.

@@ -49,3 +49,49 @@ def test_docs_render():
     assert "swagger-ui" in html.lower()
     assert "/v1/schema" in html
     assert APIClient().get("/v1/redoc").status_code == 200
+
+
+def _document() -> dict:
+    return APIClient().get("/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+
+def test_answers_of_list_actions_are_documented_as_the_one_object_they_are():
+    paths = _document()["paths"]
+    for path in ("/v1/recommendations", "/v1/popular", "/v1/products/{id}/similar"):
+        schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/RecommendationAnswer"}, path
+
+
+def test_every_operation_documents_the_problems_it_can_answer():
+    document = _document()
+    problem = {"$ref": "#/components/schemas/Problem"}
+    assert set(document["components"]["schemas"]["Problem"]["required"]) == {"type", "title", "status", "detail"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            responses = operation["responses"]
+            expected = {"401", "402", "403", "429"}
+            if "{" in path:
+                expected.add("404")
+            if "requestBody" in operation:
+                expected |= {"400", "413", "415"}
+            assert expected <= set(responses), (method, path, sorted(responses))
+            for code in expected:
+                assert responses[code]["content"]["application/problem+json"]["schema"] == problem, (method, path)
+
+
+def test_real_problem_answers_match_the_documented_problem(api, outsider_api):
+    properties = _document()["components"]["schemas"]["Problem"]["properties"]
+    answers = [
+        APIClient().get("/v1/products"),  # 401
+        api.post("/v1/products", {"external_id": "p", "price": "free"}, format="json"),  # 400 with field errors
+        outsider_api.get("/v1/products/does-not-exist"),  # 404
+        api.generic("POST", "/v1/events/bulk", b"[", content_type="text/plain"),  # 415
+    ]
+    assert [a.status_code for a in answers] == [401, 400, 404, 415]
+    for answer in answers:
+        body = answer.json()
+        assert answer["Content-Type"] == "application/problem+json"
+        assert {"type", "title", "status", "detail"} <= set(body) <= set(properties), body
+        assert body["status"] == answer.status_code

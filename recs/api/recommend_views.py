@@ -13,6 +13,7 @@ import re
 import uuid
 
 from django.http import HttpResponse, QueryDict
+from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -122,6 +123,7 @@ AnswerDoc = inline_serializer(
         ),
     },
 )
+set_override(AnswerDoc, "many", False)  # one answer object, though recommendations and popular are `list` actions
 
 
 def _stamped(answer: dict) -> dict:
