@@ -21,3 +21,6 @@ urlpatterns = [
     path("v1/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", include(DASHBOARD, namespace="dashboard")),
 ]
+
+handler404 = "recs.api.problems.not_found"
+handler500 = "recs.api.problems.server_error"

@@ -81,6 +81,14 @@ def test_every_operation_documents_the_problems_it_can_answer():
                 assert responses[code]["content"]["application/problem+json"]["schema"] == problem, (method, path)
 
 
+def test_creating_an_existing_catalog_item_documents_its_conflict():
+    paths = _document()["paths"]
+    for path in ("/v1/products", "/v1/customers"):
+        conflict = paths[path]["post"]["responses"]["409"]
+        assert conflict["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+        assert "201" in paths[path]["post"]["responses"]
+
+
 def test_real_problem_answers_match_the_documented_problem(api, outsider_api):
     properties = _document()["components"]["schemas"]["Problem"]["properties"]
     answers = [

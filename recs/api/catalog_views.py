@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from recs.api.base import TenantViewSet
 from recs.api.problems import RowsInvalid, problem
+from recs.api.schema import PROBLEM
 from recs.api.serializers import CustomerSerializer, ProductSerializer, to_domain
 from recs.ingest import catalog
 from recs.models import Customer, Product
@@ -155,6 +156,7 @@ def _supports_json_contains() -> bool:
     return connection.vendor == "postgresql"
 
 
+@extend_schema_view(create=extend_schema(responses={201: ProductSerializer, 409: PROBLEM}))
 class ProductViewSet(CatalogViewSet):
     model = Product
     kind = "products"
@@ -180,6 +182,7 @@ class CustomerFilter(django_filters.FilterSet):
         fields = ["is_placeholder"]
 
 
+@extend_schema_view(create=extend_schema(responses={201: CustomerSerializer, 409: PROBLEM}))
 class CustomerViewSet(CatalogViewSet):
     model = Customer
     kind = "customers"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -62,18 +62,22 @@ _TITLES = {
     413: "Payload too large",
     415: "Unsupported media type",
     429: "Too many requests",
+    500: "Server error",
 }
 
 
-def problem(status_code: int, detail: str, *, code: str, **extra) -> Response:
-    body = {
+def _body(status_code: int, detail: str, code: str, **extra) -> dict:
+    return {
         "type": f"/problems/{code.replace('_', '-')}",
         "title": _TITLES.get(status_code, "Error"),
         "status": status_code,
         "detail": detail,
         **extra,
     }
-    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def problem(status_code: int, detail: str, *, code: str, **extra) -> Response:
+    return Response(_body(status_code, detail, code, **extra), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def _flatten_detail(detail) -> tuple[str, dict | None]:
@@ -90,6 +94,9 @@ def _flatten_detail(detail) -> tuple[str, dict | None]:
 
 
 def problem_exception_handler(exc, context):
+    # Imported here: rest_framework.views loads DRF's settings, whose parsers import this module.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -115,3 +122,24 @@ def problem_exception_handler(exc, context):
         if header.lower() not in {"content-type", "content-length"}:
             result[header] = value
     return result
+
+
+def _api_path(request) -> bool:
+    return request.path.startswith(("/v1/", "/webhooks/"))
+
+
+def not_found(request, exception=None):
+    """handler404: an API client gets a problem, a person the dashboard's page (a URL no route matches,
+    such as `/v1/boosts/0.5`, never reaches DRF's exception handler)."""
+    if _api_path(request):
+        return JsonResponse(_body(404, "No such resource.", "not_found"), status=404,
+                            content_type=PROBLEM_CONTENT_TYPE)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500, likewise: a problem for API clients, never an HTML page they cannot parse."""
+    if _api_path(request):
+        return JsonResponse(_body(500, "The server failed to answer; nothing was changed by this error.",
+                                  "server_error"), status=500, content_type=PROBLEM_CONTENT_TYPE)
+    return defaults.server_error(request)

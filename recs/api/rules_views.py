@@ -11,7 +11,7 @@ import django_filters
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.metadata import SimpleMetadata
@@ -21,10 +21,10 @@ from rest_framework.response import Response
 from recs import rules
 from recs.api.base import TenantViewSet
 from recs.api.catalog_views import StrictBooleanFilter
+from recs.api.schema import PROBLEM
 from recs.models import Boost, Promotion, RecommendationSettings, Rule
 from recs.models.rules import ENDPOINTS
 
-PROBLEM = OpenApiResponse(description="Problem details (application/problem+json) with field errors")
 READ_ONLY = ("id", "created_at", "updated_at")
 
 CONDITIONS_HELP = (

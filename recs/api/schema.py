@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiResponse
+
+# A view's own problem response (a 409, say); the hook below gives it the Problem body.
+PROBLEM = OpenApiResponse(description="Problem details (application/problem+json)")
+
 PROBLEM_SCHEMA = {
     "type": "object",
     "description": "RFC 7807 problem details (application/problem+json).",
@@ -37,6 +42,7 @@ _DESCRIPTIONS = {
     "402": "The shop's payment failed and its grace period is over",
     "403": "The key lacks the scope this operation needs",
     "404": "No such object in this shop",
+    "409": "Conflicts with the current state; the detail says what to do instead",
     "413": "The body is over the size limit",
     "415": "The body is not of a type this operation reads",
     "429": "Rate limit or monthly quota reached (Retry-After says when to retry)",
