@@ -72,7 +72,7 @@ def test_every_operation_documents_the_problems_it_can_answer():
                 continue
             responses = operation["responses"]
             expected = {"401", "402", "403", "429"}
-            if "{" in path:
+            if "{" in path or any(p["name"] == "cursor" for p in operation.get("parameters", [])):
                 expected.add("404")
             if "requestBody" in operation:
                 expected |= {"400", "413", "415"}

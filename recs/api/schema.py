@@ -2,10 +2,10 @@
 
 Every error is an RFC 7807 document (recs/api/problems.py), and which ones an operation can answer
 follows from what it is: each can refuse the key (401), its scope (403) or the rate and quota (429,
-402); one with an id in its path can miss (404); one that takes a body can find it malformed (400),
-too large (413) or of another type (415); one with query parameters can find them invalid (400).
-drf-spectacular documents only what a view declares, so this post-processing hook adds the rest,
-keeping any response a view documented itself.
+402); one with an id in its path can miss (404), as can a list given a bad page cursor; one that takes
+a body can find it malformed (400), too large (413) or of another type (415); one with query
+parameters can find them invalid (400). drf-spectacular documents only what a view declares, so this
+post-processing hook adds the rest, keeping any response a view documented itself.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ _DESCRIPTIONS = {
     "401": "No API key, or an unknown or revoked one",
     "402": "The shop's payment failed and its grace period is over",
     "403": "The key lacks the scope this operation needs",
-    "404": "No such object in this shop",
+    "404": "No such object in this shop (for a list: a page cursor that is not one)",
     "409": "Conflicts with the current state; the detail says what to do instead",
     "413": "The body is over the size limit",
     "415": "The body is not of a type this operation reads",
@@ -60,11 +60,12 @@ def _problem(code: str) -> dict[str, Any]:
 
 def _codes(path: str, method: str, operation: dict[str, Any]) -> list[str]:
     codes = ["401", "402", "403", "429"] if operation.get("security") != [{}] else []
-    if "{" in path:
+    query = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+    if "{" in path or "cursor" in query:  # DRF's cursor pagination answers a bad cursor 404
         codes.append("404")
     if method in _BODY_METHODS and "requestBody" in operation:
         codes += ["400", "413", "415"]
-    elif any(p.get("in") == "query" for p in operation.get("parameters", [])):
+    elif query:
         codes.append("400")
     return codes
 
