@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 from rest_framework import viewsets
+from rest_framework.exceptions import NotFound
 
 from tenants.context import tenant_context
 from tenants.models import ApiKey
@@ -36,6 +37,9 @@ class TenantScopedMixin:
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            # No stored id holds a NUL (validation refuses them) and PostgreSQL cannot even compare one.
+            raise NotFound()
         self._tenant_scope = tenant_context(self.tenant_id)
         self._tenant_scope.__enter__()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters
 from django import forms
 from django.conf import settings
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -134,11 +137,30 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 instant, handed to the database in UTC. Python accepts offsets up to ±23:59 and
+    PostgreSQL only to ±15:59 (`updated_since=0799-01-28T16:39:54+19:31` was a 500); an instant that
+    is no date in UTC (before year 1, after 9999) is a 400."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise forms.ValidationError("Out of range.", code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class ProductFilter(django_filters.FilterSet):
     category = django_filters.CharFilter(method="filter_category", help_text="a category anywhere in the path")
     brand = django_filters.CharFilter()
     available = StrictBooleanFilter()
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Product
@@ -174,7 +196,7 @@ class ProductViewSet(CatalogViewSet):
 
 
 class CustomerFilter(django_filters.FilterSet):
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     is_placeholder = StrictBooleanFilter()
 
     class Meta:

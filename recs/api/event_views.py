@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from recs.api import fast_path
 from recs.api.base import TenantViewSet
+from recs.api.catalog_views import UtcDateTimeFilter
 from recs.api.parsers import RawJSONParser
 from recs.api.problems import RowsInvalid
 from recs.api.quota import EventsQuota
@@ -76,8 +77,8 @@ class EventFilter(django_filters.FilterSet):
     customer = django_filters.CharFilter(field_name="customer__external_id")
     product = django_filters.CharFilter(field_name="product__external_id")
     type = django_filters.CharFilter(field_name="event_type")
-    since = django_filters.IsoDateTimeFilter(field_name="ts", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="ts", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="ts", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="ts", lookup_expr="lt")
     session_id = django_filters.CharFilter()
 
     class Meta:
