@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import django_filters
-from django import forms
 from django.conf import settings
-from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -15,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from recs.api.base import TenantViewSet
+from recs.api.filters import StrictBooleanFilter, UtcDateTimeFilter
 from recs.api.problems import RowsInvalid, problem
 from recs.api.schema import PROBLEM
 from recs.api.serializers import CustomerSerializer, ProductSerializer, to_domain
@@ -117,43 +114,6 @@ class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
             raise RowsInvalid(errors)
         result = self._upsert(valid, partial=False)
         return Response({**result.as_dict(), "rejected": len(errors), "errors": errors})
-
-
-class StrictBooleanField(forms.Field):
-    """'true' or 'false'; anything else is a 400 (the lenient default would silently ignore `available=no`)."""
-
-    widget = forms.TextInput
-
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        parsed = {"true": True, "false": False}.get(str(value).lower())
-        if parsed is None:
-            raise forms.ValidationError("Use true or false.", code="invalid")
-        return parsed
-
-
-class StrictBooleanFilter(django_filters.BooleanFilter):
-    field_class = StrictBooleanField
-
-
-class UtcDateTimeField(IsoDateTimeField):
-    """An ISO 8601 instant, handed to the database in UTC. Python accepts offsets up to ±23:59 and
-    PostgreSQL only to ±15:59 (`updated_since=0799-01-28T16:39:54+19:31` was a 500); an instant that
-    is no date in UTC (before year 1, after 9999) is a 400."""
-
-    def to_python(self, value):
-        parsed = super().to_python(value)
-        if parsed is None:
-            return None
-        try:
-            return parsed.astimezone(dt.UTC)
-        except OverflowError:
-            raise forms.ValidationError("Out of range.", code="invalid") from None
-
-
-class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = UtcDateTimeField
 
 
 class ProductFilter(django_filters.FilterSet):

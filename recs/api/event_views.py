@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from recs.api import fast_path
 from recs.api.base import TenantViewSet
-from recs.api.catalog_views import UtcDateTimeFilter
+from recs.api.filters import UtcDateTimeFilter
 from recs.api.parsers import RawJSONParser
 from recs.api.problems import RowsInvalid
 from recs.api.quota import EventsQuota

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from recs import rules
 from recs.api.base import TenantViewSet
-from recs.api.catalog_views import StrictBooleanFilter
+from recs.api.filters import StrictBooleanFilter
 from recs.api.schema import PROBLEM
 from recs.models import Boost, Promotion, RecommendationSettings, Rule
 from recs.models.rules import ENDPOINTS
