@@ -145,6 +145,18 @@ def test_list_pages_with_a_cursor(api, tenant, url, factory):
     _problem(api.get(f"{url}?cursor=garbage"), 404)
 
 
+@pytest.mark.parametrize("page_size", ["null", "fifty", "0", "-3", "2.5", "", "٣"])
+def test_a_page_size_that_is_not_a_whole_number_from_1_is_a_400(api, tenant, page_size):
+    problem = _problem(api.get(f"/v1/products?page_size={page_size}"), 400)
+    assert "page_size" in problem["errors"]
+
+
+def test_a_page_size_above_the_cap_reads_as_the_cap(api, tenant):
+    ProductFactory(tenant=tenant)
+    for page_size in ("1000", "5000", "9" * 5000):  # the last would make int() raise
+        assert api.get(f"/v1/products?page_size={page_size}").status_code == 200
+
+
 def test_product_filters(api, tenant):
     ProductFactory(tenant=tenant, external_id="kettle", category_path=["Home", "Kitchen"], brand="Acme")
     ProductFactory(tenant=tenant, external_id="sofa", category_path=["Home", "Living"], brand="Zed")
