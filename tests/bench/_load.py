@@ -84,17 +84,17 @@ def gunicorn(
     port = free_port()
     binary = Path(sys.executable).with_name("gunicorn")
     deployed = runpy.run_path(str(GUNICORN_CONFIG))  # its defaults; the shape is passed explicitly below
+    workers = workers or deployed["workers"]
     worker_class = worker_class or deployed["worker_class"]
     # gunicorn turns a sync worker with threads into gthread: another class runs one thread unless told
     threads = threads or (deployed["threads"] if worker_class == "gthread" else 1)
-    shape = {"workers": workers or deployed["workers"], "worker_class": worker_class, "threads": threads}
     args = [
         str(binary), "-c", str(GUNICORN_CONFIG), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-        "-w", str(shape["workers"]), "-k", shape["worker_class"], "--threads", str(shape["threads"]),
+        "-w", str(workers), "-k", worker_class, "--threads", str(threads),
     ]
     process = subprocess.Popen(args, cwd=REPO, env={**os.environ, **(env or {})}, start_new_session=True)
-    description = f"gunicorn -c config/gunicorn.py: {shape['worker_class']}, {shape['workers']} workers" + (
-        f" x {shape['threads']} threads" if shape["worker_class"] == "gthread" else ""
+    description = f"gunicorn -c config/gunicorn.py: {worker_class}, {workers} workers" + (
+        f" x {threads} threads" if worker_class == "gthread" else ""
     )
     server = Server("127.0.0.1", port, process, description)
     try:

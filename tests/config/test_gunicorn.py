@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import os
 import runpy
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from config.env import ImproperlyConfiguredEnv
+from tests.bench._load import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "gunicorn.py"
@@ -49,14 +49,8 @@ def test_a_malformed_size_stops_the_server_before_it_starts(monkeypatch, name, v
         _config(monkeypatch, **{name: value})
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_a_server_started_from_the_configuration_answers_on_one_kept_alive_connection():
-    port = _free_port()
+    port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     env = {**os.environ, "RECSVC_WEB_WORKERS": "1", "RECSVC_WEB_BIND": f"127.0.0.1:{port}"}
     server = subprocess.Popen([str(gunicorn), "-c", str(CONFIG), "--log-level", "warning"], cwd=ROOT, env=env)
