@@ -30,7 +30,11 @@ def test_the_catalog_size_picks_the_index_type():
     assert item_index.choose_params(1_000, 16)["kind"] == "flat"
     ivf = item_index.choose_params(1_000_000, 64)
     assert ivf["kind"] == "ivf_flat" and ivf["nlist"] == 4000
-    assert 1 <= ivf["nprobe"] <= 0.05 * ivf["nlist"]
+    # The starting nprobe (before tuning on the shop's queries) scans DEFAULT_PROBE_FRACTION of the lists,
+    # inside the 5% budget: 180 of 4,000.
+    assert ivf["nprobe"] == 180 and ivf["nprobe"] <= item_index.MAX_PROBE_FRACTION * ivf["nlist"]
+    shop = item_index.choose_params(100_000, 64)
+    assert (shop["nlist"], shop["nprobe"]) == (1265, 57)
 
 
 def test_ivf_finds_the_exact_top10(trained):
