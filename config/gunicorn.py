@@ -1,10 +1,17 @@
 """The web server as deployed: `gunicorn -c config/gunicorn.py` (`make demo` and the benchmarks use it).
 
-gthread workers, one per core, four threads each: a request spends much of its time waiting on
-PostgreSQL and Redis, and another thread of the worker uses the core meanwhile. On the 2-core machine
-of the README's benchmarks, 2 x 4 answered uncached recommendations faster than 8 x 1 and 2 x 1.
-Keep-alive connections stay open 30 s, as a shop's backend holds a pool of them; a keep-alive
-connection is served by the worker that accepted it for its whole life (README, *Benchmarks*).
+Sync workers, one more than the cores. A sync worker serves one request at a time, in its own process:
+while a request waits for PostgreSQL or Redis, the kernel runs another worker and wakes this one as
+soon as its answer arrives. Threads of one worker (gthread) share one GIL instead: a thread whose query
+has returned waits up to the interpreter's switch interval (5 ms) for another request's Python to let
+go, several times per request, and a keep-alive connection stays in the worker that accepted it however
+busy that worker is. On the README's 2-core machine this took uncached recommendations' p99 from about
+40-57 ms to 21-31 ms (README, *Benchmarks*).
+
+A sync worker closes the connection after each answer and is tied up by a client that sends or reads
+slowly, so in production it sits behind a buffering proxy (nginx, a cloud load balancer), which holds
+the clients' keep-alive connections. More workers than cores + 1 only pay when PostgreSQL and Redis run
+on other machines (a request then waits longer): `RECSVC_WEB_WORKERS`.
 """
 
 import os
@@ -13,10 +20,8 @@ from config.env import env_int, env_str
 
 wsgi_app = "config.wsgi:application"
 bind = env_str("RECSVC_WEB_BIND", "127.0.0.1:8000")
-worker_class = "gthread"
-workers = env_int("RECSVC_WEB_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256)
-threads = env_int("RECSVC_WEB_THREADS", 4, minimum=1, maximum=64)
-keepalive = 30
+worker_class = "sync"
+workers = env_int("RECSVC_WEB_WORKERS", (os.cpu_count() or 1) + 1, minimum=1, maximum=256)
 backlog = 2048
 # A bulk request of 10,000 events or a cold model load takes seconds, never minutes.
 timeout = 120

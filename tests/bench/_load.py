@@ -1,9 +1,10 @@
-"""Load-generation helpers shared by the benchmarks: the production HTTP server, a keep-alive HTTP/1.1
-client on raw sockets, closed-loop load with N concurrent clients, latency percentiles, RSS sampling.
+"""Load-generation helpers shared by the benchmarks: the production HTTP server, an HTTP/1.1 client on raw
+sockets (keeping its connection alive where the server does), closed-loop load with N concurrent
+clients, latency percentiles, RSS sampling.
 
 The benchmarks run on the same (small, shared) machine as the server, so the client is kept cheap:
-requests are pre-serialised bytes, one socket per client thread, and a response is parsed only as far
-as its status line and Content-Length.
+requests are pre-serialised bytes, one socket per client thread, and a response is parsed only as far as
+its status line and Content-Length.
 """
 
 from __future__ import annotations
@@ -86,8 +87,7 @@ def gunicorn(
     deployed = runpy.run_path(str(GUNICORN_CONFIG))  # its defaults; the shape is passed explicitly below
     workers = workers or deployed["workers"]
     worker_class = worker_class or deployed["worker_class"]
-    # gunicorn turns a sync worker with threads into gthread: another class runs one thread unless told
-    threads = threads or (deployed["threads"] if worker_class == "gthread" else 1)
+    threads = threads or 1  # gunicorn turns a sync worker given threads into gthread
     args = [
         str(binary), "-c", str(GUNICORN_CONFIG), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
         "-w", str(workers), "-k", worker_class, "--threads", str(threads),
@@ -125,7 +125,9 @@ def _wait_ready(server: Server, timeout_s: float) -> None:
     raise TimeoutError("gunicorn did not answer /healthz in time")
 
 
-# --- a minimal keep-alive HTTP/1.1 client -------------------------------------------------------------
+# --- a minimal HTTP/1.1 client ---------------------------------------------------------------------------
+
+LOAD_GENERATOR = "python threads, raw HTTP/1.1 sockets (kept alive where the server allows), same machine"
 
 
 def build_request(

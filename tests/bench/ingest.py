@@ -16,7 +16,7 @@ What is measured (targets from the ingestion issue):
   INSERT ... ON CONFLICT (tenant_id, event_id) DO NOTHING, ids already resolved, as the same role with
   the tenant's app.tenant_id set (row-level security active). Phases alternate to share the noise.
   Targets: API >= 0.7 x floor and >= 50,000 events/s.
-* single: POST /v1/events (one event, fresh event_id) from 8 concurrent keep-alive clients, and the
+* single: POST /v1/events (one event, fresh event_id) from 8 concurrent clients, and the
   no-op /healthz on the same server in the same run, alternating. Target: p99(single) <= 2 x p99(no-op).
 * import: recs.ingest.imports.run_import of an NDJSON file written by the synthetic shop generator, in a
   child process whose peak RSS (VmHWM) is reported; memory must not grow with the file.
@@ -317,10 +317,11 @@ def bench_bulk(server: _load.Server, bench: BenchTenant, spec, catalog, batches:
         api = {c: _load.LoadResult() for c in concurrencies}
         flo = {c: _load.LoadResult() for c in concurrencies}
         cursor = warmup
-        # gunicorn's gthread worker serves a keep-alive connection in the worker that accepted it, for its
-        # whole life: when both clients' connections land in one worker, their batches share its GIL
-        # while the other worker idles. Each round opens new connections; its busiest worker's share of
-        # the workers' CPU (0.5 is an even split over two) says where they landed.
+        # A gthread worker (the deployed class until the seventh session; --worker-class gthread) serves a
+        # keep-alive connection in the worker that accepted it, for its whole life: when both clients'
+        # connections land in one worker, their batches share its GIL while the other idles. Sync workers
+        # take every request from the shared socket. The busiest worker's share of the workers' CPU (0.5:
+        # an even split over two busy ones) says where the batches ran.
         busiest_share: list[float | None] = []
         for _ in range(rounds):
             for clients in concurrencies:
@@ -527,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             with _load.gunicorn(workers=args.workers, worker_class=args.worker_class, threads=args.threads,
                                 env=server_env) as server:
                 figures["server"] = server.description
-                figures["load_generator"] = "python threads, raw keep-alive HTTP/1.1 sockets, same machine"
+                figures["load_generator"] = _load.LOAD_GENERATOR
                 if not args.skip_bulk:
                     figures.update(bench_bulk(server, bench, spec, catalog, args.batches))
                 if not args.skip_single:
@@ -571,7 +572,7 @@ def _report(figures: dict) -> None:
         ("median batch, floor 1 conn", fmt("floor_median_batch_ms_1client", " ms")),
         ("median per-batch rate, API", fmt("bulk_median_batch_events_per_s", " events/s")),
     ])
-    _load.print_table(f"Single event vs no-op ({SINGLE_CLIENTS} keep-alive clients)", [
+    _load.print_table(f"Single event vs no-op ({SINGLE_CLIENTS} concurrent clients)", [
         ("no-op /healthz p50 / p99", f"{fmt('noop_p50_ms')} / {fmt('noop_p99_ms')} ms"),
         ("POST /v1/events p50 / p99", f"{fmt('single_post_p50_ms')} / {fmt('single_post_p99_ms')} ms"),
         ("p99 ratio (target <= 2)", fmt("single_post_p99_vs_noop")),

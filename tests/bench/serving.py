@@ -9,8 +9,8 @@ loads two tenants through the product's own ingestion functions: the MovieLens d
 synthetic shop with `--items` products; trains the project's own models on both through the training
 job (`training.jobs.run_training`, a small/fast hyper-parameter set for the shop: see SHOP_PARAMS), which
 hands the version to the index build job (`serving.tasks.build_index`, run in process here) that indexes
-and activates it. Then gunicorn (`config.wsgi`) serves both tenants on a loopback port and 8 keep-alive
-clients measure, alternating phases so they share the machine's noise:
+and activates it. Then gunicorn as deployed (`config/gunicorn.py`) serves both tenants on a loopback port
+and 8 concurrent clients measure, alternating phases so they share the machine's noise:
 
 * no-op: GET /healthz, a JSON view without dependencies, on the same server;
 * uncached recommendations: GET /v1/recommendations for distinct customers, each asked once (misses);
@@ -599,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         with _load.gunicorn(workers=args.workers, worker_class=args.worker_class, threads=args.threads,
                             env=server_env) as server:
             figures["server"] = server.description
-            figures["load_generator"] = "python threads, raw keep-alive HTTP/1.1 sockets, same machine"
+            figures["load_generator"] = _load.LOAD_GENERATOR
             figures.update(bench_latency(server, shop, args.requests, movielens))
         per_core = figures["throughput_rps"] / (os.cpu_count() or 1)
         figures["uncached_rps_per_core"] = round(per_core, 1)
@@ -621,7 +621,7 @@ def _report(figures: dict) -> None:
         value = figures.get(key)
         return "-" if value is None else (f"{value:,}{unit}" if isinstance(value, int) else f"{value}{unit}")
 
-    _load.print_table(f"Serving at {CLIENTS} keep-alive clients ({fmt('server')})", [
+    _load.print_table(f"Serving at {CLIENTS} concurrent clients ({fmt('server')})", [
         ("synthetic catalog", fmt("catalog_size", " products")),
         ("no-op /healthz p50 / p99", f"{fmt('noop_p50_ms')} / {fmt('noop_p99_ms')} ms"),
         ("uncached recommendations p50 / p99", f"{fmt('uncached_p50_ms')} / {fmt('uncached_p99_ms')} ms"),
