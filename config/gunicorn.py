@@ -9,9 +9,10 @@ busy that worker is. On the README's 2-core machine this took uncached recommend
 40-57 ms to 21-31 ms (README, *Benchmarks*).
 
 A sync worker closes the connection after each answer and is tied up by a client that sends or reads
-slowly, so in production it sits behind a buffering proxy (nginx, a cloud load balancer), which holds
-the clients' keep-alive connections. More workers than cores + 1 only pay when PostgreSQL and Redis run
-on other machines (a request then waits longer): `RECSVC_WEB_WORKERS`.
+slowly, so in production it sits behind a buffering proxy, which holds the clients' keep-alive
+connections: deploy/nginx/recsvc.conf.template (or a cloud load balancer that buffers). More workers
+than cores + 1 only pay when PostgreSQL and Redis run on other machines (a request then waits longer):
+`RECSVC_WEB_WORKERS`.
 """
 
 import os

@@ -1,0 +1,123 @@
+"""The buffering proxy of deploy/nginx/ in front of a real gunicorn as deployed (config/gunicorn.py), with
+one sync worker so that one stuck connection would show: nginx keeps clients' connections alive, holds a
+stalled client itself instead of handing it to the worker, and refuses an oversized body as a problem.
+
+Runs where nginx is installed (CI installs Debian's nginx-light); elsewhere it is skipped, saying so."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import string
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.bench import _load
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "recsvc.conf.template"
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+
+pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
+
+# Requests cut off before their end: headers without the blank line, and a body shorter than its length
+# (unauthenticated, so the app answers 401 at once; gunicorn alone then waits for the rest of the body).
+PARTIAL_REQUESTS = {
+    "headers": b"GET /healthz HTTP/1.1\r\nHost: shop.example\r\n",
+    "body": b"POST /v1/events HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{\"event_",
+}
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert process.poll() is None, "the process exited"
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        assert time.monotonic() < deadline, f"nothing listens on {port}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """(nginx port, gunicorn port): gunicorn with one sync worker behind nginx rendered from the template."""
+    root = tmp_path_factory.mktemp("nginx")
+    with _load.gunicorn(workers=1) as server:
+        nginx_port = _load.free_port()
+        rendered = string.Template(TEMPLATE.read_text()).safe_substitute(
+            RECSVC_LISTEN=f"127.0.0.1:{nginx_port}", RECSVC_UPSTREAM=f"127.0.0.1:{server.port}")
+        (root / "recsvc.conf").write_text(rendered)
+        temp_paths = "".join(f"{kind}_temp_path {root / kind};\n"
+                             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (root / "nginx.conf").write_text(
+            ("user root;\n" if os.geteuid() == 0 else "")
+            + f"daemon off;\nworker_processes 1;\npid {root / 'nginx.pid'};\nerror_log {root / 'error.log'};\n"
+            + "events { worker_connections 64; }\n"
+            + f"http {{\naccess_log off;\n{temp_paths}include {root / 'recsvc.conf'};\n}}\n"
+        )
+        nginx = subprocess.Popen([NGINX, "-p", str(root), "-e", str(root / "error.log"),
+                                  "-c", str(root / "nginx.conf")])
+        try:
+            _wait_for_port(nginx_port, nginx)
+            yield nginx_port, server.port
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=30)
+
+
+def _healthz(port: int, timeout_s: float = 3) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_a_client_keeps_its_connection_through_the_proxy(stack):
+    nginx_port, _ = stack
+    conn = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=5)
+    conn.request("GET", "/healthz")
+    first = conn.getresponse()
+    assert (first.status, first.read()) == (200, b'{"ok": true}')
+    assert not first.will_close  # gunicorn closed its side; nginx keeps the client's
+    sock = conn.sock
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200 and conn.sock is sock
+    conn.close()
+
+
+@pytest.mark.parametrize("cut", sorted(PARTIAL_REQUESTS))
+def test_a_stalled_client_holds_the_proxy_not_the_worker(stack, cut):
+    nginx_port, gunicorn_port = stack
+    with socket.create_connection(("127.0.0.1", nginx_port)) as stalled:
+        stalled.sendall(PARTIAL_REQUESTS[cut])
+        time.sleep(0.3)
+        assert _healthz(nginx_port) == 200  # the one worker is free
+    # Without the proxy the same client takes the worker until it finishes, and the next request waits.
+    with socket.create_connection(("127.0.0.1", gunicorn_port)) as stalled:
+        stalled.sendall(PARTIAL_REQUESTS[cut])
+        time.sleep(0.3)
+        with pytest.raises(TimeoutError):
+            _healthz(gunicorn_port, timeout_s=1.5)
+    assert _healthz(gunicorn_port, timeout_s=10) == 200  # freed once the stalled client went away
+
+
+def test_a_body_over_the_limit_is_refused_by_the_proxy_as_a_problem(stack):
+    nginx_port, _ = stack
+    with socket.create_connection(("127.0.0.1", nginx_port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/events/bulk HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 18874368\r\n\r\n")  # 18 MiB declared, none sent: refused before reading
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 413
+        assert response.getheader("Content-Type") == "application/problem+json"
+        body = json.loads(response.read())
+    assert body["status"] == 413 and body["type"] == "/problems/payload-too-large"
