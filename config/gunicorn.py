@@ -24,5 +24,8 @@ bind = env_str("RECSVC_WEB_BIND", "127.0.0.1:8000")
 worker_class = "sync"
 workers = env_int("RECSVC_WEB_WORKERS", (os.cpu_count() or 1) + 1, minimum=1, maximum=256)
 backlog = 2048
-# A bulk request of 10,000 events or a cold model load takes seconds, never minutes.
-timeout = 120
+# A worker silent this long is restarted. A sync worker is silent for the whole of its request: a bulk
+# request of 10,000 events or a cold model load takes seconds, but an import upload (RECSVC_MAX_IMPORT_BYTES,
+# 20 GiB) is read and written to disk in the request, about 300 MB/s here (2 GB in 6-7.6 s), so about 70 s
+# at the limit. Slower disks: raise it.
+timeout = env_int("RECSVC_WEB_TIMEOUT", 120, minimum=10, maximum=3600)

@@ -21,7 +21,7 @@ CONFIG = ROOT / "config" / "gunicorn.py"
 
 
 def _config(monkeypatch, **env: str) -> dict:
-    for name in ("RECSVC_WEB_WORKERS", "RECSVC_WEB_BIND"):
+    for name in ("RECSVC_WEB_WORKERS", "RECSVC_WEB_BIND", "RECSVC_WEB_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -37,12 +37,13 @@ def test_the_deployed_server_runs_one_single_threaded_worker_more_than_the_cores
 
 
 def test_the_environment_sizes_the_server(monkeypatch):
-    config = _config(monkeypatch, RECSVC_WEB_WORKERS="8", RECSVC_WEB_BIND="0.0.0.0:9000")
-    assert (config["workers"], config["bind"]) == (8, "0.0.0.0:9000")
+    assert _config(monkeypatch)["timeout"] == 120
+    config = _config(monkeypatch, RECSVC_WEB_WORKERS="8", RECSVC_WEB_BIND="0.0.0.0:9000", RECSVC_WEB_TIMEOUT="600")
+    assert (config["workers"], config["bind"], config["timeout"]) == (8, "0.0.0.0:9000", 600)
 
 
 @pytest.mark.parametrize("name, value", [("RECSVC_WEB_WORKERS", "two"), ("RECSVC_WEB_WORKERS", "0"),
-                                         ("RECSVC_WEB_WORKERS", "-1")])
+                                         ("RECSVC_WEB_WORKERS", "-1"), ("RECSVC_WEB_TIMEOUT", "5")])
 def test_a_malformed_size_stops_the_server_before_it_starts(monkeypatch, name, value):
     with pytest.raises(ImproperlyConfiguredEnv, match=name):
         _config(monkeypatch, **{name: value})
