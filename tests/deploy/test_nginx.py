@@ -19,20 +19,24 @@ from pathlib import Path
 
 import pytest
 
+from tenants.api_keys import create_api_key
 from tests.bench import _load
+from tests.celery_worker import _test_database_url
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "recsvc.conf.template"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
 
-# Requests cut off before their end: headers without the blank line, and a body shorter than its length
-# (unauthenticated, so the app answers 401 at once; gunicorn alone then waits for the rest of the body).
-PARTIAL_REQUESTS = {
-    "headers": b"GET /healthz HTTP/1.1\r\nHost: shop.example\r\n",
-    "body": b"POST /v1/events HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100\r\n\r\n{\"event_",
-}
+
+
+def _partial_request(cut: str, api_key: str) -> bytes:
+    """A request cut off before its end: headers without their blank line, or an event whose body is
+    shorter than its length (with a valid key, so the app reads the body)."""
+    if cut == "headers":
+        return b"GET /healthz HTTP/1.1\r\nHost: shop.example\r\n"
+    return (f"POST /v1/events HTTP/1.1\r\nHost: shop.example\r\nAuthorization: Bearer {api_key}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"event_").encode()
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) -> None:
@@ -46,10 +50,15 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) 
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """(nginx port, gunicorn port): gunicorn with one sync worker behind nginx rendered from the template."""
+def stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """(nginx port, gunicorn port): gunicorn with one sync worker, on the test database, behind nginx
+    rendered from the template."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        database = connection.settings_dict["NAME"]
     root = tmp_path_factory.mktemp("nginx")
-    with _load.gunicorn(workers=1) as server:
+    with _load.gunicorn(workers=1, env={"DATABASE_URL": _test_database_url(database)}) as server:
         nginx_port = _load.free_port()
         rendered = string.Template(TEMPLATE.read_text()).safe_substitute(
             RECSVC_LISTEN=f"127.0.0.1:{nginx_port}", RECSVC_UPSTREAM=f"127.0.0.1:{server.port}")
@@ -94,16 +103,23 @@ def test_a_client_keeps_its_connection_through_the_proxy(stack):
     conn.close()
 
 
-@pytest.mark.parametrize("cut", sorted(PARTIAL_REQUESTS))
-def test_a_stalled_client_holds_the_proxy_not_the_worker(stack, cut):
+@pytest.fixture
+def ingest_key(tenant) -> str:
+    return create_api_key(tenant, name="proxy test", scopes=["ingest"])[1]
+
+
+@pytest.mark.django_db(transaction=True)  # the server's own connection sees the key
+@pytest.mark.parametrize("cut", ["headers", "body"])
+def test_a_stalled_client_holds_the_proxy_not_the_worker(stack, ingest_key, cut):
     nginx_port, gunicorn_port = stack
+    partial = _partial_request(cut, ingest_key)
     with socket.create_connection(("127.0.0.1", nginx_port)) as stalled:
-        stalled.sendall(PARTIAL_REQUESTS[cut])
+        stalled.sendall(partial)
         time.sleep(0.3)
         assert _healthz(nginx_port) == 200  # the one worker is free
     # Without the proxy the same client takes the worker until it finishes, and the next request waits.
     with socket.create_connection(("127.0.0.1", gunicorn_port)) as stalled:
-        stalled.sendall(PARTIAL_REQUESTS[cut])
+        stalled.sendall(partial)
         time.sleep(0.3)
         with pytest.raises(TimeoutError):
             _healthz(gunicorn_port, timeout_s=1.5)
