@@ -37,7 +37,7 @@ STOP_TIMEOUT_S = 30
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _test_database_url(name: str) -> str:
+def url_of_test_database(name: str) -> str:
     """DATABASE_URL of this process with the database replaced by the test database."""
     return urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}").geturl()
 
@@ -95,7 +95,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": _test_database_url(database),
+        "DATABASE_URL": url_of_test_database(database),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": broker,
         "CELERY_TASK_ALWAYS_EAGER": "0",

@@ -21,13 +21,12 @@ import pytest
 
 from tenants.api_keys import create_api_key
 from tests.bench import _load
-from tests.celery_worker import _test_database_url
+from tests.celery_worker import url_of_test_database
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "recsvc.conf.template"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
-
 
 
 def _partial_request(cut: str, api_key: str) -> bytes:
@@ -58,7 +57,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
         database = connection.settings_dict["NAME"]
     root = tmp_path_factory.mktemp("nginx")
-    with _load.gunicorn(workers=1, env={"DATABASE_URL": _test_database_url(database)}) as server:
+    with _load.gunicorn(workers=1, env={"DATABASE_URL": url_of_test_database(database)}) as server:
         nginx_port = _load.free_port()
         rendered = string.Template(TEMPLATE.read_text()).safe_substitute(
             RECSVC_LISTEN=f"127.0.0.1:{nginx_port}", RECSVC_UPSTREAM=f"127.0.0.1:{server.port}")

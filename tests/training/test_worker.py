@@ -29,7 +29,7 @@ from config.celery import app as celery_app
 from recs.demo.load import load_synthetic
 from recs.demo.synthetic import ShopSpec
 from tenants.context import tenant_context
-from tests.celery_worker import REPO, _test_database_url, _wait_until_ready
+from tests.celery_worker import REPO, _wait_until_ready, url_of_test_database
 from tests.factories import TenantFactory
 from training.registry import lifecycle, reaper, storage
 from training.registry.models import ModelVersion
@@ -105,7 +105,7 @@ def doomed_worker(queue: str, artifact_dir: Path, log: Path) -> Iterator[subproc
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": _test_database_url(connection.settings_dict["NAME"]),
+        "DATABASE_URL": url_of_test_database(connection.settings_dict["NAME"]),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": celery_app.conf.broker_url,
         "CELERY_TASK_ALWAYS_EAGER": "0",
