@@ -17,5 +17,5 @@ class CursorByIdPagination(CursorPagination):
         if raw is None:
             return self.page_size
         if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
-            raise ValidationError({self.page_size_query_param: ["A whole number from 1 to 1000."]})
+            raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
         return self.max_page_size if len(raw) > 9 else min(int(raw), self.max_page_size)  # int() of 5,000 digits raises

@@ -128,18 +128,21 @@ def _api_path(request) -> bool:
     return request.path.startswith(("/v1/", "/webhooks/"))
 
 
+def _plain_problem(status_code: int, detail: str, code: str) -> JsonResponse:
+    """A problem answered outside DRF (no renderer runs there)."""
+    return JsonResponse(_body(status_code, detail, code), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
 def not_found(request, exception=None):
     """handler404: an API client gets a problem, a person the dashboard's page (a URL no route matches,
     such as `/v1/boosts/0.5`, never reaches DRF's exception handler)."""
     if _api_path(request):
-        return JsonResponse(_body(404, "No such resource.", "not_found"), status=404,
-                            content_type=PROBLEM_CONTENT_TYPE)
+        return _plain_problem(404, "No such resource.", "not_found")
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
     """handler500, likewise: a problem for API clients, never an HTML page they cannot parse."""
     if _api_path(request):
-        return JsonResponse(_body(500, "The server failed to answer; nothing was changed by this error.",
-                                  "server_error"), status=500, content_type=PROBLEM_CONTENT_TYPE)
+        return _plain_problem(500, "The server failed to answer; nothing was changed by this error.", "server_error")
     return defaults.server_error(request)

@@ -98,7 +98,7 @@ def gunicorn(
     )
     server = Server("127.0.0.1", port, process, description)
     try:
-        _wait_ready(server, timeout_s)
+        wait_until_healthy(server, timeout_s)
         yield server
     finally:
         if process.poll() is None:
@@ -110,19 +110,20 @@ def gunicorn(
                 process.wait()
 
 
-def _wait_ready(server: Server, timeout_s: float) -> None:
+def wait_until_healthy(server: Server, timeout_s: float) -> None:
+    """Until the server (gunicorn, or a proxy in front of it) answers /healthz with 200."""
     deadline = time.monotonic() + timeout_s
     request = build_request("GET", "/healthz")
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.process.returncode}")
+            raise RuntimeError(f"{server.description} exited with {server.process.returncode}")
         try:
             with contextlib.closing(HttpConnection(server.address, timeout=2)) as conn:
                 if conn.send(request)[0] == 200:
                     return
         except OSError:
             time.sleep(0.2)
-    raise TimeoutError("gunicorn did not answer /healthz in time")
+    raise TimeoutError(f"{server.description} did not answer /healthz in time")
 
 
 # --- a minimal HTTP/1.1 client ---------------------------------------------------------------------------

@@ -8,13 +8,12 @@ import os
 import runpy
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from config.env import ImproperlyConfiguredEnv
-from tests.bench._load import free_port
+from tests.bench import _load
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "gunicorn.py"
@@ -50,22 +49,15 @@ def test_a_malformed_size_stops_the_server_before_it_starts(monkeypatch, name, v
 
 
 def test_a_server_started_from_the_configuration_answers_request_after_request():
-    port = free_port()
+    port = _load.free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     env = {**os.environ, "RECSVC_WEB_WORKERS": "1", "RECSVC_WEB_BIND": f"127.0.0.1:{port}"}
     server = subprocess.Popen([str(gunicorn), "-c", str(CONFIG), "--log-level", "warning"], cwd=ROOT, env=env)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/healthz")
-                first = conn.getresponse()
-                break
-            except OSError:
-                assert server.poll() is None, "gunicorn exited"
-                assert time.monotonic() < deadline, "gunicorn did not answer"
-                time.sleep(0.5)
+        _load.wait_until_healthy(_load.Server("127.0.0.1", port, server, "gunicorn"), timeout_s=90)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/healthz")
+        first = conn.getresponse()
         assert (first.status, first.read()) == (200, b'{"ok": true}')
         assert first.will_close  # a sync worker: the proxy in front keeps its clients' connections alive
         for _ in range(3):  # the one worker is free again after each answer

@@ -6,7 +6,6 @@ Runs where nginx is installed (CI installs Debian's nginx-light); elsewhere it i
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -38,16 +37,6 @@ def _partial_request(cut: str, api_key: str) -> bytes:
             "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"event_").encode()
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        assert process.poll() is None, "the process exited"
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        assert time.monotonic() < deadline, f"nothing listens on {port}"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """(nginx port, gunicorn port): gunicorn with one sync worker, on the test database, behind nginx
@@ -73,7 +62,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         nginx = subprocess.Popen([NGINX, "-p", str(root), "-e", str(root / "error.log"),
                                   "-c", str(root / "nginx.conf")])
         try:
-            _wait_for_port(nginx_port, nginx)
+            _load.wait_until_healthy(_load.Server("127.0.0.1", nginx_port, nginx, "nginx"), timeout_s=30)
             yield nginx_port, server.port
         finally:
             nginx.terminate()
