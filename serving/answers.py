@@ -24,7 +24,6 @@ from typing import Any
 from recs.models import Customer, Product
 from serving import cache
 from serving.cache import Found
-from serving.customer_state import customer_pk
 from serving.funnel import POPULAR_WINDOW_DAYS, Context, Recommendation, popular, recommend, similar_items
 from serving.registry_cache import active_version_id
 from tenants.context import tenant_context
@@ -133,10 +132,13 @@ def _through_cache(
 # --- the endpoints' answers ---------------------------------------------------------------------------
 
 
-def _compute_recommendations(tenant_id: int, request: RecommendRequest, customer_pk: int | None) -> Recommendation:
+def _compute_recommendations(tenant_id: int, request: RecommendRequest, customer_pk: int | None = None
+                             ) -> Recommendation:
+    """`customer_pk` None: the funnel resolves the request's customer id with the customer's events."""
     return recommend(
         tenant_id, customer_pk, session_id=request.session_id, k=request.k,
         exclude=_product_pks(tenant_id, request.exclude), context=_context(tenant_id, request, request.product_id),
+        customer_external_id=request.customer_id if customer_pk is None else None,
     )
 
 
@@ -158,7 +160,7 @@ def recommendations_answer(
     """The /v1/recommendations answer (without recommendation_id and variant). `use_cache=False` neither
     reads nor writes the cache; `found`: the result of this tenant's recommendations_lookup for it."""
     def compute() -> Recommendation:
-        return _compute_recommendations(tenant_id, request, customer_pk(tenant_id, request.customer_id))
+        return _compute_recommendations(tenant_id, request)
 
     return _through_cache(tenant_id, "recommend", request, compute, customer=request.customer_id,
                           cacheable=use_cache and _cacheable(request), found=found)

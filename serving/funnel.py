@@ -31,8 +31,8 @@ from django.utils import timezone
 
 from recs.ingest.event_types import event_weights
 from recs.models import Event
+from serving import customer_state, online_features, ranking
 from serving import index as item_index
-from serving import online_features, ranking
 from serving.catalog import CandidateTable, empty_table, load_candidates
 from serving.customer_state import PURCHASE, CustomerEvents, read_customer_events
 from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
@@ -401,14 +401,20 @@ def recommend(
     k: int = 10,
     exclude: Collection[int] = (),
     context: Context | None = None,
+    customer_external_id: str | None = None,
 ) -> Recommendation:
-    """Top-k products for a customer (None: unknown; then the session's events alone personalise)."""
+    """Top-k products for a customer (None: unknown; then the session's events alone personalise), named
+    by row id or, with `customer_pk` None, by the shop's id (resolved with the customer's events)."""
     model = served_model(tenant_id)
     rules = compiled_rules(tenant_id)
     events = read_customer_events(
         tenant_id, customer_pk, recent_limit=2 * model.retrieval.history_len if model is not None else 0,
-        purchased_days=rules.settings.exclude_purchased_days,
+        purchased_days=rules.settings.exclude_purchased_days, external_id=customer_external_id,
     )
+    if events is not None:
+        customer_pk = events.customer_pk
+    elif customer_pk is None and customer_external_id:  # the embedded SQLite reads the id on its own
+        customer_pk = customer_state.customer_pk(tenant_id, customer_external_id)
     filters = _filters(tenant_id, Endpoint.RECOMMENDATIONS, context, exclude, customer_pk, events, rules)
     if model is None:
         return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, None), None,

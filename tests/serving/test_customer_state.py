@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.db.models import Count
 
-from recs.models import Event
+from recs.models import Customer, Event
 from serving.customer_state import customer_pk, read_customer_events
 from serving.funnel import purchased_products, recent_history
 from serving.online_features import activity_totals, customer_activity
@@ -33,6 +33,13 @@ def test_the_combined_read_means_what_the_separate_queries_mean(shop, purchased_
         assert np.array_equal(combined[0], separate[0]) and np.array_equal(combined[1], separate[1])
         assert activity_totals(tenant.pk, events.activity) == customer_activity(tenant.pk, customer)
 
+        external_id = Customer.objects.for_tenant(tenant).get(pk=customer).external_id
+        by_shop_id = read_customer_events(tenant.pk, None, recent_limit=2 * limit, purchased_days=purchased_days,
+                                          external_id=external_id)
+        assert by_shop_id.customer_pk == events.customer_pk == customer
+        assert by_shop_id.recent == events.recent and by_shop_id.activity == events.activity
+        assert np.array_equal(by_shop_id.purchased, events.purchased)
+
 
 def test_no_customer_reads_nothing(shop):
     tenant, _ = shop
@@ -46,3 +53,16 @@ def test_the_customer_id_resolves_within_the_acting_shop_only(tenant, other_tena
     assert customer_pk(tenant.pk, "c-2") is None  # another shop's customer
     assert customer_pk(tenant.pk, "never-seen") is None
     assert customer_pk(tenant.pk, None) is None and customer_pk(tenant.pk, "") is None
+
+
+def test_the_combined_read_resolves_the_shop_id_within_the_acting_shop_only(tenant, other_tenant):
+    ours = CustomerFactory(tenant=tenant, external_id="c-1")  # no events yet: still found
+    CustomerFactory(tenant=other_tenant, external_id="c-2")
+
+    def read(external_id):
+        return read_customer_events(tenant.pk, None, recent_limit=10, purchased_days=None, external_id=external_id)
+
+    found = read("c-1")
+    assert found.customer_pk == ours.pk and found.recent == [] and len(found.purchased) == 0
+    assert read("c-2") is None  # another shop's customer
+    assert read("never-seen") is None
