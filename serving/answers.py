@@ -125,7 +125,8 @@ def _through_cache(
     with cache.computing_with(tenant_id, found.seen):
         rec = compute()
     answer = as_answer(rec)
-    cache.set_answer(found.key, answer, max_seconds=rec.valid_for)
+    if found.key is not None:  # None: the customer's event is being stored (serving.cache.PENDING_MS)
+        cache.set_answer(found.key, answer, max_seconds=rec.valid_for)
     return answer
 
 
@@ -181,7 +182,9 @@ def precompute_recommendations(tenant_id: int, customer_external_ids: list[str],
             request = RecommendRequest(customer_id=customer_id, k=k)
             # The key first: an event stored while computing bumps the generation, and the answer then
             # lands under the old (unreachable) key rather than serving stale items under the new one.
-            key = cache.answer_key(tenant_id, "recommend", request.shape(), version, customer=customer_id)
+            key = cache.storable_answer_key(tenant_id, "recommend", request.shape(), version, customer=customer_id)
+            if key is None:  # the customer's event is being stored: the next request computes the answer
+                continue
             rec = _compute_recommendations(tenant_id, request, pks.get(customer_id))
             cache.set_answer(key, as_answer(rec), max_seconds=rec.valid_for)
             written += 1

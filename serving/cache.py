@@ -93,6 +93,38 @@ def bump_customer_generation(tenant_id: int, customer_external_ids: Iterable[str
                     exc_info=True)
 
 
+# The single-event API sends its customer's bump on the request's admission round trip, before the event
+# is stored, instead of in a round trip of its own after the commit (that round trip was about a sixth of a
+# single event's CPU). An answer computed between that bump and the commit would not show the event, so the
+# bump first sets a marker that expires by itself after PENDING_MS; while it exists, lookups say that what
+# is computed must not be stored (Found.key None, storable_answer_key None). The writer skips its bump after
+# the commit only when the commit finished with half the marker's life to spare (`pending_bump_covers`);
+# otherwise it bumps again after the commit, as every other path does. Readers never wait on the marker.
+PENDING_MS = 1000
+_PENDING_SUFFIX = ":pending"
+
+
+def queue_pending_bump(pipe: Any, tenant_id: int, customer_external_id: str) -> None:
+    """Queue, on a Redis pipeline, this customer's bump with its pending marker (marker first: a lookup
+    between the two commands sees the marker and stores nothing)."""
+    if not customer_external_id:
+        return
+    key = _raw_generation_keys(tenant_id, {customer_external_id})[0]
+    pipe.set(key + _PENDING_SUFFIX, 1, px=PENDING_MS)
+    pipe.set(key, time.time_ns(), ex=GENERATION_TTL_SECONDS)
+
+
+def pending_bump_applied(replies: list[Any] | None) -> bool:
+    """True when the replies of queue_pending_bump's commands say both were applied."""
+    return replies is not None and len(replies) == 2 and all(reply is True for reply in replies)
+
+
+def pending_bump_covers(sent_at: float) -> bool:
+    """True when a commit finishing now is covered by a pending bump sent at `sent_at` (time.monotonic()
+    before the bump was sent): its marker outlives the commit by at least half of its life."""
+    return time.monotonic() - sent_at < PENDING_MS / 2000
+
+
 def _rules_generation_key(tenant_id: int) -> str:
     return f"recs:rules-gen:{int(tenant_id)}"
 
@@ -136,13 +168,29 @@ def answer_key(
     tenant's rules generation, so a rule change does the same for every answer of the tenant.
 
     The generations (and the active version id, by default) are read in one MGET."""
+    return _read_key(tenant_id, kind, shape, model_version, customer)[0]
+
+
+def storable_answer_key(
+    tenant_id: int, kind: str, shape: dict[str, Any], model_version: int | object | None = ACTIVE, *,
+    customer: str | None = None,
+) -> str | None:
+    """answer_key, or None while the customer's event is being stored (its pending marker exists): an
+    answer computed now must not be stored. Read the key before computing the answer."""
+    key, pending = _read_key(tenant_id, kind, shape, model_version, customer)
+    return None if pending else key
+
+
+def _read_key(tenant_id: int, kind: str, shape: dict[str, Any], model_version: int | object | None,
+              customer: str | None) -> tuple[str, bool]:
     # Imported here: ingestion imports this module for the generation bump, and must not load the models.
     from serving.registry_cache import active_version_id
     from training.registry.lifecycle import active_version_cache_key
 
     wanted = [_rules_generation_key(tenant_id)]
     if customer:
-        wanted.append(_generation_key(tenant_id, customer))
+        generation_key = _generation_key(tenant_id, customer)
+        wanted += [generation_key, generation_key + _PENDING_SUFFIX]
     if model_version is ACTIVE:
         wanted.append(active_version_cache_key(tenant_id))
     got = cache.get_many(wanted)
@@ -152,12 +200,14 @@ def answer_key(
         # A miss (expired, or Redis down) reads the database and refills the cache.
         model_version = active_version_id(tenant_id) if cached is None else (int(cached) or None)
     generation = int(got.get(wanted[1]) or 0) if customer else 0
-    return _compose_key(tenant_id, kind, _shape_hash(shape), customer, generation, rules, model_version or 0)
+    pending = bool(customer) and got.get(wanted[2]) is not None
+    return _compose_key(tenant_id, kind, _shape_hash(shape), customer, generation, rules, model_version or 0), pending
 
 
 # The hot path's one round trip: read the generations and the active version id, compose the answer's
 # key exactly as _compose_key does (stored generations and version ids are bare integers, as django-redis
-# stores ints, so their text is what Python would format), and read the answer. An unknown active version
+# stores ints, so their text is what Python would format), and read the answer, unless the customer's
+# pending marker exists (then a fifth element says so: see PENDING_MS). An unknown active version
 # (its cache entry expired) returns no key: the caller falls back to answer_key, which reads the database.
 # The answer's key is composed here rather than declared in KEYS, so on Redis Cluster these keys would
 # need one hash tag per tenant.
@@ -169,6 +219,7 @@ local key
 if #KEYS == 3 then
   local generation = redis.call('GET', KEYS[3]) or '0'
   key = ARGV[2] .. ARGV[3] .. ':' .. generation .. ':' .. rules .. ':' .. ARGV[4] .. ':' .. version
+  if redis.call('EXISTS', KEYS[3] .. ARGV[5]) == 1 then return {key, false, rules, version, 1} end
 else
   key = ARGV[2] .. ARGV[3] .. ':' .. rules .. ':' .. ARGV[4] .. ':' .. version
 end
@@ -193,10 +244,11 @@ class Seen(NamedTuple):
 
 
 class Found(NamedTuple):
-    """A lookup's result: the answer's cache key, the cached answer or None, and what the key was
-    composed from (None when the lookup could not say)."""
+    """A lookup's result: the answer's cache key (None: store nothing computed now, the customer's event
+    is being stored), the cached answer or None, and what the key was composed from (None when the
+    lookup could not say)."""
 
-    key: str
+    key: str | None
     answer: dict | None
     seen: Seen | None = None
 
@@ -257,9 +309,11 @@ class AnswerLookup:
         key, raw = reply[0], reply[1]
         if key is None:  # the active version is not cached: the database says which it is
             key = self.key_without_script()
-            return Found(key, get_answer(key))
+            return Found(key, get_answer(key) if key is not None else None)
         key = key.decode() if isinstance(key, bytes) else key
         seen = Seen(_int(reply[3]) or None, _int(reply[2]))
+        if len(reply) > 4:  # the customer's pending marker
+            return Found(None, None, seen)
         if raw is None:
             return Found(key, None, seen)
         try:
@@ -267,8 +321,8 @@ class AnswerLookup:
         except Exception:  # an unreadable entry is a miss
             return Found(key, None, seen)
 
-    def key_without_script(self) -> str:
-        return answer_key(self.tenant_id, self.kind, self.shape, customer=self.customer)
+    def key_without_script(self) -> str | None:
+        return storable_answer_key(self.tenant_id, self.kind, self.shape, customer=self.customer)
 
 
 def answer_lookup(tenant_id: int, kind: str, shape: dict[str, Any], *, customer: str | None = None
@@ -284,7 +338,7 @@ def answer_lookup(tenant_id: int, kind: str, shape: dict[str, Any], *, customer:
         keys.append(_generation_key(tenant_id, customer))
     head = customer_prefix(tenant_id, customer) if customer else tenant_prefix(tenant_id)
     return AnswerLookup(tenant_id, kind, shape, customer, tuple(made_prefix + k for k in keys),
-                        (made_prefix, head, kind, _shape_hash(shape)))
+                        (made_prefix, head, kind, _shape_hash(shape), _PENDING_SUFFIX))
 
 
 def lookup_answer(tenant_id: int, kind: str, shape: dict[str, Any], *, customer: str | None = None) -> Found:
@@ -292,8 +346,8 @@ def lookup_answer(tenant_id: int, kind: str, shape: dict[str, Any], *, customer:
     round trip where the cache is Redis (answer_key and get_answer cost two)."""
     lookup = answer_lookup(tenant_id, kind, shape, customer=customer)
     if lookup is None:
-        key = answer_key(tenant_id, kind, shape, customer=customer)
-        return Found(key, get_answer(key))
+        key = storable_answer_key(tenant_id, kind, shape, customer=customer)
+        return Found(key, get_answer(key) if key is not None else None)
     try:
         reply = lookup.send(raw_redis())
     except Exception as exc:  # Redis down: like the cache API (IGNORE_EXCEPTIONS), a miss

@@ -251,6 +251,24 @@ def test_precomputed_answers_are_what_the_api_reads(recommend_api, tenant, train
     assert cached["items"][0]["id"] not in [i["id"] for i in fresh["items"]]
 
 
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the pending marker is a Redis key")
+def test_while_a_customers_event_is_being_stored_answers_are_computed_but_not_stored(tenant, trained):
+    from django_redis import get_redis_connection
+
+    customer = _buyer(tenant)
+    redis = get_redis_connection("default")
+    pipe = redis.pipeline(transaction=False)
+    cache.queue_pending_bump(pipe, tenant.pk, customer.external_id)
+    assert cache.pending_bump_applied(pipe.execute())
+
+    assert precompute_recommendations(tenant.pk, [customer.external_id], k=5) == 0
+    request = RecommendRequest(customer_id=customer.external_id, k=5)
+    assert answers.recommendations_answer(tenant.pk, request)["items"]  # served, computed
+    redis.delete(*redis.keys("*recs-gen*:pending"))  # the marker expires
+    assert cache.lookup_answer(tenant.pk, "recommend", request.shape(), customer=customer.external_id).answer is None
+    assert precompute_recommendations(tenant.pk, [customer.external_id], k=5) == 1
+
+
 @pytest.mark.skipif(not settings.REDIS_URL, reason="the answer is read with the admission only from Redis")
 def test_a_cached_answer_is_read_in_the_admission_round_trip_for_the_keys_tenant_only(
     recommend_api, outsider_api, tenant, other_tenant, trained, monkeypatch

@@ -96,3 +96,44 @@ def test_a_miss_is_computed_with_the_rules_generation_and_version_its_lookup_rea
         assert cache.rules_generation(other.pk) == 0 and active_version_id(other.pk) is None  # its own
     assert cache.rules_generation(tenant.pk) > seen.rules_generation
     assert active_version_id(tenant.pk) == 4343
+
+
+def _pending_bump(tenant_id: int, customer: str) -> list:
+    from django_redis import get_redis_connection
+
+    pipe = get_redis_connection("default").pipeline(transaction=False)
+    cache.queue_pending_bump(pipe, tenant_id, customer)
+    return pipe.execute()
+
+
+def test_while_a_customers_event_is_being_stored_nothing_computed_is_stored(tenant):
+    from django_redis import get_redis_connection
+
+    active_version_id(tenant.pk)
+    before = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert cache.pending_bump_applied(_pending_bump(tenant.pk, "c-1"))
+
+    during = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert during.key is None and during.answer is None  # compute, but store nothing
+    assert cache.storable_answer_key(tenant.pk, "recommend", SHAPE, customer="c-1") is None
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-2").key is not None  # only c-1's
+    new_key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert new_key != before.key  # the generation changed with the marker
+
+    # The marker expires by itself: then the new generation's answers are stored and found as usual.
+    redis = get_redis_connection("default")
+    markers = [k for k in redis.keys("*recs-gen*:pending")]
+    assert len(markers) == 1 and 0 < redis.pttl(markers[0]) <= cache.PENDING_MS
+    redis.delete(markers[0])
+    after = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert after.key == new_key == cache.storable_answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
+    cache.set_answer(after.key, {"items": []})
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1").answer == {"items": []}
+
+
+def test_a_pending_bump_covers_a_commit_only_well_inside_its_markers_life(monkeypatch):
+    now = 1000.0
+    monkeypatch.setattr(cache.time, "monotonic", lambda: now)
+    assert cache.pending_bump_covers(now - 0.001)
+    assert not cache.pending_bump_covers(now - cache.PENDING_MS / 1000 / 2)
+    assert not cache.pending_bump_applied(None) and not cache.pending_bump_applied([True, ValueError()])
