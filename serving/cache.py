@@ -109,9 +109,9 @@ def queue_pending_bump(pipe: Any, tenant_id: int, customer_external_id: str) -> 
     between the two commands sees the marker and stores nothing)."""
     if not customer_external_id:
         return
-    key = _raw_generation_keys(tenant_id, {customer_external_id})[0]
-    pipe.set(key + _PENDING_SUFFIX, 1, px=PENDING_MS)
-    pipe.set(key, time.time_ns(), ex=GENERATION_TTL_SECONDS)
+    key = _generation_key(tenant_id, customer_external_id)
+    pipe.set(cache.make_key(key + _PENDING_SUFFIX), 1, px=PENDING_MS)
+    pipe.set(cache.make_key(key), time.time_ns(), ex=GENERATION_TTL_SECONDS)
 
 
 def pending_bump_applied(replies: list[Any] | None) -> bool:
