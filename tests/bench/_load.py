@@ -43,6 +43,16 @@ def bootstrap_django(*, migrate: bool = True) -> None:
         call_command("migrate", verbosity=0, interactive=False)
 
 
+def database_settings() -> dict[str, str]:
+    """The PostgreSQL settings the figures depend on (deploy/postgres/recsvc.conf), for the JSON line."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+                       [["shared_buffers", "effective_cache_size", "max_wal_size"]])
+        return {f"pg_{name}": value for name, value in cursor.fetchall()}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -528,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             with _load.gunicorn(workers=args.workers, worker_class=args.worker_class, threads=args.threads,
                                 env=server_env) as server:
                 figures["server"] = server.description
+                figures.update(_load.database_settings())
                 figures["load_generator"] = _load.LOAD_GENERATOR
                 if not args.skip_bulk:
                     figures.update(bench_bulk(server, bench, spec, catalog, args.batches))

@@ -599,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         with _load.gunicorn(workers=args.workers, worker_class=args.worker_class, threads=args.threads,
                             env=server_env) as server:
             figures["server"] = server.description
+            figures.update(_load.database_settings())
             figures["load_generator"] = _load.LOAD_GENERATOR
             figures.update(bench_latency(server, shop, args.requests, movielens))
         per_core = figures["throughput_rps"] / (os.cpu_count() or 1)
