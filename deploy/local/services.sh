@@ -1,31 +1,11 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL and Redis run on loopback, with the service's PostgreSQL settings, and that the
-# service's database role exists.
+# Make sure PostgreSQL and Redis run on loopback, and that the service's database role exists.
 # The role is deliberately not a superuser and has no BYPASSRLS: row-level security binds it.
 set -euo pipefail
 PGHOST=${PGHOST:-127.0.0.1}
 if ! pg_isready -h "$PGHOST" -q 2>/dev/null; then
   echo "starting PostgreSQL" >&2
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
-  for _ in $(seq 1 30); do pg_isready -h "$PGHOST" -q && break; sleep 1; done
-fi
-# The service's PostgreSQL settings (deploy/postgres/recsvc.conf), as ALTER SYSTEM; percentages are of
-# this machine's RAM. PostgreSQL restarts only when a changed setting needs it (shared_buffers).
-ram_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 ))
-while IFS='=' read -r name value; do
-  name=$(echo "$name" | tr -d ' '); value=$(echo "$value" | tr -d " '")
-  case "$value" in
-    *%) mb=$(( ram_mb * ${value%\%} / 100 ))
-        [ "$name" = shared_buffers ] && [ "$mb" -gt 4096 ] && mb=4096
-        value="${mb}MB" ;;
-  esac
-  psql -h "$PGHOST" -U postgres -qtA -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET $name = '$value'" >/dev/null
-done < <(grep -Ev '^[[:space:]]*(#|$)' "$(dirname "$0")/../postgres/recsvc.conf")
-psql -h "$PGHOST" -U postgres -qtA -c "SELECT pg_reload_conf()" >/dev/null
-sleep 0.2  # the reload is asynchronous: let pending_restart reflect it
-if [ "$(psql -h "$PGHOST" -U postgres -qtA -c "SELECT count(*) FROM pg_settings WHERE pending_restart")" != 0 ]; then
-  echo "restarting PostgreSQL for deploy/postgres/recsvc.conf" >&2
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main restart
   for _ in $(seq 1 30); do pg_isready -h "$PGHOST" -q && break; sleep 1; done
 fi
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
