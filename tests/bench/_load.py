@@ -44,7 +44,7 @@ def bootstrap_django(*, migrate: bool = True) -> None:
 
 
 def database_settings() -> dict[str, str]:
-    """The PostgreSQL settings the figures depend on (deploy/postgres/recsvc.conf), for the JSON line."""
+    """The PostgreSQL memory and WAL settings the run had, for the JSON line."""
     from django.db import connection
 
     with connection.cursor() as cursor:
