@@ -199,13 +199,15 @@ class RecommendationViewSet(_RecommendViewSet):
     _resolved: Found | None = None
 
     def dispatch(self, request, *args, **kwargs):
-        answered = self._answer_from_cache(request) if request.method == "GET" else None
+        answered = self._answer_fast(request) if request.method == "GET" else None
         return answered if answered is not None else super().dispatch(request, *args, **kwargs)
 
-    def _answer_from_cache(self, request) -> HttpResponse | None:
-        """The fast path (recs/api/fast_path.py): a request of the hot shape whose answer is cached is
-        admitted and answered in one Redis round trip. Anything else (a bad key, a refusal, a miss) goes
-        on to DRF, which reuses the admission and the lookup's result."""
+    def _answer_fast(self, request) -> HttpResponse | None:
+        """The fast path (recs/api/fast_path.py): a request of the hot shape is admitted in one Redis round
+        trip that also looks its answer up, and answered from the cache or, on a miss, computed, without
+        DRF's machinery (about a twentieth of an uncached answer's CPU). Anything else (a bad key, a
+        refusal, other parameters, an answer the cache cannot look up) goes on to DRF, which reuses the
+        admission and the lookup's result."""
         parsed = hot_recommend_request(request.GET)
         if parsed is None:
             return None
@@ -213,12 +215,16 @@ class RecommendationViewSet(_RecommendViewSet):
         admission = fast_path.admit(request, self, meter=Meter.RECOMMENDATIONS, prefetch=self._prefetch(parsed))
         if admission is None:
             return None
-        with tenant_context(admission.key.tenant_id):  # as DRF's path runs (recs.api.base)
+        tenant_id = admission.key.tenant_id
+        with tenant_context(tenant_id):  # as DRF's path runs (recs.api.base)
             found = self._found(admission)
-        if found is None or found.answer is None:
-            return None
-        usage.record_soon(admission.key.tenant_id, usage.RECOMMENDATIONS)
-        return fast_path.json_response(_stamped(found.answer))
+            if found is None:
+                return None
+            answer = found.answer
+            if answer is None:
+                answer = recommendations_answer(tenant_id, parsed, found=found)
+        usage.record_soon(tenant_id, usage.RECOMMENDATIONS)
+        return fast_path.json_response(_stamped(answer))
 
     def admission_prefetch(self, request) -> Prefetch | None:
         """Called by the authentication, before the key is checked: the cached answer is read in the

@@ -1,4 +1,4 @@
-"""The cached-answer fast path of GET /v1/recommendations (recs/api/recommend_views.py), before DRF."""
+"""The fast path of GET /v1/recommendations (recs/api/recommend_views.py): the hot shape, before DRF."""
 
 from __future__ import annotations
 
@@ -40,16 +40,19 @@ def test_anything_else_goes_to_the_full_validation(query):
 
 
 @pytest.mark.skipif(not django_settings.REDIS_URL, reason="the fast path answers from Redis")
-def test_a_cached_answer_from_the_fast_path_is_the_answer_drf_gave(recommend_api, tenant, trained):
+def test_the_fast_path_computes_a_miss_caches_it_and_answers_what_drf_answers(recommend_api, tenant, trained):
     query = {"customer_id": "c-0001", "k": 6}
-    computed = recommend_api.get("/v1/recommendations", query)  # a miss: DRF computes and caches
-    cached = recommend_api.get("/v1/recommendations", query)  # a hit: the fast path
-    assert computed.status_code == cached.status_code == 200
-    assert cached["Content-Type"] == "application/json"
-    assert "Allow" in computed and "Allow" not in cached  # DRF's views add Allow; the fast path does not
-    first, second = computed.json(), cached.json()
-    assert first.pop("recommendation_id") != second.pop("recommendation_id")
-    assert first == second and second["model_version"] == trained.pk and len(second["items"]) == 6
+    computed = recommend_api.get("/v1/recommendations", query)  # a miss: computed by the fast path, cached
+    cached = recommend_api.get("/v1/recommendations", query)  # a hit
+    through_drf = recommend_api.get("/v1/recommendations", {**query, "explain": "false"})  # not the hot shape
+    assert computed.status_code == cached.status_code == through_drf.status_code == 200
+    assert computed["Content-Type"] == cached["Content-Type"] == "application/json"
+    # DRF's views add Allow; the fast path does not.
+    assert "Allow" not in computed and "Allow" not in cached and "Allow" in through_drf
+    answers = [computed.json(), cached.json(), through_drf.json()]
+    assert len({a.pop("recommendation_id") for a in answers}) == 3
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["model_version"] == trained.pk and len(answers[0]["items"]) == 6
 
 
 @pytest.fixture
@@ -88,7 +91,7 @@ def test_the_fast_path_reads_an_expired_active_version_in_the_keys_tenant_scope(
 def test_a_request_handed_on_to_drf_is_counted_once_and_refusals_are_drfs(tenant, settings):
     settings.RECSVC_RATE_LIMIT_PER_MINUTE = 2
     client = _client_for(tenant, ["recommend"])
-    # Misses (no model, new customers): each is admitted by the fast path, then answered by DRF.
+    # Misses (no model, new customers), admitted and answered by the fast path.
     assert client.get("/v1/recommendations", {"customer_id": "u1"}).status_code == 200
     assert client.get("/v1/recommendations", {"customer_id": "u2"}).status_code == 200
     refused = client.get("/v1/recommendations", {"customer_id": "u3"})
