@@ -1,7 +1,9 @@
-"""Answering the hottest requests before DRF (a cached recommendation, a single event).
+"""Answering the hottest requests before DRF (a recommendation of the hot shape, cached or computed; a
+single event).
 
 DRF's per-request machinery (its request wrapper, content negotiation, authentication and permission
-classes, renderer) costs about as much CPU as the rest of a cached answer. A view's fast path answers the
+classes, renderer) costs about as much CPU as the rest of a cached answer, and about a twentieth of an
+uncached one. A view's fast path answers the
 common, plainly valid request itself and hands anything else to DRF, which reuses the admission made here
 (tenants.auth.admit_before_drf): a request is counted against its rate limit once, and every refusal
 (bad key, scope, rate limit, quota, invalid input) is still DRF's problem response.
