@@ -26,6 +26,7 @@ from django.core.cache import cache
 from redis.exceptions import NoScriptError
 
 from recs.recommendation_cache import customer_prefix, tenant_prefix
+from serving import catalog_changes
 from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
@@ -207,23 +208,26 @@ def _read_key(tenant_id: int, kind: str, shape: dict[str, Any], model_version: i
 # The hot path's one round trip: read the generations and the active version id, compose the answer's
 # key exactly as _compose_key does (stored generations and version ids are bare integers, as django-redis
 # stores ints, so their text is what Python would format), and read the answer, unless the customer's
-# pending marker exists (then a fifth element says so: see PENDING_MS). An unknown active version
-# (its cache entry expired) returns no key: the caller falls back to answer_key, which reads the database.
+# pending marker exists (then a sixth element says so: see PENDING_MS). The fifth element is the tenant's
+# catalog change counter (serving/catalog_changes.py), to which a miss's computation syncs the product rows
+# its process kept. An unknown active version (its cache entry expired) returns no key: the caller falls
+# back to answer_key, which reads the database.
 # The answer's key is composed here rather than declared in KEYS, so on Redis Cluster these keys would
 # need one hash tag per tenant.
 _LOOKUP_SCRIPT = """
 local version = redis.call('GET', KEYS[2])
 if not version then return {false, false} end
 local rules = redis.call('GET', KEYS[1]) or '0'
+local catalog = redis.call('GET', KEYS[3]) or '0'
 local key
-if #KEYS == 3 then
-  local generation = redis.call('GET', KEYS[3]) or '0'
+if #KEYS == 4 then
+  local generation = redis.call('GET', KEYS[4]) or '0'
   key = ARGV[2] .. ARGV[3] .. ':' .. generation .. ':' .. rules .. ':' .. ARGV[4] .. ':' .. version
-  if redis.call('EXISTS', KEYS[3] .. ARGV[5]) == 1 then return {key, false, rules, version, 1} end
+  if redis.call('EXISTS', KEYS[4] .. ARGV[5]) == 1 then return {key, false, rules, version, catalog, 1} end
 else
   key = ARGV[2] .. ARGV[3] .. ':' .. rules .. ':' .. ARGV[4] .. ':' .. version
 end
-return {key, redis.call('GET', ARGV[1] .. key), rules, version}
+return {key, redis.call('GET', ARGV[1] .. key), rules, version, catalog}
 """
 _LOOKUP_SHA = hashlib.sha1(_LOOKUP_SCRIPT.encode()).hexdigest()
 
@@ -241,6 +245,7 @@ class Seen(NamedTuple):
 
     active_version: int | None
     rules_generation: int
+    catalog_seq: int | None = None  # serving.catalog_changes' counter (None: not read)
 
 
 class Found(NamedTuple):
@@ -311,8 +316,8 @@ class AnswerLookup:
             key = self.key_without_script()
             return Found(key, get_answer(key) if key is not None else None)
         key = key.decode() if isinstance(key, bytes) else key
-        seen = Seen(_int(reply[3]) or None, _int(reply[2]))
-        if len(reply) > 4:  # the customer's pending marker
+        seen = Seen(_int(reply[3]) or None, _int(reply[2]), _int(reply[4]))
+        if len(reply) > 5:  # the customer's pending marker
             return Found(None, None, seen)
         if raw is None:
             return Found(key, None, seen)
@@ -333,7 +338,7 @@ def answer_lookup(tenant_id: int, kind: str, shape: dict[str, Any], *, customer:
     made_prefix = _made_prefix() if raw_redis() is not None else None
     if made_prefix is None or settings.RECSVC_RECS_CACHE_SECONDS <= 0:
         return None
-    keys = [_rules_generation_key(tenant_id), active_version_cache_key(tenant_id)]
+    keys = [_rules_generation_key(tenant_id), active_version_cache_key(tenant_id), catalog_changes.seq_name(tenant_id)]
     if customer:
         keys.append(_generation_key(tenant_id, customer))
     head = customer_prefix(tenant_id, customer) if customer else tenant_prefix(tenant_id)

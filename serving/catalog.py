@@ -27,6 +27,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast
 
 from recs.models import Product
+from serving import candidate_rows
 from tenants.postgres.cursors import server_bound_cursor
 
 STR = np.dtypes.StringDType()
@@ -115,7 +116,8 @@ def empty_table() -> CandidateTable:
 
 
 def load_candidates(tenant_id: int, pks: np.ndarray, attribute_keys: tuple[str, ...] = ()) -> CandidateTable:
-    """The current rows of these products, aligned with `pks` (one query)."""
+    """The current rows of these products, aligned with `pks` (one query, for the rows the process does
+    not keep: serving/candidate_rows.py)."""
     pks = np.asarray(pks, dtype=np.int64)
     if len(pks) == 0:
         return empty_table()
@@ -123,7 +125,9 @@ def load_candidates(tenant_id: int, pks: np.ndarray, attribute_keys: tuple[str, 
     # the model's field converters was a third of an uncached answer's CPU. Casts in the database: floats
     # (None for NULL) become NaN-carrying arrays without Decimal work.
     read = _rows_through_sql if connection.vendor == "postgresql" else _rows_through_the_orm  # the demo's SQLite
-    return table_from_rows(pks, read(tenant_id, pks, attribute_keys), attribute_keys)
+    rows = candidate_rows.read_through(tenant_id, pks, attribute_keys,
+                                       lambda wanted: read(tenant_id, wanted, attribute_keys))
+    return table_from_rows(pks, rows, attribute_keys)
 
 
 def _rows_through_sql(tenant_id: int, pks: np.ndarray, attribute_keys: tuple[str, ...]) -> list[list]:

@@ -7,6 +7,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from serving import candidate_rows
 from tenants.api_keys import create_api_key
 from tenants.context import dangerously_all_tenants
 from tenants.models import Membership
@@ -18,6 +19,7 @@ pytest_plugins = ["tests.celery_worker"]
 @pytest.fixture(autouse=True)
 def _isolated_cache():
     cache.clear()
+    candidate_rows.clear()
     yield
     cache.clear()
 

@@ -68,3 +68,18 @@ class EventFactory(factory.django.DjangoModelFactory):
     product = factory.SubFactory(ProductFactory, tenant=factory.SelfAttribute("..tenant"))
     ts = factory.Faker("date_time_this_year", tzinfo=__import__("datetime").UTC)
     event_id = factory.Sequence(lambda n: f"evt-{n}")
+
+
+def change_products(tenant, changes: dict) -> None:
+    """Change products as a shop does, through the catalog upsert, with what it does after its commit
+    (the test's transaction never commits): `changes` maps a product (row, pk or external id) to fields."""
+    from django.test import TestCase
+
+    from recs.ingest.catalog import upsert_products
+
+    pks = [p.pk if isinstance(p, Product) else p for p in changes if not isinstance(p, str)]
+    external = dict(Product.objects.for_tenant(tenant.pk).filter(pk__in=pks).values_list("pk", "external_id"))
+    items = [{"external_id": p if isinstance(p, str) else external[getattr(p, "pk", p)], **fields}
+             for p, fields in changes.items()]
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        upsert_products(tenant.pk, items, partial=True)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from recs.ingest.errors import IngestResult, RowError
 from recs.models import Customer, CustomerVersion, Product, ProductVersion
 from recs.models.catalog import CUSTOMER_TRACKED_FIELDS, PRODUCT_TRACKED_FIELDS
+from serving import catalog_changes
 
 
 @dataclass
@@ -50,7 +51,8 @@ def _snapshot(obj, fields: tuple[str, ...]) -> dict[str, Any]:
 
 def _upsert(model, version_model, fk_name: str, fields: tuple[str, ...], tenant_id: int,
             items: list[dict[str, Any]], *, partial: bool) -> tuple[UpsertResult, list]:
-    """Shared upsert for customers and products. `items` are validated dicts with `external_id`."""
+    """Shared upsert for customers and products. `items` are validated dicts with `external_id`. Returns
+    the result and the rows whose tracked fields changed."""
     now = timezone.now()
     result = UpsertResult()
     by_ext = {item["external_id"]: item for item in items}  # last one wins inside a batch
@@ -126,11 +128,15 @@ def _upsert(model, version_model, fk_name: str, fields: tuple[str, ...], tenant_
             ],
             batch_size=500,
         )
-    return result, [*to_create, *to_update]
+    return result, changed
 
 
 def upsert_products(tenant_id: int, items: list[dict[str, Any]], *, partial: bool = False) -> UpsertResult:
-    result, _ = _upsert(Product, ProductVersion, "product", PRODUCT_TRACKED_FIELDS, tenant_id, items, partial=partial)
+    result, changed = _upsert(Product, ProductVersion, "product", PRODUCT_TRACKED_FIELDS, tenant_id, items,
+                              partial=partial)
+    if changed:  # serving processes drop what they kept of these rows (new rows were never kept)
+        pks = [obj.pk for obj in changed]
+        transaction.on_commit(lambda: catalog_changes.publish_changes(tenant_id, pks))
     return result
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,6 +33,7 @@ from recs.models import (
     ProductVersion,
     WebhookDelivery,
 )
+from serving import catalog_changes
 
 log = logging.getLogger(__name__)
 EXPORT_FORMAT = "recsvc.customer-export.v1"
@@ -166,6 +168,7 @@ def redact_shop(tenant_id: int, *, source: str, keep_delivery_pk: int | None = N
         "deliveries": WebhookDelivery.objects.for_tenant(tenant_id).exclude(pk=keep_delivery_pk).delete()[0],
         "cache_keys": recommendation_cache.forget_tenant(tenant_id),
     }
+    transaction.on_commit(lambda: catalog_changes.publish_changes(tenant_id, None))
     log.warning("shop data of tenant %s erased (%s): %s", tenant_id, source, counts)
     return AuditLog.objects.create(
         tenant_id=tenant_id, action=AuditLog.Action.SHOP_REDACTED, subject=f"tenant:{tenant_id}",

@@ -18,7 +18,7 @@ from serving.answers import RecommendRequest, precompute_recommendations
 from serving.cache import answer_ttl, bump_rules_generation
 from tenants.api_keys import revoke_api_key
 from tenants.models import ApiKey
-from tests.factories import EventFactory, ProductFactory
+from tests.factories import EventFactory, ProductFactory, change_products
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_answers_are_cached_until_the_customer_acts(
     query = {"customer_id": customer.external_id, "k": 5}
     first = _ids(recommend_api.get("/v1/recommendations", query))
     # A stock change alone waits for the short TTL: the cached answer still shows the item ...
-    Product.objects.for_tenant(tenant).filter(external_id=first[1]).update(stock=0)
+    change_products(tenant, {first[1]: {"stock": 0}})
     assert _ids(recommend_api.get("/v1/recommendations", query)) == first
 
     # ... but the customer's own event invalidates their cached answers at once.
@@ -77,7 +77,7 @@ def test_stock_changes_apply_to_the_next_uncached_request(recommend_api, tenant,
     settings.RECSVC_RECS_CACHE_SECONDS = 0
     query = {"customer_id": _buyer(tenant).external_id, "k": 5}
     first = _ids(recommend_api.get("/v1/recommendations", query))
-    Product.objects.for_tenant(tenant).filter(external_id=first[0]).update(stock=0)
+    change_products(tenant, {first[0]: {"stock": 0}})
     assert first[0] not in _ids(recommend_api.get("/v1/recommendations", query))
 
 
@@ -181,7 +181,7 @@ def test_explain_shows_scores_rules_and_depth_and_is_never_cached(recommend_api,
     assert all(isinstance(s["removed"], int) for s in summary["retrieval"]["filters"])
 
     # The plain answer is cached (the stock change waits for its TTL); explained ones are computed fresh.
-    Product.objects.for_tenant(tenant).filter(external_id=plain["items"][0]["id"]).update(stock=0)
+    change_products(tenant, {plain["items"][0]["id"]: {"stock": 0}})
     assert _ids(recommend_api.get("/v1/recommendations", query)) == [i["id"] for i in plain["items"]]
     fresh = recommend_api.get("/v1/recommendations", {**query, "explain": "true"})
     assert plain["items"][0]["id"] not in _ids(fresh)
@@ -243,7 +243,7 @@ def test_precomputed_answers_are_what_the_api_reads(recommend_api, tenant, train
     assert precompute_recommendations(tenant.pk, [customer.external_id, "nobody-yet", customer.external_id], k=5) == 2
     cached = answers.recommendations_answer(tenant.pk, RecommendRequest(customer_id=customer.external_id, k=5))
     # Sold out after the precompute: the API still serves the precomputed (cached) answer until its TTL.
-    Product.objects.for_tenant(tenant).filter(external_id=cached["items"][0]["id"]).update(stock=0)
+    change_products(tenant, {cached["items"][0]["id"]: {"stock": 0}})
     served = recommend_api.get("/v1/recommendations", {"customer_id": customer.external_id, "k": 5})
     assert _ids(served) == [i["id"] for i in cached["items"]]
     fresh = answers.recommendations_answer(tenant.pk, RecommendRequest(customer_id=customer.external_id, k=5),

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache as django_cache
 
-from serving import cache
+from serving import cache, catalog_changes
 from serving.registry_cache import active_version_id
 from tests.factories import TenantFactory
 from training.registry.lifecycle import active_version_cache_key
@@ -82,8 +82,11 @@ def test_a_miss_is_computed_with_the_rules_generation_and_version_its_lookup_rea
     other = TenantFactory()
     django_cache.set(active_version_cache_key(tenant.pk), 4242, 60)
     cache.bump_rules_generation(tenant.pk)
+    catalog_changes.publish_changes(tenant.pk, [1, 2])
     key, answer, seen = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert answer is None and seen == cache.Seen(4242, cache.rules_generation(tenant.pk))
+    catalog_seq = catalog_changes.current_seq(tenant.pk)
+    assert catalog_seq > 0 and catalog_changes.current_seq(other.pk) == 0
+    assert answer is None and seen == cache.Seen(4242, cache.rules_generation(tenant.pk), catalog_seq)
     assert key.endswith(f":{seen.rules_generation}:{key.split(':')[-2]}:4242")
 
     # A rule write and an activation land between the lookup and the computation: the computation

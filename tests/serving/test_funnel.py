@@ -18,7 +18,7 @@ from serving import funnel, online_features, ordering, ranking, registry_cache
 from serving import rules as compiled_rules
 from serving.cache import bump_rules_generation
 from serving.funnel import Context, Reason, purchased_products, recommend, similar_items
-from tests.factories import EventFactory, ProductFactory, TenantFactory
+from tests.factories import EventFactory, ProductFactory, TenantFactory, change_products
 from tests.serving.trained import train_active_version
 from training.registry import lifecycle
 
@@ -57,10 +57,7 @@ def test_stock_changes_apply_to_the_next_request(shop):
     tenant, _ = shop
     customer = _buyer(tenant)
     first = _pks(recommend(tenant.pk, customer.pk, k=5))
-    products = Product.objects.for_tenant(tenant)
-    products.filter(pk=first[0]).update(stock=0)
-    products.filter(pk=first[1]).update(available=False)
-    products.filter(pk=first[2]).update(deleted=True)
+    change_products(tenant, {first[0]: {"stock": 0}, first[1]: {"available": False}, first[2]: {"deleted": True}})
 
     second = _pks(recommend(tenant.pk, customer.pk, k=5))
 
@@ -110,7 +107,7 @@ def test_similar_products_exclude_the_product_and_unsellable_ones(shop):
     assert (rec.reason, rec.model_version) == (Reason.SIMILAR, version.pk)
     pks = _pks(rec)
     assert len(set(pks)) == 8 and product.pk not in pks
-    Product.objects.for_tenant(tenant).filter(pk=pks[0]).update(stock=0)
+    change_products(tenant, {pks[0]: {"stock": 0}})
 
     again = _pks(similar_items(tenant.pk, product.pk, k=8))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recs.demo.load import load_synthetic
 from recs.demo.synthetic import ShopSpec
-from serving import online_features, registry_cache
+from serving import candidate_rows, online_features, registry_cache
 from serving import rules as compiled_rules
 from tenants.context import tenant_context
 from training.jobs import run_training
@@ -26,6 +26,7 @@ def forget_served_state() -> None:
     online_features.clear()
     registry_cache.clear()
     compiled_rules.clear()
+    candidate_rows.clear()
 
 
 def train_active_version(tenant) -> ModelVersion:
