@@ -71,6 +71,14 @@ def _synced(tenant_id: int, seq: int, attribute_keys: tuple[str, ...]) -> _Kept:
     return kept
 
 
+def _frozen(row: Sequence) -> tuple:
+    """The row as tuples: a tuple of strings and numbers leaves the cyclic garbage collector's watch once
+    a collection has seen it (a tuple of such tuples, the collection after), where lists stay, and a full
+    collection walking a hundred thousand kept rows would stall the worker's requests for tens of
+    milliseconds (as config/wsgi.py's gc.freeze says)."""
+    return tuple([tuple(v) if type(v) is list else v for v in row])
+
+
 def _trim(limit: int) -> None:
     """Drop the oldest tenth beyond the limit in one pass (deleting a dict's first key one at a time
     leaves holes its iteration then walks again and again)."""
@@ -104,7 +112,7 @@ def read_through(
     with _lock:
         if _kept.get(tenant_id) is kept and kept.seq == seq:  # no later change was seen meanwhile
             for row in fresh:
-                _rows[(tenant_id, epoch, row[0])] = row
+                _rows[(tenant_id, epoch, row[0])] = _frozen(row)
             _trim(limit)
     return found + fresh
 

@@ -76,8 +76,8 @@ class CandidateTable:
     stock: np.ndarray  # float64, NaN: stock not tracked
     price: np.ndarray  # float64, NaN: no price
     brand: np.ndarray  # StringDType
-    category_paths: list[list[str]]
-    tag_lists: list[list[str]]
+    category_paths: list[Sequence[str]]  # lists, or tuples where the row was kept (serving/candidate_rows.py)
+    tag_lists: list[Sequence[str]]
     attributes: dict[str, AttributeColumn] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -178,10 +178,10 @@ def table_from_rows(pks: np.ndarray, rows: Sequence[Sequence], attribute_keys: t
         values = cols[i]
         return [values[r] if ok else missing for r, ok in zip(row.tolist(), found.tolist(), strict=True)]
 
-    def lists(i: int) -> list[list]:
+    def lists(i: int) -> list[Sequence]:
         values = cols[i]
         pairs = zip(row.tolist(), found.tolist(), strict=True)
-        return [values[r] if ok and type(values[r]) is list else [] for r, ok in pairs]
+        return [values[r] if ok and type(values[r]) in (list, tuple) else [] for r, ok in pairs]
 
     return CandidateTable(
         pks=pks,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 from django.conf import settings as django_settings
@@ -167,3 +169,15 @@ def test_rows_older_than_the_maximum_age_are_reread(products, settings, monkeypa
     monkeypatch.setattr(candidate_rows.time, "monotonic", lambda: now + settings.RECSVC_CANDIDATE_ROWS_MAX_AGE_S)
     reads.rows([a.pk])
     assert reads.asked == [[a.pk], [a.pk]]
+
+
+def test_kept_rows_leave_the_garbage_collectors_watch(products):
+    tenant, prods = products
+    prods.append(ProductFactory(tenant=tenant, attributes={"sizes": [38, 39], "color": "red"}, tags=["new"]))
+    rows = Reads(tenant.pk, ("sizes", "color")).rows([p.pk for p in prods])
+    gc.collect()
+    gc.collect()  # the first untracks the inner tuples, the second the rows holding them
+    kept = list(candidate_rows._rows.values())
+    assert len(kept) == len(rows) == 5 and not any(map(gc.is_tracked, kept))
+    table = catalog.load_candidates(tenant.pk, np.array([p.pk for p in prods]), ("sizes", "color"))
+    assert table.category_paths[0] == ("Home", "Kitchen") and table.leaf_category.tolist() == ["Kitchen"] * 5
