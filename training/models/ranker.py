@@ -12,6 +12,7 @@ from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from training.models.bags import Bags, FeatureTables
+from training.models.plain_layers import Layer, plain_layers, run
 
 # "history" (the customer's recent items) shares the item table with "item_id": DLRM's pairwise
 # dot products then compare the candidate with what the customer just did, in one learned space.
@@ -89,6 +90,8 @@ class Ranker(nn.Module):
         self.register_buffer("dense_mean", torch.zeros(n_dense))
         self.register_buffer("dense_std", torch.ones(n_dense))
         self._tables: FeatureTables | None = None
+        self._dense_layers: list[Layer] = []
+        self._over_layers: list[Layer] = []
 
     def set_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.dense_mean.copy_(mean)
@@ -105,11 +108,13 @@ class Ranker(nn.Module):
         feature given one bag (the customer's history) is shared by every row."""
         if self._tables is None:
             self._tables = FeatureTables(self.dlrm.sparse_arch.embedding_bag_collection)
+            self._dense_layers = plain_layers(self.dlrm.dense_arch)
+            self._over_layers = plain_layers(self.dlrm.over_arch)
         x = (dense - self.dense_mean) / self.dense_std
         pooled = dict(zip(self._tables.features, self._tables.pool_all(bags, len(dense)), strict=True))
         sparse = torch.stack([pooled[name] for name in self.dlrm.sparse_arch.sparse_feature_names], dim=1)
-        inter = self.dlrm.inter_arch(dense_features=self.dlrm.dense_arch(x), sparse_features=sparse)
-        return self.dlrm.over_arch(inter).squeeze(-1)
+        inter = self.dlrm.inter_arch(dense_features=run(self._dense_layers, x), sparse_features=sparse)
+        return run(self._over_layers, inter).squeeze(-1)
 
     @staticmethod
     def probabilities(logits: torch.Tensor) -> torch.Tensor:

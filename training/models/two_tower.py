@@ -6,6 +6,7 @@ planner change (DistributedModelParallel), not a model rewrite.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,6 +18,7 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from training.data import CUSTOMER_KEYS, ITEM_KEYS
 from training.models.bags import Bags, FeatureTables
+from training.models.plain_layers import Layer, plain_layers, run
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class CustomerTower(nn.Module):
         self.mlp = _mlp(len(CUSTOMER_KEYS) * d, cfg.hidden, d)
         self.dim = d
         self._tables: FeatureTables | None = None
+        self._mlp_layers: list[Layer] = []
 
     def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
         return self._head(*self.ebc(features).values().split(self.dim, dim=1))
@@ -123,12 +126,15 @@ class CustomerTower(nn.Module):
         without TorchRec's per-call Python (serving embeds one customer per request)."""
         if self._tables is None:
             self._tables = FeatureTables(self.ebc)
-        return self._head(*self._tables.pool_all(bags, bags[CUSTOMER_KEYS[0]].n_rows))
+            self._mlp_layers = plain_layers(self.mlp)
+        pooled = self._tables.pool_all(bags, bags[CUSTOMER_KEYS[0]].n_rows)
+        return self._head(*pooled, mlp=functools.partial(run, self._mlp_layers))
 
-    def _head(self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
+    def _head(self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor, mlp: Layer | None = None
+              ) -> torch.Tensor:
         ids = _drop_rows(ids, self.id_dropout, self.training)
         x = torch.cat([ids, hist, attrs], dim=1)
-        return F.normalize(hist + self.mlp(x), dim=-1)
+        return F.normalize(hist + (mlp or self.mlp)(x), dim=-1)
 
 
 class TwoTowerRetrievalTask(nn.Module):
