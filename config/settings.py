@@ -224,7 +224,7 @@ RECSVC_ARTIFACT_CACHE_DIR = Path(env_str("RECSVC_ARTIFACT_CACHE_DIR", str(VAR_DI
 # Serving: how long an answer is reused, and how stale a process's view of the active version may be.
 RECSVC_RECS_CACHE_SECONDS = env_int("RECSVC_RECS_CACHE_SECONDS", 30, minimum=0, maximum=86_400)
 RECSVC_ACTIVE_VERSION_TTL_SECONDS = env_int("RECSVC_ACTIVE_VERSION_TTL_SECONDS", 5, minimum=1, maximum=3600)
-# Product rows a serving process keeps for candidates (serving/candidate_rows.py; about 1 KB each; 0: none),
+# Product rows a serving process keeps for candidates (serving/candidate_rows.py; about 0.8 KB each; 0: none),
 # and how long at most, should a change's notice be lost (serving/catalog_changes.py).
 RECSVC_CANDIDATE_ROWS = env_int("RECSVC_CANDIDATE_ROWS", 100_000, minimum=0, maximum=10_000_000)
 RECSVC_CANDIDATE_ROWS_MAX_AGE_S = env_int("RECSVC_CANDIDATE_ROWS_MAX_AGE_S", 600, minimum=1, maximum=86_400)
