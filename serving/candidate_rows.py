@@ -35,7 +35,8 @@ class _Kept:
 
     seq: int
     attribute_keys: tuple[str, ...]
-    epoch: int  # part of every row's key: a new epoch drops the tenant's rows at once
+    epoch: int  # part of every row's key: a new epoch makes the tenant's rows unreachable at once (they
+    # then age out of the limit with the oldest)
     started: float
 
 
