@@ -106,7 +106,7 @@ _PENDING_SUFFIX = ":pending"
 
 
 def queue_pending_bump(pipe: Any, tenant_id: int, customer_external_id: str) -> None:
-    """Queue, on a Redis pipeline, this customer's bump with its pending marker (marker first: a lookup
+    """Queue, on a Redis pipeline or round trip, this customer's bump with its pending marker (marker first: a lookup
     between the two commands sees the marker and stores nothing)."""
     if not customer_external_id:
         return

@@ -36,7 +36,7 @@ from tenants.billing import usage as usage_meter
 from tenants.billing.periods import period_of
 from tenants.billing.plans import Meter
 from tenants.models import ApiKey
-from tenants.redis_client import raw_redis
+from tenants.redis_client import RoundTrip, raw_redis
 
 _METERS = [m.value for m in Meter]
 # Set on the DRF request by the authentication class.
@@ -80,7 +80,7 @@ class Admission:
     prefetched: list[Any] | None = None
 
 
-# Queues commands on the admission pipeline for the key's tenant (tenant id, pipeline).
+# Queues commands on the admission's round trip for the key's tenant (tenant id, RoundTrip).
 Prefetch = Callable[[int, Any], None]
 
 
@@ -114,17 +114,16 @@ def admit(raw_key: str, *, count_rate: bool, prefetch: Prefetch | None = None) -
     args = [int(count_rate), ratelimit.WINDOW_SECONDS + 1, counters.TTL_SECONDS, len(_METERS), *_METERS,
             *(value for (_, _, meter), n in pending for value in (meter, n))]
     try:
-        if prefetch is None:
-            own, prefetched = _run_script(client, keys, args), None
-        else:
-            pipe = client.pipeline(transaction=False)
-            pipe.evalsha(_ADMIT_SHA, len(keys), *keys, *args)
-            prefetch(identity.tenant_id, pipe)
-            # A failing prefetch command must not fail the admission: its error stays in its reply.
-            own, *prefetched = pipe.execute(raise_on_error=False)
-            own = _run_script(client, keys, args) if isinstance(own, NoScriptError) else own
-            if isinstance(own, Exception):
-                raise own
+        trip = RoundTrip().evalsha(_ADMIT_SHA, len(keys), *keys, *args)
+        if prefetch is not None:
+            prefetch(identity.tenant_id, trip)
+        # A failing prefetch command must not fail the admission: its error stays in its reply.
+        own, *replies = trip.execute(client)
+        prefetched = replies if prefetch is not None else None
+        if isinstance(own, NoScriptError):  # a Redis that does not know the script (restarted, flushed)
+            own = client.eval(_ADMIT_SCRIPT, len(keys), *keys, *args)
+        if isinstance(own, Exception):
+            raise own
         entry, usage_values, rate_count = own
     except Exception:  # Redis down: serve, do not limit
         ratelimit.log.warning("rate limiter unavailable; request not counted", exc_info=True)
@@ -139,15 +138,6 @@ def admit(raw_key: str, *, count_rate: bool, prefetch: Prefetch | None = None) -
     usage = {m: int(v or 0) for m, v in zip(_METERS, usage_values, strict=True)}
     return Admission(key, rate_count=rate_count if count_rate else None, retry_after=retry_after, usage=usage,
                      prefetched=prefetched)
-
-
-def _run_script(client, keys: list, args: list) -> list:
-    """The admission script's reply, loading the script into a Redis that does not know it (restarted,
-    flushed). EVALSHA by hand: redis-py's Script asks SCRIPT EXISTS first inside a pipeline."""
-    try:
-        return client.evalsha(_ADMIT_SHA, len(keys), *keys, *args)
-    except NoScriptError:
-        return client.eval(_ADMIT_SCRIPT, len(keys), *keys, *args)
 
 
 # The last decoded cache entries by their bytes: unpickling a model instance with its tenant was a tenth of
