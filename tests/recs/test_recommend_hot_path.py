@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize("query", ["customer_id=c1", "customer_id=c1&k=7", "k=100&customer_id=%C3%A9t%C3%A9",
                                    "customer_id=" + "x" * 128, "customer_id=a%20b&k=1"])
 def test_the_hot_shape_means_what_the_full_validation_means(query):
-    hot = hot_recommend_request(QueryDict(query))
+    hot = hot_recommend_request(query)
     full = RecommendQuery(data=QueryDict(query))
     assert hot is not None and full.is_valid(), full.errors
     assert hot == _recommend_request(full.validated_data)
@@ -35,7 +35,21 @@ def test_the_hot_shape_means_what_the_full_validation_means(query):
     "customer_id=c1&exclude=p1", "customer_id=c1&unknown=1",
 ])
 def test_anything_else_goes_to_the_full_validation(query):
-    assert hot_recommend_request(QueryDict(query)) is None
+    assert hot_recommend_request(query) is None
+
+
+@pytest.mark.parametrize("customer", ["été", "客户-7", "a+b", "x%FFy"])
+def test_the_hot_shape_reads_a_raw_query_as_djangos_request_get_does(rf, customer):
+    # PEP 3333: the server passes the query's bytes as a Latin-1 string; unescaped UTF-8 arrives that way.
+    raw = f"customer_id={customer}&k=3".encode().decode("iso-8859-1")
+    request = rf.get("/v1/recommendations")
+    request.META["QUERY_STRING"] = raw
+    hot = hot_recommend_request(raw)
+    assert hot is not None and hot.customer_id == request.GET["customer_id"] and hot.k == 3
+
+
+def test_a_query_that_is_not_utf8_goes_to_the_full_validation():
+    assert hot_recommend_request("customer_id=caf\xe9") is None  # Latin-1 bytes: Django's fallback decides
 
 
 
