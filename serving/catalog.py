@@ -157,51 +157,32 @@ _SELECTED = "id, external_id, title, available, deleted, stock::float8, price::f
 
 def table_from_rows(pks: np.ndarray, rows: Sequence[Sequence], attribute_keys: tuple[str, ...] = ()) -> CandidateTable:
     """A table from rows in COLUMNS order (then one value per attribute key), aligned with `pks`."""
-    n = len(pks)
-    cols = list(zip(*rows, strict=True)) if rows else [()] * (len(COLUMNS) + len(attribute_keys))
-    found_pks = np.array(cols[0], dtype=np.int64)
-    order = np.argsort(found_pks)
-    if len(found_pks):
-        pos = np.clip(np.searchsorted(found_pks[order], pks), 0, len(found_pks) - 1)
-        row = order[pos]
-        found = found_pks[row] == pks
-    else:
-        row, found = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
-
-    def column(i: int, dtype: Any, missing: Any) -> np.ndarray:
-        values = np.array(cols[i], dtype=dtype)
-        if len(values) == 0:
-            return np.full(n, missing, dtype=dtype)
-        return np.where(found, values[row], missing) if dtype is not STR else _where_str(found, values[row], missing)
-
-    def objects(i: int, missing: Any) -> list[Any]:
-        values = cols[i]
-        return [values[r] if ok else missing for r, ok in zip(row.tolist(), found.tolist(), strict=True)]
+    by_pk = {row[0]: row for row in rows}
+    aligned = [by_pk.get(pk) for pk in pks.tolist()]
+    found = np.fromiter((row is not None for row in aligned), dtype=bool, count=len(aligned))
+    if not found.all():  # a pk without a row reads as a deleted product without values
+        missing = (0, "", "", False, True, None, None, "", [], [], *(None for _ in attribute_keys))
+        aligned = [row if row is not None else missing for row in aligned]
+    # Rows aligned first, then each column made at once: gathering every column through the rows' order
+    # cost twice as much CPU.
+    cols = list(zip(*aligned, strict=True)) if aligned else [()] * (len(COLUMNS) + len(attribute_keys))
 
     def lists(i: int) -> list[Sequence]:
-        values = cols[i]
-        pairs = zip(row.tolist(), found.tolist(), strict=True)
-        return [values[r] if ok and type(values[r]) in (list, tuple) else [] for r, ok in pairs]
+        return [value if type(value) in (list, tuple) else [] for value in cols[i]]
 
     return CandidateTable(
         pks=pks,
         found=found,
-        external_id=column(1, STR, ""),
-        title=column(2, STR, ""),
-        available=column(3, bool, False),
-        deleted=~found | column(4, bool, True),
-        stock=column(5, np.float64, np.nan),
-        price=column(6, np.float64, np.nan),
-        brand=column(7, STR, ""),
+        external_id=np.array(cols[1], dtype=STR),
+        title=np.array(cols[2], dtype=STR),
+        available=np.array(cols[3], dtype=bool),
+        deleted=np.array(cols[4], dtype=bool),
+        stock=np.array(cols[5], dtype=np.float64),  # None (not tracked) becomes NaN
+        price=np.array(cols[6], dtype=np.float64),
+        brand=np.array(cols[7], dtype=STR),
         category_paths=lists(8),
         tag_lists=lists(9),
         attributes={
-            key: AttributeColumn.from_values(objects(len(COLUMNS) + i, None)) for i, key in enumerate(attribute_keys)
+            key: AttributeColumn.from_values(list(cols[len(COLUMNS) + i])) for i, key in enumerate(attribute_keys)
         },
     )
-
-
-def _where_str(mask: np.ndarray, values: np.ndarray, missing: str) -> np.ndarray:
-    out = values.copy()
-    out[~mask] = missing
-    return out
