@@ -12,12 +12,13 @@ through Django's handler unchanged.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core import signals
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler, get_script_name
+from django.core.handlers.wsgi import WSGIHandler, get_path_info, get_script_name
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix, set_urlconf
 from django.utils.log import log_response
@@ -25,6 +26,8 @@ from django.utils.module_loading import import_string
 
 # Exact paths (PATH_INFO) served by the lean chain; their views take API keys only.
 LEAN_PATHS = ("/v1/recommendations", "/v1/events")
+# Paths of these shapes too (an id in the path, so resolved per request, as Django's handler would).
+LEAN_PATTERNS = (re.compile(r"/v1/products/[^/]+/similar"),)
 # Middleware that only the dashboard's pages need.
 DASHBOARD_ONLY_MIDDLEWARE = frozenset({
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -64,10 +67,14 @@ class ServiceHandler(WSGIHandler):
                 with contextlib.suppress(Resolver404):  # a URLconf without it serves it the usual way
                     routes[lean] = resolve(lean)
             self._routes = routes
-        return self._routes.get(path)
+        match = self._routes.get(path)
+        if match is None and any(pattern.fullmatch(path) for pattern in LEAN_PATTERNS):
+            with contextlib.suppress(Resolver404):
+                match = resolve(path)
+        return match
 
     def __call__(self, environ, start_response):
-        match = self._lean_route(environ.get("PATH_INFO", ""))
+        match = self._lean_route(get_path_info(environ))  # decoded as the request's path_info will be
         if match is None:
             return super().__call__(environ, start_response)
         # As WSGIHandler.__call__ and BaseHandler.get_response, with the lean chain.

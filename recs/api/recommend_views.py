@@ -37,6 +37,7 @@ from serving.answers import (
     similar_answer,
 )
 from serving.cache import AnswerLookup
+from serving.catalog import product_pk
 from serving.funnel import PAGE_TYPES
 from tenants import admission as admissions
 from tenants.admission import Admission, Prefetch
@@ -171,31 +172,49 @@ def _recommend_request(q: dict) -> RecommendRequest:
     )
 
 
-_HOT_PARAMS = frozenset({"customer_id", "k"})
+_HOT_RECOMMEND = frozenset({"customer_id", "k"})
+_HOT_SIMILAR = frozenset({"k"})
 _HOT_K = re.compile(r"[1-9][0-9]?|100")
 
 
-def hot_recommend_request(query_string: str) -> RecommendRequest | None:
-    """The request when its query (the WSGI QUERY_STRING) has the hot shape, `customer_id` and perhaps
-    `k`, each once and plainly valid; else None, and the full validation (RecommendQuery) decides. What is
-    accepted here is accepted there with the same meaning, so both build the same request and the same
-    cache key. Parsed as Django's request.GET parses it (UTF-8, percent-escapes decoded with "replace"),
-    without building the QueryDict: that was a twentieth of a cached answer's CPU."""
+def _hot_query(query_string: str, names: frozenset[str]) -> dict[str, str] | None:
+    """The query's parameters (the WSGI QUERY_STRING) when they are among `names`, each once; else None.
+    Parsed as Django's request.GET parses it (UTF-8, percent-escapes decoded with "replace"), without
+    building the QueryDict: that was a twentieth of a cached answer's CPU."""
     try:
         query = query_string.encode("iso-8859-1").decode(settings.DEFAULT_CHARSET)
-        pairs = parse_qsl(query, keep_blank_values=True, encoding=settings.DEFAULT_CHARSET,
-                          max_num_fields=len(_HOT_PARAMS))
+        pairs = parse_qsl(query, keep_blank_values=True, encoding=settings.DEFAULT_CHARSET, max_num_fields=len(names))
     except (UnicodeError, ValueError):  # not UTF-8 (Django falls back to Latin-1), or more fields
         return None
     values = dict(pairs)
-    if len(values) != len(pairs) or not values.keys() <= _HOT_PARAMS:
+    if len(values) != len(pairs) or not values.keys() <= names:
         return None
-    customer, k = values.get("customer_id", ""), values.get("k", "10")
-    if not 0 < len(customer) <= 128 or customer != customer.strip() or not customer.isprintable():
+    return values
+
+
+def _hot_k(values: dict[str, str]) -> int | None:
+    k = values.get("k", "10")
+    return int(k) if _HOT_K.fullmatch(k) else None
+
+
+def hot_recommend_request(query_string: str) -> RecommendRequest | None:
+    """The request when its query has the hot shape, `customer_id` and perhaps `k`, each once and plainly
+    valid; else None, and the full validation (RecommendQuery) decides. What is accepted here is accepted
+    there with the same meaning, so both build the same request and the same cache key."""
+    values = _hot_query(query_string, _HOT_RECOMMEND)
+    if values is None:
         return None
-    if not _HOT_K.fullmatch(k):
+    customer, k = values.get("customer_id", ""), _hot_k(values)
+    if not 0 < len(customer) <= 128 or customer != customer.strip() or not customer.isprintable() or k is None:
         return None
-    return RecommendRequest(customer_id=customer, k=int(k))
+    return RecommendRequest(customer_id=customer, k=k)
+
+
+def hot_similar_request(query_string: str) -> SimilarRequest | None:
+    """As hot_recommend_request, for similar products: no parameter but perhaps `k`."""
+    values = _hot_query(query_string, _HOT_SIMILAR)
+    k = _hot_k(values) if values is not None else None
+    return SimilarRequest(k=k) if k is not None else None
 
 
 class RecommendationViewSet(_RecommendViewSet):
@@ -272,6 +291,31 @@ class SimilarProductsViewSet(_RecommendViewSet):
     lookup_field = "external_id"
     lookup_url_kwarg = "id"
     lookup_value_regex = "[^/]+"
+
+    def dispatch(self, request, *args, **kwargs):
+        answered = self._answer_fast(request, kwargs.get("id", "")) if request.method == "GET" else None
+        return answered if answered is not None else super().dispatch(request, *args, **kwargs)
+
+    def _answer_fast(self, request, external_id: str) -> HttpResponse | None:
+        """The fast path (recs/api/fast_path.py) of a product page's similar items, `k` at most: admitted
+        as recommendations are, the product's row id read by a prepared statement instead of the ORM's
+        get_object, and answered from the cache or computed, without DRF's machinery (which was about
+        half of an uncached answer's CPU here). An unknown product, any other parameter or a refusal goes
+        on to DRF, which reuses the admission (one count) and answers the 404 or the problem."""
+        parsed = hot_similar_request(request.META.get("QUERY_STRING", ""))
+        if parsed is None or not external_id or "\x00" in external_id:  # DRF answers a NUL with a 404
+            return None
+        admission = fast_path.admit(request, self, meter=Meter.RECOMMENDATIONS)
+        if admission is None:
+            return None
+        tenant_id = admission.key.tenant_id
+        with tenant_context(tenant_id):  # as DRF's path runs (recs.api.base)
+            pk = product_pk(tenant_id, external_id)
+            if pk is None:
+                return None
+            answer = similar_answer(tenant_id, pk, parsed)
+        usage.record_soon(tenant_id, usage.RECOMMENDATIONS)
+        return fast_path.json_response(_stamped(answer))
 
     @extend_schema(parameters=[SimilarQuery], responses=AnswerDoc)
     @action(detail=True, methods=["get"])

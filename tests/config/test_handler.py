@@ -40,7 +40,7 @@ def _call(handler, request) -> tuple[int, dict[str, str], bytes]:
     def start_response(status, headers, exc_info=None):
         got["status"], got["headers"] = int(status.split()[0]), dict(headers)
 
-    response = handler(request.environ, start_response)
+    response = handler(dict(request.environ), start_response)  # Django writes the decoded path into it
     try:
         body = b"".join(response)
     finally:
@@ -74,6 +74,24 @@ def test_a_hot_route_answers_as_djangos_handler_does_with_the_same_headers(tenan
     assert json.loads(lean_body).keys() == json.loads(full_body).keys()
 
 
+@pytest.mark.parametrize("product_id", ["p1", "thé-vert-100g", "no-such-product"])
+def test_similar_products_take_the_lean_route_and_answer_as_djangos_handler_does(tenant, raw_key, product_id):
+    if product_id != "no-such-product":
+        ProductFactory(tenant=tenant, external_id=product_id)
+    request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    # As a server passes it (PEP 3333): the path's UTF-8 bytes as Latin-1 characters.
+    request.environ["PATH_INFO"] = f"/v1/products/{product_id}/similar".encode().decode("iso-8859-1")
+    handler = ServiceHandler()
+    assert handler._lean_route(f"/v1/products/{product_id}/similar") is not None
+    lean_status, lean_headers, lean_body = _call(handler, request)
+    full_status, full_headers, full_body = _call(WSGIHandler(), request)
+    assert (lean_status, full_status) == ((404, 404) if product_id == "no-such-product" else (200, 200))
+    assert set(lean_headers) == set(full_headers)
+    for name in (*SECURITY_HEADERS, "Content-Type"):
+        assert lean_headers[name] == full_headers[name]
+    assert json.loads(lean_body).keys() == json.loads(full_body).keys()
+
+
 def test_a_single_event_through_the_lean_route_is_stored(tenant, raw_key):
     ProductFactory(tenant=tenant, external_id="p1")
     body = json.dumps({"type": "view", "customer_id": "c1", "product_id": "p1", "event_id": str(uuid.uuid4())})
@@ -95,7 +113,7 @@ def test_refusals_on_a_hot_route_are_problems_with_the_security_headers(raw_key)
 def test_https_redirects_still_apply_on_the_hot_routes(settings, raw_key):
     settings.SECURE_SSL_REDIRECT = True
     handler = ServiceHandler()  # the security middleware reads its settings when the chain is built
-    for path in LEAN_PATHS:
+    for path in (*LEAN_PATHS, "/v1/products/p1/similar"):
         status, headers, _ = _call(handler, RequestFactory().get(path, HTTP_AUTHORIZATION=f"Bearer {raw_key}"))
         assert status == 301 and headers["Location"].startswith("https://")
 

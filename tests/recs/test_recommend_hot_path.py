@@ -1,4 +1,5 @@
-"""The fast path of GET /v1/recommendations (recs/api/recommend_views.py): the hot shape, before DRF."""
+"""The fast paths of GET /v1/recommendations and /v1/products/{id}/similar (recs/api/recommend_views.py): the
+hot shapes, before DRF."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ from django.conf import settings as django_settings
 from django.core.cache import cache as django_cache
 from django.http import QueryDict
 
-from recs.api.recommend_views import RecommendQuery, _recommend_request, hot_recommend_request
-from recs.models import Event
+from recs.api.recommend_views import (
+    RecommendQuery,
+    SimilarQuery,
+    _common,
+    _recommend_request,
+    hot_recommend_request,
+    hot_similar_request,
+)
+from recs.models import Event, Product
+from serving.answers import SimilarRequest
 from tenants.context import dangerously_all_tenants
 from tests.conftest import _client_for
 from tests.factories import TenantFactory
@@ -51,6 +60,41 @@ def test_the_hot_shape_reads_a_raw_query_as_djangos_request_get_does(rf, custome
 def test_a_query_that_is_not_utf8_goes_to_the_full_validation():
     assert hot_recommend_request("customer_id=caf\xe9") is None  # Latin-1 bytes: Django's fallback decides
 
+
+
+@pytest.mark.parametrize("query", ["", "k=1", "k=10", "k=100"])
+def test_the_hot_similar_shape_means_what_the_full_validation_means(query):
+    full = SimilarQuery(data=QueryDict(query))
+    assert full.is_valid(), full.errors
+    q = full.validated_data
+    assert hot_similar_request(query) == SimilarRequest(**_common(q), page_type=q.get("page_type"))
+
+
+@pytest.mark.parametrize("query", ["k=0", "k=101", "k=05", "k=", "k=5&k=6", "k=5&category=Toys", "explain=true",
+                                   "page_type=product", "exclude=p1", "customer_id=c1", "k=5&price_max=9"])
+def test_any_other_similar_query_goes_to_the_full_validation(query):
+    assert hot_similar_request(query) is None
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="the fast path's admission is counted in Redis")
+def test_the_similar_fast_path_answers_what_drf_answers(recommend_api, outsider_api, tenant, trained):
+    product = Product.objects.for_tenant(tenant).values_list("external_id", flat=True).first()
+    path = f"/v1/products/{product}/similar"
+    computed = recommend_api.get(path, {"k": 5})  # a miss: computed by the fast path, cached
+    cached = recommend_api.get(path, {"k": 5})
+    through_drf = recommend_api.get(path, {"k": 5, "explain": "false"})  # not the hot shape
+    assert computed.status_code == cached.status_code == through_drf.status_code == 200
+    assert "Allow" not in computed and "Allow" not in cached and "Allow" in through_drf  # DRF adds Allow
+    answers = [computed.json(), cached.json(), through_drf.json()]
+    assert len({a.pop("recommendation_id") for a in answers}) == 3
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["reason"] == "similar_items" and len(answers[0]["items"]) == 5
+    assert product not in [item["id"] for item in answers[0]["items"]]
+    # What the fast path cannot answer, DRF answers with its problem.
+    for response in (recommend_api.get("/v1/products/no-such-product/similar"),
+                     recommend_api.get("/v1/products/a%00b/similar"),
+                     outsider_api.get(path)):  # another shop's product does not exist for this key
+        assert response.status_code == 404 and response["Content-Type"] == "application/problem+json"
 
 
 @pytest.mark.skipif(not django_settings.REDIS_URL, reason="the fast path answers from Redis")
