@@ -28,7 +28,7 @@ from django.db.models.functions import Cast
 
 from recs.models import Product
 from serving import candidate_rows
-from tenants.postgres.cursors import server_bound_cursor
+from tenants.postgres.cursors import pk_by_external_id, server_bound_cursor
 
 STR = np.dtypes.StringDType()
 COLUMNS = ("id", "external_id", "title", "available", "deleted", "stock_f", "price_f", "brand", "category_path", "tags")
@@ -113,16 +113,8 @@ class CandidateTable:
 
 def product_pk(tenant_id: int, external_id: str) -> int | None:
     """The row id of the shop's product `external_id` (deleted ones too, as the API's lookup finds them),
-    None for an id the shop has not sent. On PostgreSQL a prepared statement rather than the ORM, whose
-    query building and model instance cost a similar-products answer about as much as its retrieval."""
-    if connection.vendor != "postgresql":
-        products = Product.objects.for_tenant(tenant_id).filter(external_id=external_id)
-        return products.values_list("pk", flat=True).first()
-    with server_bound_cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {Product._meta.db_table} WHERE tenant_id = %s AND external_id = %s",
-                       [tenant_id, external_id])
-        row = cursor.fetchone()
-    return row[0] if row else None
+    None for an id the shop has not sent."""
+    return pk_by_external_id(Product, tenant_id, external_id)
 
 
 def empty_table() -> CandidateTable:

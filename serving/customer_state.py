@@ -20,24 +20,14 @@ from django.db import connection
 from django.utils import timezone
 
 from recs.models import Customer, Event
-from tenants.postgres.cursors import server_bound_cursor
+from tenants.postgres.cursors import pk_by_external_id, server_bound_cursor
 
 PURCHASE = "purchase"
 
 
 def customer_pk(tenant_id: int, external_id: str | None) -> int | None:
-    """The customer's row id (None: no id given, or a customer the shop has not sent). On PostgreSQL a
-    prepared statement: the ORM's query building cost an uncached answer as much as reading its events."""
-    if not external_id:
-        return None
-    if connection.vendor != "postgresql":
-        customers = Customer.objects.for_tenant(tenant_id).filter(external_id=external_id)
-        return customers.values_list("pk", flat=True).first()
-    with server_bound_cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {Customer._meta.db_table} WHERE tenant_id = %s AND external_id = %s",
-                       [tenant_id, external_id])
-        row = cursor.fetchone()
-    return row[0] if row else None
+    """The customer's row id (None: no id given, or a customer the shop has not sent)."""
+    return pk_by_external_id(Customer, tenant_id, external_id) if external_id else None
 
 
 @dataclass(frozen=True)
