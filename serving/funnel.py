@@ -38,7 +38,7 @@ from serving.customer_state import PURCHASE, CustomerEvents, read_customer_event
 from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
 from serving.registry_cache import ServedModel, served_model
 from serving.rules import CompiledRules, compiled_rules
-from training.data import make_history
+from training.data import History, make_history
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def _popular(
 
 def _score(
     tenant_id: int, model: ServedModel, customer_pk: int | None, history: tuple[np.ndarray, np.ndarray],
-    items: np.ndarray, retrieval: np.ndarray, activity: list[tuple] | None = None,
+    items: np.ndarray, retrieval: np.ndarray, activity: list[tuple] | None = None, cut: History | None = None,
 ) -> tuple[np.ndarray, str]:
     """(scores, source): ranker probabilities of the candidates in one call, or the retrieval scores with
     the reason (`ranking.ScoreSource`; "retrieval:ranker_failed" when it raised: a valid request must not
@@ -281,7 +281,7 @@ def _score(
         return retrieval, ranking.ScoreSource.RANKER
     try:
         result = ranking.score(tenant_id, model, customer_pk, history[0], history[1], items,
-                               retrieval.astype(np.float32), activity=activity)
+                               retrieval.astype(np.float32), activity=activity, cut=cut)
         scores = np.asarray(result.scores, dtype=np.float64)
         if scores.shape != retrieval.shape or not np.isfinite(scores).all():
             raise ValueError(f"ranker returned shape {scores.shape} for {retrieval.shape} candidates or non-finite")
@@ -440,8 +440,9 @@ def recommend(
     seg.rows, seg.retrieval, candidate_items = seg.rows[keep], seg.retrieval[keep], candidate_items[keep]
     seg.summary["scored"] = len(keep)
     activity = events.activity if events is not None else None
+    # The ranker reads the history the customer was embedded with: cut by the same rules (make_history).
     seg.ranking, scoring = _score(tenant_id, model, customer_pk, (items, weights), candidate_items, seg.retrieval,
-                                  activity)
+                                  activity, cut=history)
     seg.scored_by = "ranker" if scoring == ranking.ScoreSource.RANKER else "retrieval"
     return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, seg), model.version_id,
                    Reason.PERSONALIZED, depth=seg.summary["depth"], scoring=scoring)

@@ -97,11 +97,13 @@ def online_inputs(
     *,
     before: dt.datetime | None = None,
     activity: list[tuple] | None = None,
+    cut: History | None = None,
 ) -> tuple[np.ndarray, History]:
     """(dense K x F, the cut history) of one request; `state` must have its catalog and snapshot.
-    `activity`: the customer's per-type counts already read (serving.customer_state; not with `before`)."""
+    `activity`: the customer's per-type counts already read (serving.customer_state; not with `before`).
+    `cut`: customer_history(model, history_items, history_weights) when the caller has made it."""
     assert state.catalog is not None and state.snapshot is not None
-    history = customer_history(model, history_items, history_weights)
+    history = cut if cut is not None else customer_history(model, history_items, history_weights)
     if activity is not None and before is None:
         customer = online_features.activity_totals(tenant_id, activity)
     else:
@@ -135,10 +137,12 @@ def score(
     *,
     before: dt.datetime | None = None,
     activity: list[tuple] | None = None,
+    cut: History | None = None,
 ) -> Scores:
     """`score_candidates` with where the scores came from (see the module doc). `before` bounds the
     customer's events (tests compare with training at one moment; serving counts them all); `activity`:
-    the customer's per-type event counts when the caller has read them (serving.customer_state)."""
+    the customer's per-type event counts when the caller has read them (serving.customer_state); `cut`:
+    the history as customer_history cuts it, when the caller has made it (the funnel, for the embedding)."""
     candidates = np.asarray(candidate_items, dtype=np.int64)
     if len(candidates) != len(retrieval_scores):
         raise ValueError("candidate_items and retrieval_scores differ in length")
@@ -154,7 +158,7 @@ def score(
         return Scores(np.zeros(0, np.float32), ScoreSource.RANKER, snapshot.as_of, state.age_seconds())
     dense, history = online_inputs(
         tenant_id, model, state, customer_pk, history_items, history_weights, candidates, retrieval_scores,
-        before=before, activity=activity,
+        before=before, activity=activity, cut=cut,
     )
     ranker = model.ranker
     keys = ranker.config.sparse_features

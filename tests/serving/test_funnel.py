@@ -227,8 +227,11 @@ def test_the_ranker_scores_all_filtered_candidates_in_one_call_and_orders_the_an
     calls = []
 
     def reversed_ranker(tenant_id, model, customer_pk, history_items, history_weights, items, retrieval_scores,
-                        activity=None):
+                        activity=None, cut=None):
         calls.append((customer_pk, len(history_items), len(items)))
+        # The history the customer was embedded with is the one the ranker would cut for itself.
+        own = ranking.customer_history(model, history_items, history_weights)
+        assert np.array_equal(cut.items.values, own.items.values) and np.array_equal(cut.weights, own.weights)
         # The customer's activity comes read with their other events, and means what the ranker's own read means.
         assert online_features.activity_totals(tenant_id, activity) == online_features.customer_activity(
             tenant_id, customer_pk)
