@@ -68,7 +68,7 @@ def publish_changes(tenant_id: int, product_pks: Iterable[int] | None) -> None:
     try:
         client.eval(_PUBLISH_SCRIPT, 2, seq_key(tenant_id), _log_key(tenant_id), payload, LOG_LENGTH,
                     time.time_ns() // 1000)
-    except Exception:  # the processes' rows then age out (candidate_rows.MAX_AGE_SECONDS)
+    except Exception:  # the processes' rows then age out (RECSVC_CANDIDATE_ROWS_MAX_AGE_S)
         log.warning("catalog changes of tenant %s not published", tenant_id, exc_info=True)
 
 

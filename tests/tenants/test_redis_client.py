@@ -70,7 +70,7 @@ def test_nothing_to_send_costs_no_round_trip(client):
 
 
 def test_the_client_follows_the_caches_setting(settings):
-    assert raw_redis() is raw_redis()  # looked up once
+    assert raw_redis() is raw_redis()  # one client for every caller (django-redis keeps one per cache too)
     down = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     assert raw_redis() is None
