@@ -165,8 +165,7 @@ def score(
     # The history is one bag shared by every candidate (pooled once: Ranker.forward_bags).
     bags = dict(zip(keys, map(Bags.of, ranker_parts(state.items, candidates, history.items, keys)), strict=True))
     module = ranker.model()
-    with torch.inference_mode():
-        probs = module.probabilities(module.forward_bags(torch.from_numpy(dense), bags))
+    probs = module.probabilities(torch.from_numpy(module.forward_bags(dense, bags)))
     return Scores(probs.numpy().astype(np.float32), ScoreSource.RANKER, snapshot.as_of, state.age_seconds())
 
 

@@ -91,7 +91,6 @@ class TrainedRetrieval:
             self._item_tower = tower.eval()
         return self._item_tower
 
-    @torch.no_grad()
     def embed_customers(
         self,
         customers: np.ndarray,
@@ -107,7 +106,7 @@ class TrainedRetrieval:
         customers = np.where(customers < self.config.n_customers, customers, -1)
         parts, weights = customer_parts(customers, history, customer_features)
         bags = {key: Bags.of(part, w) for key, part, w in zip(CUSTOMER_KEYS, parts, weights, strict=True)}
-        return self.customer_tower().forward_bags(bags).numpy().astype(np.float32)
+        return self.customer_tower().forward_bags(bags).astype(np.float32, copy=False)
 
     def session_history(
         self, items: Sequence[Sequence[int]], weights: Sequence[Sequence[float]] | None = None

@@ -64,9 +64,16 @@ class Jagged:
         np.cumsum(self.lengths, out=out[1:])
         return out
 
+    @cached_property
+    def single_valued(self) -> bool:
+        """Every row holds exactly one value (brands, price buckets)."""
+        return len(self.values) == len(self.lengths) and bool((self.lengths == 1).all())
+
     def take(self, rows: np.ndarray) -> Jagged:
         """Gather rows (vectorised, no Python loop over rows)."""
         rows = _as(rows, np.int64)
+        if self.single_valued:  # serving gathers these per request: a plain gather
+            return Jagged(self.values[rows], np.ones(len(rows), dtype=np.int64))
         starts = self.offsets[rows]
         lengths = self.lengths[rows]
         return Jagged(self.values[ragged_arange(starts, lengths)], lengths)

@@ -1,4 +1,5 @@
-"""Serving's pooled path (training/models/bags.py) gives the numbers of the TorchRec modules' own forward."""
+"""Serving's pooled NumPy path (training/models/bags.py, plain_layers.py) gives the numbers of the TorchRec modules'
+own forward."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_ranker_forward_bags_equals_its_forward_with_the_history_shared(arch, ke
     bags = dict(zip(keys, map(Bags.of, ranker_parts(items, candidates, one_history, keys)), strict=True))
     with torch.no_grad():
         expected = model(dense, repeated)
-        got = model.forward_bags(dense, bags)
+    got = torch.from_numpy(model.forward_bags(dense.numpy(), bags))
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(Ranker.probabilities(got), model.predict_proba(dense, repeated))
 
@@ -75,7 +76,7 @@ def test_customer_tower_forward_bags_equals_its_forward_for_known_and_unknown_cu
     bags = {key: Bags.of(part, w) for key, part, w in zip(CUSTOMER_KEYS, parts, weights, strict=True)}
     with torch.no_grad():
         expected = model(customer_kjt(customers, history, features))
-        got = model.forward_bags(bags)
+    got = torch.from_numpy(model.forward_bags(bags))
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 

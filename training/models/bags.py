@@ -1,12 +1,15 @@
-"""Pooling a TorchRec EmbeddingBagCollection's tables without a KeyedJaggedTensor, for serving.
+"""Pooling a TorchRec EmbeddingBagCollection's tables in NumPy, without a KeyedJaggedTensor, for serving.
 
-A served request scores one customer's few hundred candidates. Through the collection's own forward,
-building the KeyedJaggedTensor, splitting it per feature (`to_dict`) and reassembling a KeyedTensor
-is Python that costs more than the lookups themselves (about 0.4 ms of a 1 ms ranker call, measured
-in process on MovieLens). Here each feature is one `F.embedding_bag` call on the collection's own
-weights, so the numbers are the module's (tests/training/test_model_bags.py compares them with its
-forward) and training keeps TorchRec for sharding. A bag shared by every row (the customer's history,
-the same for all candidates) is pooled once and broadcast instead of being repeated per candidate.
+A served request embeds one customer and scores their few hundred candidates. Through the collection's
+own forward, building the KeyedJaggedTensor, splitting it per feature (`to_dict`) and reassembling a
+KeyedTensor is Python that costs more than the lookups themselves (about 0.4 ms of a 1 ms ranker call,
+measured in process on MovieLens); and at these sizes each torch call's dispatch costs more than its
+arithmetic too, so serving pools with NumPy (training/models/plain_layers.py says what that saved). The
+tables are views of the collection's own weights (`Tensor.numpy()` shares the memory), so the numbers
+are the module's (tests/training/test_model_bags.py compares them with its forward) and weights loaded in
+place stay in use; training keeps TorchRec for sharding. A bag shared by every row (the customer's
+history, the same for all candidates) is pooled once and broadcast instead of being repeated per
+candidate.
 """
 
 from __future__ import annotations
@@ -14,14 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torchrec.modules.embedding_configs import PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 
 from training.data import Jagged
 
-_MODES = {PoolingType.SUM: "sum", PoolingType.MEAN: "mean"}
+_POOLINGS = (PoolingType.SUM, PoolingType.MEAN)
 
 
 @dataclass(frozen=True)
@@ -29,26 +30,26 @@ class Bags:
     """One feature's bags: row r pools values[offsets[r]:offsets[r + 1]] (an empty bag pools to zeros);
     `weights` per value for a weighted collection."""
 
-    values: torch.Tensor  # int64
-    offsets: torch.Tensor  # int64, one per row (the start of each bag)
-    weights: torch.Tensor | None = None
+    values: np.ndarray  # int64
+    offsets: np.ndarray  # int64, one per row (the start of each bag)
+    weights: np.ndarray | None = None  # float32
     one_per_row: bool = False  # every bag holds exactly one value
 
     @staticmethod
     def of(jagged: Jagged, weights: np.ndarray | None = None) -> Bags:
         n_rows = len(jagged.offsets) - 1
         return Bags(
-            torch.from_numpy(jagged.values),
-            torch.from_numpy(jagged.offsets[:-1]),
-            None if weights is None else torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)),
-            len(jagged.values) == n_rows and np.array_equal(jagged.offsets, np.arange(n_rows + 1)),
+            np.asarray(jagged.values, dtype=np.int64),
+            np.asarray(jagged.offsets[:-1], dtype=np.int64),
+            None if weights is None else np.asarray(weights, dtype=np.float32),
+            len(jagged.values) == n_rows and bool((jagged.lengths == 1).all()),
         )
 
     @staticmethod
     def single(ids: np.ndarray) -> Bags:
         """One id per row."""
-        values = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
-        return Bags(values, torch.arange(len(values), dtype=torch.int64), one_per_row=True)
+        values = np.asarray(ids, dtype=np.int64)
+        return Bags(values, np.arange(len(values), dtype=np.int64), one_per_row=True)
 
     @property
     def n_rows(self) -> int:
@@ -57,8 +58,8 @@ class Bags:
 
 @dataclass(frozen=True)
 class _Table:
-    weight: torch.Tensor
-    mode: str
+    weight: np.ndarray  # (rows x dim) float32, a view of the module's table
+    mean: bool
 
 
 class FeatureTables:
@@ -68,9 +69,11 @@ class FeatureTables:
         self._tables: dict[str, _Table] = {}
         self.weighted = ebc.is_weighted()
         for config in ebc.embedding_bag_configs():
-            if config.pooling not in _MODES or (self.weighted and config.pooling != PoolingType.SUM):
+            if config.pooling not in _POOLINGS or (self.weighted and config.pooling != PoolingType.SUM):
                 raise ValueError(f"pooling {config.pooling} has no embedding_bag mode here")
-            table = _Table(ebc.embedding_bags[config.name].weight, _MODES[config.pooling])
+            weight = ebc.embedding_bags[config.name].weight.detach()
+            table = _Table(weight.numpy() if weight.device.type == "cpu" else weight.cpu().numpy(),
+                           config.pooling == PoolingType.MEAN)
             for feature in config.feature_names:
                 self._tables[feature] = table
 
@@ -78,23 +81,35 @@ class FeatureTables:
     def features(self) -> list[str]:
         return list(self._tables)
 
-    def pool(self, feature: str, bags: Bags) -> torch.Tensor:
+    def pool(self, feature: str, bags: Bags) -> np.ndarray:
         """(rows x dim) pooled embeddings of one feature, as the collection pools it."""
         table = self._tables[feature]
         weights = bags.weights if self.weighted else None
         if self.weighted and weights is None:
             raise ValueError(f"{feature}: a weighted collection needs weights")
-        # A bag of one value pools to that value (times its weight), and bags with no values at all to
-        # zeros: a plain lookup, or none, is a fraction of embedding_bag's cost with its per-bag bookkeeping
-        # (27 against 4 us for a hundred single ids, measured here).
-        if bags.one_per_row:
-            pooled = F.embedding(bags.values, table.weight)
-            return pooled if weights is None else pooled * weights[:, None]
-        if len(bags.values) == 0:
-            return table.weight.new_zeros(bags.n_rows, table.weight.shape[1])
-        return F.embedding_bag(bags.values, table.weight, bags.offsets, mode=table.mode, per_sample_weights=weights)
+        rows = np.take(table.weight, bags.values, axis=0)  # a copy (np.take is twice as fast as [])
+        if weights is not None:
+            rows *= weights[:, None]
+        if bags.one_per_row:  # a bag of one value pools to that value (times its weight)
+            return rows
+        if bags.n_rows == 1:  # one bag (the customer's history): a plain sum, empty or not
+            pooled = rows.sum(axis=0, keepdims=True)
+            return pooled / max(len(rows), 1) if table.mean else pooled
+        # Bag sums by reduceat over the non-empty bags' starts (an empty bag is zeros; reduceat would give
+        # it the next value instead).
+        lengths = np.diff(bags.offsets, append=len(bags.values))
+        nonempty = lengths > 0
+        if nonempty.all():
+            pooled = np.add.reduceat(rows, bags.offsets, axis=0)
+        else:
+            pooled = np.zeros((bags.n_rows, rows.shape[1]), dtype=rows.dtype)
+            if len(rows):
+                pooled[nonempty] = np.add.reduceat(rows, bags.offsets[nonempty], axis=0)
+        if table.mean:
+            pooled /= np.maximum(lengths, 1)[:, None]
+        return pooled
 
-    def pool_all(self, bags: dict[str, Bags], rows: int) -> list[torch.Tensor]:
+    def pool_all(self, bags: dict[str, Bags], rows: int) -> list[np.ndarray]:
         """Every feature's (rows x dim) pooled embeddings in the collection's order; a feature given one
         bag is pooled once and broadcast to every row."""
         if set(bags) != set(self._tables):
@@ -105,6 +120,6 @@ class FeatureTables:
             if len(x) != rows:
                 if len(x) != 1:
                     raise ValueError(f"{feature}: {len(x)} bags for {rows} rows")
-                x = x.expand(rows, -1)
+                x = np.broadcast_to(x, (rows, x.shape[1]))
             pooled.append(x)
         return pooled

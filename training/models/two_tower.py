@@ -6,9 +6,9 @@ planner change (DistributedModelParallel), not a model rewrite.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -121,20 +121,22 @@ class CustomerTower(nn.Module):
     def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
         return self._head(*self.ebc(features).values().split(self.dim, dim=1))
 
-    def forward_bags(self, bags: dict[str, Bags]) -> torch.Tensor:
-        """forward() with the features as weighted bags (training/models/bags.py): the same vectors
-        without TorchRec's per-call Python (serving embeds one customer per request)."""
+    def forward_bags(self, bags: dict[str, Bags]) -> np.ndarray:
+        """forward() in NumPy, with the features as weighted bags (training/models/bags.py): the same
+        vectors (float32) without TorchRec's per-call Python or torch's dispatch (serving embeds one
+        customer per request). Built on the first call, over the parameters as they are then."""
         if self._tables is None:
             self._tables = FeatureTables(self.ebc)
             self._mlp_layers = plain_layers(self.mlp)
-        pooled = self._tables.pool_all(bags, bags[CUSTOMER_KEYS[0]].n_rows)
-        return self._head(*pooled, mlp=functools.partial(run, self._mlp_layers))
+        ids, hist, attrs = self._tables.pool_all(bags, bags[CUSTOMER_KEYS[0]].n_rows)
+        # As _head, in eval mode (no id dropout); F.normalize divides by the norm, at least 1e-12.
+        out = hist + run(self._mlp_layers, np.concatenate([ids, hist, attrs], axis=1))
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
-    def _head(self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor, mlp: Layer | None = None
-              ) -> torch.Tensor:
+    def _head(self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
         ids = _drop_rows(ids, self.id_dropout, self.training)
         x = torch.cat([ids, hist, attrs], dim=1)
-        return F.normalize(hist + (mlp or self.mlp)(x), dim=-1)
+        return F.normalize(hist + self.mlp(x), dim=-1)
 
 
 class TwoTowerRetrievalTask(nn.Module):
