@@ -170,7 +170,8 @@ def recommendations_answer(
 def precompute_recommendations(tenant_id: int, customer_external_ids: list[str], k: int = 10) -> int:
     """Compute the default-shape answer (`RecommendRequest(customer_id=..., k=k)`) of each customer and
     write it where the API reads it. Returns how many answers were written (0 when answers are not cached:
-    RECSVC_RECS_CACHE_SECONDS=0; with Redis down the writes are dropped silently, as on the API path)."""
+    RECSVC_RECS_CACHE_SECONDS=0; with Redis down the writes are dropped silently, as on the API path). The
+    answers written are readable when this returns."""
     ids = list(dict.fromkeys(c for c in customer_external_ids if c))
     if not ids or cache.answer_ttl() <= 0:
         return 0
@@ -188,6 +189,7 @@ def precompute_recommendations(tenant_id: int, customer_external_ids: list[str],
             rec = _compute_recommendations(tenant_id, request, pks.get(customer_id))
             cache.set_answer(key, as_answer(rec), max_seconds=rec.valid_for)
             written += 1
+    cache.answers_written()  # readable once this returns (the writes are not waited for one by one)
     return written
 
 

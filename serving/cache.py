@@ -27,7 +27,7 @@ from redis.exceptions import NoScriptError
 
 from recs.recommendation_cache import customer_prefix, tenant_prefix
 from serving import catalog_changes
-from tenants.redis_client import raw_redis
+from tenants.redis_client import raw_redis, replyless_writer
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +376,22 @@ def answer_ttl(max_seconds: float | None = None) -> int:
 
 
 def set_answer(key: str, answer: dict, *, max_seconds: float | None = None) -> None:
+    """Store an answer for `answer_ttl(max_seconds)` seconds. On Redis the write is not waited for
+    (tenants.redis_client.ReplylessWriter): other connections see it moments later, at once after
+    `answers_written()`; a write lost to a Redis failure is a later miss, as a failed `cache.set` was."""
     ttl = answer_ttl(max_seconds)
-    if ttl > 0:
+    if ttl <= 0:
+        return
+    writer = replyless_writer()
+    if writer is None:
         cache.set(key, answer, ttl)
+    else:  # the key and the value exactly as django-redis's `set` makes them (lookups decode with it)
+        writer.send("SET", cache.make_key(key), cache.client.encode(answer), "EX", ttl)
+
+
+def answers_written() -> None:
+    """Return once every answer this process stored is readable by other connections (a batch whose
+    answers are read next; tests)."""
+    writer = replyless_writer()
+    if writer is not None:
+        writer.barrier()

@@ -1,12 +1,18 @@
-"""The raw Redis client behind Django's cache, and one round trip of commands, for the hot paths."""
+"""The raw Redis client behind Django's cache, one round trip of commands, and writes without replies, for
+the hot paths."""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from typing import Any
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.exceptions import ResponseError
+
+log = logging.getLogger(__name__)
 
 _NOT_LOOKED_UP = object()
 _client: Any = _NOT_LOOKED_UP
@@ -32,9 +38,12 @@ def raw_redis() -> Any | None:
 @receiver(setting_changed)
 def _caches_changed(*, setting: str, **kwargs: Any) -> None:
     """Tests swap CACHES (override_settings); a running service never does."""
-    global _client
+    global _client, _writer
     if setting == "CACHES":
         _client = _NOT_LOOKED_UP
+        if _writer is not None:
+            _writer.close()
+        _writer = None
 
 
 class RoundTrip:
@@ -94,3 +103,95 @@ class RoundTrip:
             return connection.read_response()
         except ResponseError as error:
             return error
+
+
+class ReplylessWriter:
+    """Commands written to Redis without waiting for their replies, on one connection of this process in
+    CLIENT REPLY OFF mode (Redis then sends none).
+
+    For writes whose outcome the caller would not act on: a computed answer stored in the cache. Waiting
+    for Redis's "OK" cost the worker a blocking read and the context switches around it, about 100 us of
+    CPU in a tight loop and 200-270 us inside an uncached answer on the busy 2-core machine, against 16 us
+    to write the command (tight loop). Redis applies a connection's commands in order, so a write is
+    visible to other connections moments later; a reader that must see it first calls `barrier()`. A write
+    that fails (Redis down, the connection dropped) is lost, which for a cache is a later miss; the
+    connection is made anew on the next write, and turns replies off again on every (re)connect."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._lock = threading.Lock()  # one connection: gthread workers' threads take turns
+        self._pid = os.getpid()
+        self._connection: Any = None
+
+    def _reply_off(self, connection: Any) -> None:
+        # A connect callback of redis-py (a method, kept as a weak reference): after every (re)connect.
+        connection.send_command("CLIENT", "REPLY", "OFF", check_health=False)
+
+    def _connected(self) -> Any:
+        if self._pid != os.getpid():  # a forked child must not write on its parent's socket
+            self._pid, self._connection = os.getpid(), None
+        if self._connection is None:
+            connection = self.client.connection_pool.make_connection()
+            connection.register_connect_callback(self._reply_off)
+            self._connection = connection
+        return self._connection
+
+    def send(self, *command: Any) -> bool:
+        """Write one command; False when it could not be written (it is then lost)."""
+        with self._lock:
+            try:
+                connection = self._connected()
+                connection.send_packed_command(connection.pack_command(*command), check_health=False)
+                return True
+            except Exception as exc:
+                log.warning("Redis write without reply lost: %s", exc)
+                self._drop()
+                return False
+
+    def barrier(self) -> None:
+        """Return once Redis has applied every command this writer sent (one round trip: replies on, PING,
+        replies off). Raises if the connection failed (what it sent may be lost)."""
+        with self._lock:
+            if self._connection is None or self._pid != os.getpid():
+                return
+            connection = self._connection
+            try:
+                connection.send_packed_command(connection.pack_commands(
+                    [("CLIENT", "REPLY", "ON"), ("PING",), ("CLIENT", "REPLY", "OFF")]), check_health=False)
+                replies = (connection.read_response(), connection.read_response())
+            except Exception:
+                self._drop()
+                raise
+            if replies not in ((b"OK", b"PONG"), ("OK", "PONG"), (b"OK", True), ("OK", True)):
+                self._drop()  # replies this connection should never have had: do not trust it
+                raise RuntimeError(f"unexpected replies {replies!r} on the reply-less connection")
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.disconnect()
+            finally:
+                self._connection = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+_writer: ReplylessWriter | None = None
+_writer_guard = threading.Lock()
+
+
+def replyless_writer() -> ReplylessWriter | None:
+    """This process's writer on the cache's Redis (None under the local-memory cache)."""
+    global _writer
+    client = raw_redis()
+    if client is None:
+        return None
+    writer = _writer
+    if writer is None or writer.client is not client:
+        with _writer_guard:
+            if _writer is None or _writer.client is not client:
+                _writer = ReplylessWriter(client)
+            writer = _writer
+    return writer

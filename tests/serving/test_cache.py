@@ -31,6 +31,7 @@ def test_the_lookup_finds_what_was_stored_under_answer_key(tenant, customer):
     assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer)[:2] == (key, None)
 
     cache.set_answer(key, {"items": [{"id": "p1"}]})
+    cache.answers_written()
     assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer)[:2] == (key, {"items": [{"id": "p1"}]})
     assert cache.lookup_answer(tenant.pk, "recommend", {**SHAPE, "k": 11}, customer=customer)[1] is None
     assert cache.lookup_answer(tenant.pk, "popular", SHAPE, customer=customer)[1] is None
@@ -41,6 +42,7 @@ def test_an_event_a_rule_change_and_an_activation_each_make_the_answer_unreachab
     active_version_id(tenant.pk)
     key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
     cache.set_answer(key, {"items": []})
+    cache.answers_written()
 
     cache.bump_customer_generation(tenant.pk, ["c-2"])
     assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[1] == {"items": []}
@@ -73,6 +75,7 @@ def test_a_redis_that_lost_the_script_gets_it_again(tenant):
     active_version_id(tenant.pk)
     key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
     cache.set_answer(key, {"items": []})
+    cache.answers_written()
     get_redis_connection("default").script_flush()  # as after a restart of Redis
     assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[:2] == (key, {"items": []})
     assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[:2] == (key, {"items": []})
@@ -131,6 +134,7 @@ def test_while_a_customers_event_is_being_stored_nothing_computed_is_stored(tena
     after = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
     assert after.key == new_key == cache.storable_answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
     cache.set_answer(after.key, {"items": []})
+    cache.answers_written()
     assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1").answer == {"items": []}
 
 

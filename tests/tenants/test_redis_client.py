@@ -1,6 +1,7 @@
 """The hot paths' Redis helpers (tenants.redis_client), against the real Redis: one round trip gives each
 command's reply in order, an error reply stays in its place without desyncing the pooled connection, a
-connection Redis closed is replaced, and the client follows the CACHES setting."""
+connection Redis closed is replaced, writes without replies are applied in order and visible after the
+barrier (also after their connection was killed), and the client follows the CACHES setting."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import redis
 from django.conf import settings as django_settings
 from redis.exceptions import NoScriptError, ResponseError
 
-from tenants.redis_client import RoundTrip, raw_redis
+from tenants.redis_client import RoundTrip, raw_redis, replyless_writer
 
 pytestmark = pytest.mark.skipif(
     "redis" not in django_settings.CACHES["default"]["BACKEND"], reason="needs Redis (make test sets REDIS_URL)"
@@ -31,7 +32,7 @@ def client():
     redis.script_load(ECHO)
     redis.script_load(FAILS)
     yield redis
-    redis.delete("test-rt:a", "test-rt:b")
+    redis.delete("test-rt:a", "test-rt:b", "test-rl:n", "test-rl:s")
 
 
 def test_replies_come_back_in_order_with_set_as_true(client):
@@ -65,6 +66,39 @@ def test_a_connection_that_redis_closed_is_replaced(client):
     assert RoundTrip().evalsha(_sha(ECHO), 1, "k", "again").execute(client) == [[b"k", b"again"]]
 
 
+def test_writes_without_replies_are_applied_in_order_and_visible_after_the_barrier(client):
+    writer = replyless_writer()
+    assert writer is replyless_writer() and writer.client is client
+    for _ in range(3):
+        assert writer.send("INCR", "test-rl:n")
+    assert writer.send("SET", "test-rl:s", "v", "EX", 60)
+    writer.barrier()
+    assert client.get("test-rl:n") == b"3" and client.get("test-rl:s") == b"v" and 0 < client.ttl("test-rl:s") <= 60
+    # Redis sent no reply for them: had it, the barrier would have read INCR's ":1" and raised.
+    assert writer.send("INCR", "test-rl:n")
+    writer.barrier()
+    assert client.get("test-rl:n") == b"4"
+
+
+def _client_id(client, connection) -> int:
+    host, port = connection._sock.getsockname()[:2]
+    return next(int(c["id"]) for c in client.client_list() if c["addr"] == f"{host}:{port}")
+
+
+def test_a_killed_writer_connection_is_made_again_with_replies_off(client):
+    writer = replyless_writer()
+    assert writer.send("INCR", "test-rl:n")
+    writer.barrier()
+    killed = _client_id(client, writer._connection)
+    assert client.client_kill_filter(_id=killed) == 1  # as a Redis restart or timeout would
+    with pytest.raises(redis.ConnectionError):
+        writer.barrier()  # what was sent since may be lost: the barrier says so
+    for _ in range(3):  # the first write after the kill is made on a new connection
+        assert writer.send("INCR", "test-rl:n")
+    writer.barrier()  # replies are off on the new connection too (else this reads ":2" and raises)
+    assert client.get("test-rl:n") == b"4" and _client_id(client, writer._connection) != killed
+
+
 def test_nothing_to_send_costs_no_round_trip(client):
     assert RoundTrip().execute(client) == []
 
@@ -73,6 +107,6 @@ def test_the_client_follows_the_caches_setting(settings):
     assert raw_redis() is raw_redis()  # one client for every caller (django-redis keeps one per cache too)
     down = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    assert raw_redis() is None
+    assert raw_redis() is None and replyless_writer() is None
     settings.CACHES = {"default": down}
     assert raw_redis().connection_pool.connection_kwargs["port"] == 1
