@@ -21,6 +21,7 @@ from torchrec.modules.embedding_configs import PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 
 from training.data import Jagged
+from training.models.plain_layers import as_array
 
 _POOLINGS = (PoolingType.SUM, PoolingType.MEAN)
 
@@ -71,9 +72,7 @@ class FeatureTables:
         for config in ebc.embedding_bag_configs():
             if config.pooling not in _POOLINGS or (self.weighted and config.pooling != PoolingType.SUM):
                 raise ValueError(f"pooling {config.pooling} has no embedding_bag mode here")
-            weight = ebc.embedding_bags[config.name].weight.detach()
-            table = _Table(weight.numpy() if weight.device.type == "cpu" else weight.cpu().numpy(),
-                           config.pooling == PoolingType.MEAN)
+            table = _Table(as_array(ebc.embedding_bags[config.name].weight), config.pooling == PoolingType.MEAN)
             for feature in config.feature_names:
                 self._tables[feature] = table
 
