@@ -14,6 +14,13 @@ slowly, so in production it sits behind a buffering proxy, which holds the clien
 connections: deploy/nginx/recsvc.conf.template (or a cloud load balancer that buffers). More workers
 than cores + 1 only pay when PostgreSQL and Redis run on other machines (a request then waits longer):
 `RECSVC_WEB_WORKERS`.
+
+The embedded default (no `REDIS_URL`: `make demo` on a fresh machine) keeps Django's cache in each
+process's memory: customers' and rules' generations, cached answers, rate-limit counts, the active
+version. Several processes would each keep their own, so an event posted through one could leave another
+serving the answer it made stale for the cache's TTL, and an erasure could not reach the others' copies.
+There the server is one process (`gthread`, its threads serving concurrent requests), which keeps that
+state coherent; `RECSVC_WEB_WORKERS` still overrides it.
 """
 
 import os
@@ -22,8 +29,13 @@ from config.env import env_int, env_str
 
 wsgi_app = "config.wsgi:application"
 bind = env_str("RECSVC_WEB_BIND", "127.0.0.1:8000")
-worker_class = "sync"
-workers = env_int("RECSVC_WEB_WORKERS", (os.cpu_count() or 1) + 1, minimum=1, maximum=256)
+if env_str("REDIS_URL"):  # the cache is shared between processes (config/settings.py)
+    worker_class = "sync"
+    workers = env_int("RECSVC_WEB_WORKERS", (os.cpu_count() or 1) + 1, minimum=1, maximum=256)
+else:  # the embedded default's per-process cache: one process (see above)
+    worker_class = "gthread"
+    workers = env_int("RECSVC_WEB_WORKERS", 1, minimum=1, maximum=256)
+    threads = 4
 backlog = 2048
 # A worker silent this long is restarted. A sync worker is silent for the whole of its request: a bulk
 # request of 10,000 events or a cold model load takes seconds, but an import upload (RECSVC_MAX_IMPORT_BYTES,

@@ -97,7 +97,7 @@ def gunicorn(
     deployed = runpy.run_path(str(GUNICORN_CONFIG))  # its defaults; the shape is passed explicitly below
     workers = workers or deployed["workers"]
     worker_class = worker_class or deployed["worker_class"]
-    threads = threads or 1  # gunicorn turns a sync worker given threads into gthread
+    threads = threads or deployed.get("threads", 1)  # gunicorn turns a sync worker given threads into gthread
     args = [
         str(binary), "-c", str(GUNICORN_CONFIG), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
         "-w", str(workers), "-k", worker_class, "--threads", str(threads),
