@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.locmem import LocMemCache
 
 
 def tenant_prefix(tenant_id: int) -> str:
@@ -24,10 +25,26 @@ def customer_prefix(tenant_id: int, customer_id: str) -> str:
 
 
 def _delete_pattern(pattern: str) -> int:
-    delete_pattern = getattr(cache, "delete_pattern", None)  # django-redis; the local-memory cache has none
-    if delete_pattern is None:
-        return 0
-    return int(delete_pattern(pattern) or 0)
+    """Delete the keys matching `pattern` (a prefix and "*")."""
+    delete_pattern = getattr(cache, "delete_pattern", None)  # django-redis
+    if delete_pattern is not None:
+        return int(delete_pattern(pattern) or 0)
+    backend = caches["default"]
+    if isinstance(backend, LocMemCache):
+        return _delete_local_prefix(backend, pattern.removesuffix("*"))
+    return 0
+
+
+def _delete_local_prefix(backend: LocMemCache, prefix: str) -> int:
+    """Django's local-memory cache has no pattern delete, so its keys are matched by prefix under its own
+    lock (its `_cache`, `_lock` and `_delete`). The embedded default serves from one process
+    (config/gunicorn.py), so that process's cache is the whole cache."""
+    made = backend.make_key(prefix)
+    with backend._lock:
+        doomed = [key for key in backend._cache if key.startswith(made)]
+        for key in doomed:
+            backend._delete(key)
+    return len(doomed)
 
 
 def forget_customers(tenant_id: int, customer_ids: Iterable[str]) -> int:
