@@ -80,7 +80,7 @@ def _wait_until_ready(process: subprocess.Popen, nodename: str, log: Path) -> No
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, scratch_dirs):
     """The worker process, against the test database (depends on django_db_setup, so it stops first)."""
     from django.conf import settings
     from django.db import connection
@@ -99,6 +99,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": broker,
         "CELERY_TASK_ALWAYS_EAGER": "0",
+        **scratch_dirs,  # the suite's scratch folders, not the checkout's var/ (tests/conftest.py)
     }
     _purge_broker()
     with open(log, "wb") as out:

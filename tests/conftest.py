@@ -15,6 +15,26 @@ from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 pytest_plugins = ["tests.celery_worker"]
 
+# Folders the code writes files into. Under var/ of the checkout they are `make demo`'s and the
+# benchmarks' too, and a test's tenant 1 version 1 is theirs as well: a test discarding its run's
+# artifacts removed the kept MovieLens bench model once. The suite writes into a scratch folder instead.
+SCRATCH_DIRS = ("RECSVC_ARTIFACT_DIR", "RECSVC_ARTIFACT_CACHE_DIR", "RECSVC_IMPORT_DIR")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_dirs(tmp_path_factory) -> dict[str, str]:
+    """The session's scratch folders (tests still override them per test through `settings`); the
+    Celery worker process gets the same ones."""
+    from django.conf import settings
+
+    root = tmp_path_factory.mktemp("var")
+    previous = {name: getattr(settings, name) for name in SCRATCH_DIRS}
+    for name in SCRATCH_DIRS:
+        setattr(settings, name, root / name.removeprefix("RECSVC_").lower())
+    yield {name: str(getattr(settings, name)) for name in SCRATCH_DIRS}
+    for name, value in previous.items():
+        setattr(settings, name, value)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache():
