@@ -127,7 +127,7 @@ class OnlineFeatures:
     built_at: float | None = None  # wall clock of the snapshot's build
     _stamp: tuple[int, int] | None = field(default=None, repr=False)
     # The pointer file's path as a string, made once: building the Path cost more than the stat (20 us).
-    pointer: str = field(default="", repr=False)
+    pointer: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.pointer = str(_pointer_path(self.folder))

@@ -61,7 +61,6 @@ def test_a_query_that_is_not_utf8_goes_to_the_full_validation():
     assert hot_recommend_request("customer_id=caf\xe9") is None  # Latin-1 bytes: Django's fallback decides
 
 
-
 @pytest.mark.parametrize("query", ["", "k=1", "k=10", "k=100"])
 def test_the_hot_similar_shape_means_what_the_full_validation_means(query):
     full = SimilarQuery(data=QueryDict(query))

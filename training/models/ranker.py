@@ -129,7 +129,8 @@ class _ServedForward:
         dlrm = ranker.dlrm
         self.mean, self.std = as_array(ranker.dense_mean), as_array(ranker.dense_std)
         self.tables = FeatureTables(dlrm.sparse_arch.embedding_bag_collection)
-        self.names = list(dlrm.sparse_arch.sparse_feature_names)
+        # The pooled features in the order DLRM's interaction reads them (pool_all gives the tables' order).
+        self.order = [self.tables.features.index(name) for name in dlrm.sparse_arch.sparse_feature_names]
         self.dense_layers = plain_layers(dlrm.dense_arch)
         self.over_layers = plain_layers(dlrm.over_arch)
         inter = dlrm.inter_arch
@@ -146,8 +147,8 @@ class _ServedForward:
 
     def __call__(self, dense: np.ndarray, bags: dict[str, Bags]) -> np.ndarray:
         x = run(self.dense_layers, (dense - self.mean) / self.std)
-        pooled = dict(zip(self.tables.features, self.tables.pool_all(bags, len(dense)), strict=True))
-        combined = np.stack([x, *(pooled[name] for name in self.names)], axis=1)  # B x (F + 1) x D
+        pooled = self.tables.pool_all(bags, len(dense))
+        combined = np.stack([x, *(pooled[i] for i in self.order)], axis=1)  # B x (F + 1) x D
         if self.triu is not None:  # DLRM: the dense output and every pair's dot product
             interactions = combined @ combined.transpose(0, 2, 1)
             features = np.concatenate([x, interactions[:, self.triu[0], self.triu[1]]], axis=1)
