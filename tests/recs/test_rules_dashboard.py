@@ -7,7 +7,9 @@ import json
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from recs.dashboard.rules import promotion_status
 from recs.models import Boost, Promotion, RecommendationSettings, Rule
 from recs.rules import create_boost, create_promotion, create_rule, settings_for, update_settings
 from serving.cache import rules_generation
@@ -108,14 +110,17 @@ def test_owner_manages_boosts_and_promotions(owner, tenant):
                                                    "endpoints": ["similar"]})
     assert refused.status_code == 400 and "A factor of 1 changes nothing" in refused.content.decode()
 
+    # The page labels promotions against the real clock, so the dates are placed relative to it.
+    starts = (timezone.now() + dt.timedelta(days=3)).replace(second=0, microsecond=0)
     promotion = client.post("/promotions/new", {
         "name": "Xmas", "product_ids": "sku-1\nsku-2, sku-3\n\n", "conditions": "", "threshold": "0.3",
-        "starts_at": "2026-12-01T00:00", "ends_at": "2026-12-26T00:00", "enabled": "on",
+        "starts_at": f"{starts:%Y-%m-%dT%H:%M}", "ends_at": f"{starts + dt.timedelta(days=25):%Y-%m-%dT%H:%M}",
+        "enabled": "on",
     })
     assert promotion.status_code == 302, promotion.content.decode()
     stored = Promotion.objects.for_tenant(tenant).get()
     assert stored.product_ids == ["sku-1", "sku-2", "sku-3"] and stored.conditions == []
-    assert stored.starts_at == dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    assert stored.starts_at == starts
     assert "Scheduled" in client.get("/promotions").content.decode()
 
     nothing = client.post(f"/promotions/{stored.pk}", {"name": "Xmas", "product_ids": "", "conditions": "[]",
@@ -128,6 +133,16 @@ def test_owner_manages_boosts_and_promotions(owner, tenant):
     assert stored.product_ids == ["sku-1", "sku-2", "sku-3"]
     assert client.post(f"/promotions/{stored.pk}/delete").status_code == 302
     assert not Promotion.objects.for_tenant(tenant).exists()
+
+
+def test_promotion_status_against_a_given_clock():
+    start, end = dt.datetime(2030, 12, 1, tzinfo=dt.UTC), dt.datetime(2030, 12, 26, tzinfo=dt.UTC)
+    promotion = Promotion(name="Xmas", starts_at=start, ends_at=end, enabled=True)
+    day = dt.timedelta(days=1)
+    assert [promotion_status(promotion, now)[0] for now in (start - day, start, end - day, end)] == [
+        "Scheduled", "Live", "Live", "Ended"]
+    promotion.enabled = False
+    assert promotion_status(promotion, start)[0] == "Disabled"
 
 
 def test_owner_changes_the_settings(owner, tenant):
