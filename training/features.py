@@ -20,7 +20,6 @@ The definitions come in pieces that both paths share:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,10 +27,8 @@ import torch
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from training.data import History, HistoryIndex, Interactions, ItemFeatures, Jagged, build_kjt
+from training.item_versions import ItemVersions
 from training.models.ranker import RANKER_KEYS
-
-if TYPE_CHECKING:  # item_versions imports this module (ranker_kjt)
-    from training.item_versions import ItemVersions
 
 DAY = 86_400
 WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30, 180, 365)
@@ -349,7 +346,7 @@ class FeatureContext:
 
     With `item_versions` (the catalog's attribute history, same item indices and vocabularies as `items`)
     the taste features read every candidate's and history item's attributes as of the example's time,
-    as the sparse features do (`item_versions.ranker_kjt_at`); without it, today's catalog `items`."""
+    as the sparse features do (`ranker_kjt_at`); without it, today's catalog `items`."""
 
     def __init__(
         self,
@@ -433,9 +430,33 @@ def ranker_kjt(
 ) -> KeyedJaggedTensor:
     """Sparse ranker input for one candidate per row and that row's history, restricted to `keys`
     (a subset of RANKER_KEYS, in the ranker config's order). The attributes come from row
-    `attribute_rows` of `items` (attribute versions: `item_versions.ranker_kjt_at`), by default the
+    `attribute_rows` of `items` (attribute versions: `ranker_kjt_at`), by default the
     candidate's own row; the id feature is always the candidate."""
     return build_kjt(keys, ranker_parts(items, candidate, history, keys, attribute_rows), None, device)
+
+
+def ranker_kjt_at(
+    versions: ItemVersions,
+    candidate: np.ndarray,
+    at_ts: np.ndarray,
+    history: Jagged | History,
+    device: torch.device | None = None,
+    keys: tuple[str, ...] = RANKER_KEYS,
+) -> KeyedJaggedTensor:
+    """`ranker_kjt` with the candidate's attributes as of `at_ts` (one time per row).
+
+    "As of t" means what was known strictly before t, as for every event-based feature: the version
+    valid at t - 1 (an example's time is just after its last event, so nothing read is younger than
+    that event, and no label is older than it).
+
+    The feature definitions stay in `ranker_kjt`: it reads the attributes from the version rows and keeps
+    the item id as the id feature. `FeatureContext(item_versions=...)` reads the dense taste features'
+    attributes with the same convention.
+    """
+    candidate = np.asarray(candidate, dtype=np.int64)
+    rows = versions.rows_at(candidate, np.asarray(at_ts, dtype=np.int64) - 1)
+    hist = history.items if isinstance(history, History) else history
+    return ranker_kjt(versions.features, candidate, hist, device, keys, attribute_rows=rows)
 
 
 def ranker_parts(

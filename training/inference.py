@@ -17,8 +17,8 @@ import torch
 from training.artifacts import TrainedRanker, TrainedRetrieval
 from training.data import CustomerFeatures, HistoryIndex, Interactions, ItemFeatures
 from training.evaluation import SeenIndex, topk_from_scores
-from training.features import FeatureContext, RankerInputs, ranker_kjt
-from training.item_versions import ItemVersions, ranker_kjt_at
+from training.features import FeatureContext, RankerInputs, ranker_kjt, ranker_kjt_at
+from training.item_versions import ItemVersions
 
 
 @dataclass

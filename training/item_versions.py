@@ -16,7 +16,7 @@ thing known about the item and never reflects a later change. `backfill_first=Fa
 "unknown" row instead (strict: nothing dated after t is read, at the cost of attribute-less examples).
 
 Retrieval's item tower embeds each item once, as served (the latest version); only the ranker's examples,
-which each have a time, read versions.
+which each have a time, read versions (`training.features.ranker_kjt_at`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from training.data import History, ItemFeatures, Jagged
-from training.features import ranker_kjt
-from training.models.ranker import RANKER_KEYS
+from training.data import ItemFeatures, Jagged
 
 # Keys pack (item, time) into one int64: 36 bits of seconds around 1970 (+-1,000 years) and 27 bits of item.
 _TIME_BITS = 36
@@ -136,27 +132,3 @@ class ItemVersions:
 
 def _concat(a: Jagged, b: Jagged) -> Jagged:
     return Jagged(np.concatenate([a.values, b.values]), np.concatenate([a.lengths, b.lengths]))
-
-
-def ranker_kjt_at(
-    versions: ItemVersions,
-    candidate: np.ndarray,
-    at_ts: np.ndarray,
-    history: Jagged | History,
-    device: torch.device | None = None,
-    keys: tuple[str, ...] = RANKER_KEYS,
-) -> KeyedJaggedTensor:
-    """`features.ranker_kjt` with the candidate's attributes as of `at_ts` (one time per row).
-
-    "As of t" means what was known strictly before t, as for every event-based feature: the version
-    valid at t - 1 (an example's time is just after its last event, so nothing read is younger than
-    that event, and no label is older than it).
-
-    The feature definitions stay in `ranker_kjt`: it reads the attributes from the version rows and keeps
-    the item id as the id feature. `FeatureContext(item_versions=...)` reads the dense taste features'
-    attributes with the same convention.
-    """
-    candidate = np.asarray(candidate, dtype=np.int64)
-    rows = versions.rows_at(candidate, np.asarray(at_ts, dtype=np.int64) - 1)
-    hist = history.items if isinstance(history, History) else history
-    return ranker_kjt(versions.features, candidate, hist, device, keys, attribute_rows=rows)

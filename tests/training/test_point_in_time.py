@@ -19,9 +19,9 @@ from tests.factories import CustomerFactory, EventFactory, ProductFactory, Tenan
 from tests.training.conftest import make_tenant
 from training.data import Interactions, ItemFeatures, Jagged, temporal_split
 from training.datasets import item_features, load_tenant_dataset
-from training.features import DENSE_FEATURES, FeatureContext
+from training.features import DENSE_FEATURES, FeatureContext, ranker_kjt_at
 from training.inference import TrainedPipeline, candidate_inputs, recommend
-from training.item_versions import ALWAYS, T_MAX, ItemVersions, ranker_kjt_at
+from training.item_versions import ALWAYS, T_MAX, ItemVersions
 from training.trainers.ranker import sparse_inputs, train_ranker
 from training.trainers.two_tower import train_two_tower
 

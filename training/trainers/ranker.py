@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from training.artifacts import TrainedRanker, TrainedRetrieval
 from training.data import CustomerFeatures, Interactions, ItemFeatures
 from training.evaluation import SeenIndex, classification_metrics
-from training.features import DENSE_FEATURES, FeatureContext, RankerInputs, ranker_kjt
+from training.features import DENSE_FEATURES, FeatureContext, RankerInputs, ranker_kjt, ranker_kjt_at
 from training.inference import candidate_inputs
-from training.item_versions import ItemVersions, ranker_kjt_at
+from training.item_versions import ItemVersions
 from training.models.ranker import Ranker, RankerConfig
 from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything, uses_torch_threads
 
