@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError
 from django.utils import timezone
 
 from training.data import temporal_split
@@ -73,17 +73,6 @@ def _still_running(version: ModelVersion) -> bool:
         return True
     version.refresh_from_db()
     return False
-
-
-def start_training(tenant_id: int, *, trigger: str = "api", hyperparameters: dict | None = None) -> ModelVersion:
-    """Queue a run; the worker starts once the version row is committed."""
-    from training.tasks import train_model_version  # tasks import this module
-
-    version = ModelVersion.objects.create(
-        tenant_id=tenant_id, trigger=trigger, hyperparameters=hyperparameters or {}
-    )
-    transaction.on_commit(lambda: train_model_version.delay(tenant_id, version.pk))
-    return version
 
 
 def evaluate_pipeline(pipeline, train, test, items, item_versions=None) -> dict[str, float]:

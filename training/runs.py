@@ -1,5 +1,9 @@
 """Starting a training run on request (API, dashboard, schedule): one run at a time per tenant.
 
+A run is a queued version row plus the message of the `training` queue's task (TRAIN_TASK), sent by name
+once the row is committed: the tasks module imports the modules that start and re-send runs (this one
+through the schedule, the reaper), never the other way round.
+
 Two runs of one tenant would race to activate, double the worker time the tenant costs, and the
 second one would train on almost the same data. The check here gives the caller a clear answer;
 the partial unique index `one_run_in_flight_per_kind` is the guard that holds under concurrency.
@@ -10,7 +14,11 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from training.hyperparameters import clean_hyperparameters
+from training.registry import lifecycle
 from training.registry.models import IN_FLIGHT, ModelVersion
+
+# The Celery task that trains a queued version (training/tasks.py registers it under this name).
+TRAIN_TASK = "training.tasks.train_model_version"
 
 
 class RunInProgress(Exception):
@@ -31,8 +39,6 @@ def request_run(tenant_id: int, *, trigger: str, hyperparameters: dict | None = 
     Hyper-parameters are validated here as well as at the edge (InvalidHyperparameters), so no caller
     can queue a run the trainers would reject.
     """
-    from training.jobs import start_training  # keeps numpy/ML modules out of the import of this module
-
     params = clean_hyperparameters(hyperparameters)
     current = in_flight(tenant_id)
     if current is not None:
@@ -44,3 +50,19 @@ def request_run(tenant_id: int, *, trigger: str, hyperparameters: dict | None = 
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != "one_run_in_flight_per_kind":
             raise
         raise RunInProgress(in_flight(tenant_id)) from None
+
+
+def start_training(tenant_id: int, *, trigger: str = "api", hyperparameters: dict | None = None) -> ModelVersion:
+    """Queue a run without the one-run check (request_run makes it); the worker starts once the version row
+    is committed."""
+    version = ModelVersion.objects.create(
+        tenant_id=tenant_id, trigger=trigger, hyperparameters=hyperparameters or {}
+    )
+    transaction.on_commit(lambda: send_run(tenant_id, version.pk))
+    return version
+
+
+def send_run(tenant_id: int, version_id: int) -> None:
+    """Send the message that trains a queued version (callers send it once the row is committed; with eager
+    tasks the run happens here and now)."""
+    lifecycle.send_task_by_name(TRAIN_TASK, tenant_id, version_id)

@@ -11,10 +11,11 @@ from training import schedule
 from training.jobs import run_training
 from training.registry import reaper
 from training.registry.models import ModelVersion
+from training.runs import TRAIN_TASK
 
 
 @shared_task(
-    name="training.tasks.train_model_version", acks_late=True, autoretry_for=(OperationalError,),
+    name=TRAIN_TASK, acks_late=True, autoretry_for=(OperationalError,),
     retry_backoff=True, max_retries=3,
 )
 def train_model_version(tenant_id: int, version_id: int) -> str:

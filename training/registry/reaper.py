@@ -31,6 +31,7 @@ from django.utils import timezone
 from tenants.context import dangerously_all_tenants, tenant_context
 from training.registry import storage
 from training.registry.models import ModelVersion
+from training.runs import send_run
 
 log = logging.getLogger(__name__)
 RUNNING = (ModelVersion.Status.TRAINING, ModelVersion.Status.VALIDATING)
@@ -114,12 +115,6 @@ def queued_timeout() -> dt.timedelta:
     return dt.timedelta(seconds=settings.RECSVC_QUEUED_RUN_TIMEOUT_S)
 
 
-def _send(tenant_id: int, version_id: int) -> None:
-    from training.tasks import train_model_version  # the tasks module imports this one
-
-    train_model_version.delay(tenant_id, version_id)
-
-
 def handle_stuck_queued_runs(now: dt.datetime | None = None) -> tuple[list[int], list[int]]:
     """Re-send the message of runs queued longer than the timeout (once), fail those still queued a timeout
     after the re-send. Returns (re-sent ids, failed ids). Spans tenants (beat task).
@@ -140,7 +135,7 @@ def handle_stuck_queued_runs(now: dt.datetime | None = None) -> tuple[list[int],
             )
             if taken:
                 # After the commit (the beat task runs in autocommit: at once), so the worker sees the row.
-                transaction.on_commit(functools.partial(_send, tenant_id, pk))
+                transaction.on_commit(functools.partial(send_run, tenant_id, pk))
                 resent.append(pk)
         second = versions.filter(heartbeat_at__lt=cutoff)
         for pk, resent_at in list(second.values_list("pk", "heartbeat_at")):
