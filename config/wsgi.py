@@ -1,36 +1,30 @@
 import os
 
-import django
-from django.conf import settings
+from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django.setup(set_prefix=False)  # as django.core.wsgi.get_wsgi_application, with the service's handler
+application = get_wsgi_application()
 
-from config.handler import ServiceHandler  # noqa: E402
-
-application = ServiceHandler()
-
+from django.conf import settings  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 _patterns = get_resolver().url_patterns  # imports every view (and serving, FAISS, numpy) before what follows
 
 # A web process scores one request's few hundred candidates at a time, next to other workers on the same
-# cores: a library's own thread pool only adds contention there (p99 of an uncached MovieLens answer 117
-# ms with 2 torch threads against 27-45 ms with 1, in process on this 2-core machine), and OpenBLAS's
-# idle threads spin. That holds for every pool a request reaches: torch's intra-op threads, and the
-# OpenMP and OpenBLAS runtimes that numpy and FAISS bring (four pools, each sized to the cores by
-# default). threadpoolctl sets those it finds loaded, hence after the imports above.
+# cores: a library's own thread pool only adds contention there, and OpenBLAS's idle threads spin. That
+# holds for every pool a request reaches: torch's intra-op threads, and the OpenMP and OpenBLAS runtimes
+# that numpy and FAISS bring (each sized to the cores by default). threadpoolctl sets those it finds
+# loaded, hence after the imports above.
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 torch.set_num_threads(settings.RECSVC_SERVING_COMPUTE_THREADS)
 threadpool_limits(settings.RECSVC_SERVING_COMPUTE_THREADS)
 
-# Every object alive now (Django, DRF, torch, FAISS and the project's modules: about 450,000) is moved out
-# of the cyclic garbage collector's reach. They live as long as the process, yet each full collection
-# walked them all: 200-400 ms with every request of the worker stalled behind it (MovieLens answers had a
-# p99 of 300-375 ms after the 1M shop's bench phases, 71 ms frozen). gc.freeze, as Instagram's Django
-# fleet does; refcounting still frees these objects, only the cycle detector skips them.
+# Every object alive now (Django, DRF, torch, FAISS and the project's modules) is moved out of the cyclic
+# garbage collector's reach. They live as long as the process, yet each full collection walked them all,
+# with every request of the worker stalled behind it. gc.freeze, as Instagram's Django fleet does;
+# refcounting still frees these objects, only the cycle detector skips them.
 import gc  # noqa: E402
 
 gc.collect()

@@ -1,8 +1,9 @@
 """Where cached recommendations live in the cache, so that erasure can find them.
 
 Key pattern (documented contract for the serving layer): every cached answer for one customer is stored
-under `customer_prefix(tenant_id, customer_id)` followed by the request shape and model version, e.g.
-`recs:v1:42:c:<sha256 of the customer id, 32 hex>:<shape>:<model version>`. The customer id is hashed so
+under `customer_prefix(tenant_id, customer_id)` followed by the endpoint and the request's shape, e.g.
+`recs:{42}:c:<sha256 of the customer id, 32 hex>:<endpoint>:<shape>`. The braces are the tenant's Redis
+Cluster hash tag: every key of one tenant's answers lives in one slot. The customer id is hashed so
 that no id, however odd its characters, can widen a delete pattern or leak into key listings.
 """
 
@@ -16,7 +17,7 @@ from django.core.cache.backends.locmem import LocMemCache
 
 
 def tenant_prefix(tenant_id: int) -> str:
-    return f"recs:v1:{int(tenant_id)}:"
+    return f"recs:{{{int(tenant_id)}}}:"
 
 
 def customer_prefix(tenant_id: int, customer_id: str) -> str:

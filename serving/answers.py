@@ -10,9 +10,9 @@ get is null: popular fallback items have no retrieval or ranker score, similar i
 the answer an "explain" summary (what each filter removed, how deep retrieval went, ...); explained
 answers are never cached.
 
-Cache keys (serving/cache.py) hold the tenant, the customer and their generation, the tenant's rules
-generation, the request shape and the active model version; session requests are never cached (their
-events may belong to an anonymous customer whose generation the request does not know).
+Cached answers (serving/cache.py) are served only while the customer's generation, the tenant's rules
+generation and the active model version are those they were computed under; session requests are never
+cached (their events may belong to an anonymous customer whose generation the request does not know).
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from typing import Any
 
 from recs.models import Customer, Product
 from serving import cache
-from serving.cache import Found
 from serving.funnel import POPULAR_WINDOW_DAYS, Context, Recommendation, popular, recommend, similar_items
-from serving.registry_cache import active_version_id
 from tenants.context import tenant_context
 
 
@@ -115,18 +113,16 @@ def _context(tenant_id: int, request: _Base, product_id: str | None = None) -> C
 
 def _through_cache(
     tenant_id: int, kind: str, request: _Base | _Shaped, compute: Callable[[], Recommendation], *,
-    customer: str | None = None, cacheable: bool = True, found: Found | None = None,
+    customer: str | None = None, cacheable: bool = True,
 ) -> dict[str, Any]:
     if not cacheable or request.explain:
         return as_answer(compute(), explain=request.explain)
-    found = found or cache.lookup_answer(tenant_id, kind, request.shape(), customer=customer)
-    if found.answer is not None:
-        return found.answer
-    with cache.computing_with(tenant_id, found.seen):
-        rec = compute()
+    lookup = cache.lookup_answer(tenant_id, kind, request.shape(), customer=customer)
+    if lookup.answer is not None:
+        return lookup.answer
+    rec = compute()
     answer = as_answer(rec)
-    if found.key is not None:  # None: the customer's event is being stored (serving.cache.PENDING_MS)
-        cache.set_answer(found.key, answer, max_seconds=rec.valid_for)
+    cache.store_answer(lookup, answer, max_seconds=rec.valid_for)
     return answer
 
 
@@ -147,49 +143,33 @@ def _cacheable(request: RecommendRequest) -> bool:
     return not request.session_id and not request.explain
 
 
-def recommendations_lookup(tenant_id: int, request: RecommendRequest) -> cache.AnswerLookup | None:
-    """The cache lookup of this request's answer, for the API to send with the request's admission
-    (None: not cached, or the cache is not Redis). Its result goes to recommendations_answer(found=...)."""
-    if not _cacheable(request):
-        return None
-    return cache.answer_lookup(tenant_id, "recommend", request.shape(), customer=request.customer_id)
-
-
-def recommendations_answer(
-    tenant_id: int, request: RecommendRequest, *, use_cache: bool = True, found: Found | None = None
-) -> dict:
+def recommendations_answer(tenant_id: int, request: RecommendRequest, *, use_cache: bool = True) -> dict:
     """The /v1/recommendations answer (without recommendation_id and variant). `use_cache=False` neither
-    reads nor writes the cache; `found`: the result of this tenant's recommendations_lookup for it."""
+    reads nor writes the cache."""
     def compute() -> Recommendation:
         return _compute_recommendations(tenant_id, request)
 
     return _through_cache(tenant_id, "recommend", request, compute, customer=request.customer_id,
-                          cacheable=use_cache and _cacheable(request), found=found)
+                          cacheable=use_cache and _cacheable(request))
 
 
 def precompute_recommendations(tenant_id: int, customer_external_ids: list[str], k: int = 10) -> int:
     """Compute the default-shape answer (`RecommendRequest(customer_id=..., k=k)`) of each customer and
     write it where the API reads it. Returns how many answers were written (0 when answers are not cached:
-    RECSVC_RECS_CACHE_SECONDS=0; with Redis down the writes are dropped silently, as on the API path). The
-    answers written are readable when this returns."""
+    RECSVC_RECS_CACHE_SECONDS=0; with Redis down the writes are dropped silently, as on the API path)."""
     ids = list(dict.fromkeys(c for c in customer_external_ids if c))
     if not ids or cache.answer_ttl() <= 0:
         return 0
     written = 0
     with tenant_context(tenant_id):
         pks = dict(Customer.objects.for_tenant(tenant_id).filter(external_id__in=ids).values_list("external_id", "pk"))
-        version = active_version_id(tenant_id)
         for customer_id in ids:
             request = RecommendRequest(customer_id=customer_id, k=k)
-            # The key first: an event stored while computing bumps the generation, and the answer then
-            # lands under the old (unreachable) key rather than serving stale items under the new one.
-            key = cache.storable_answer_key(tenant_id, "recommend", request.shape(), version, customer=customer_id)
-            if key is None:  # the customer's event is being stored: the next request computes the answer
-                continue
+            # Looked up first: an event stored while computing changes the stamp, so the stored answer is
+            # never served after it.
+            lookup = cache.lookup_answer(tenant_id, "recommend", request.shape(), customer=customer_id)
             rec = _compute_recommendations(tenant_id, request, pks.get(customer_id))
-            cache.set_answer(key, as_answer(rec), max_seconds=rec.valid_for)
-            written += 1
-    cache.answers_written()  # readable once this returns (the writes are not waited for one by one)
+            written += cache.store_answer(lookup, as_answer(rec), max_seconds=rec.valid_for)
     return written
 
 

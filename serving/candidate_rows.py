@@ -5,8 +5,8 @@ its work: index probes across a catalog of a million rows, for PostgreSQL and fo
 them. Popular products are candidates of many answers, so a process keeps the rows it read, and reads
 only the missing ones. A row is kept only while no write has changed it: every write of product rows
 publishes the changed pks after its commit (serving/catalog_changes.py), and before using what it kept
-for a request, the process drops the rows changed since it last looked, up to the counter value that the
-request's cache lookup read. So a stock change still applies to the next uncached request.
+for a request, the process drops the rows changed since it last looked, up to the counter's current
+value. So a stock change still applies to the next uncached request.
 
 Without that counter (no Redis, or Redis down) the rows are read from PostgreSQL as before and nothing is
 kept. Should a change's notice be lost (Redis failed just after a commit), a process's rows are dropped
@@ -26,7 +26,6 @@ import numpy as np
 from django.conf import settings
 
 from serving import catalog_changes
-from serving.cache import seen_by_lookup
 
 
 @dataclass
@@ -44,13 +43,6 @@ _rows: dict[tuple[int, int, int], Sequence] = {}  # (tenant, epoch, pk) -> row, 
 _kept: dict[int, _Kept] = {}
 _lock = threading.Lock()  # gthread workers: a sync of one tenant and the rows' insertion are atomic
 _epochs = itertools.count(1)
-
-
-def _current_seq(tenant_id: int) -> int | None:
-    seen = seen_by_lookup(tenant_id)
-    if seen is not None and seen.catalog_seq is not None:
-        return seen.catalog_seq
-    return catalog_changes.current_seq(tenant_id)
 
 
 def _synced(tenant_id: int, seq: int, attribute_keys: tuple[str, ...]) -> _Kept:
@@ -94,7 +86,7 @@ def read_through(
     """The current rows of these products (in no particular order; `read` gives rows whose first element
     is the pk, and is called for the pks not kept)."""
     limit = settings.RECSVC_CANDIDATE_ROWS
-    seq = _current_seq(tenant_id) if limit > 0 else None
+    seq = catalog_changes.current_seq(tenant_id) if limit > 0 else None
     if seq is None:
         return read(pks)
     with _lock:

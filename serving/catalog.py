@@ -28,7 +28,7 @@ from django.db.models.functions import Cast
 
 from recs.models import Product
 from serving import candidate_rows
-from tenants.postgres.cursors import pk_by_external_id, server_bound_cursor
+from tenants.postgres.cursors import server_bound_cursor
 
 STR = np.dtypes.StringDType()
 COLUMNS = ("id", "external_id", "title", "available", "deleted", "stock_f", "price_f", "brand", "category_path", "tags")
@@ -109,12 +109,6 @@ class CandidateTable:
         out = np.zeros(len(self), dtype=bool)
         out[owner[np.isin(flat, np.array(wanted, dtype=STR))]] = True
         return out
-
-
-def product_pk(tenant_id: int, external_id: str) -> int | None:
-    """The row id of the shop's product `external_id` (deleted ones too, as the API's lookup finds them),
-    None for an id the shop has not sent."""
-    return pk_by_external_id(Product, tenant_id, external_id)
 
 
 def empty_table() -> CandidateTable:

@@ -11,8 +11,8 @@ A new counter starts at the current time in microseconds rather than at zero: af
 (flushed, restarted empty), the counter is far ahead of every value a process saw, so the process finds
 entries missing and drops everything it kept, instead of taking the new log's entries for the old ones.
 
-The hot path reads the counter on the cache lookup's round trip (serving.cache, `Seen.catalog_seq`); a
-reader without a lookup reads it with `current_seq`.
+Readers read the counter with `current_seq`. Both keys carry the tenant's hash tag, so the publishing
+script touches a single Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ return seq
 
 
 def seq_name(tenant_id: int) -> str:
-    """The counter's name before the cache's prefix (serving.cache's lookup script reads it)."""
-    return f"recs:catalog-seq:{int(tenant_id)}"
+    """The counter's name before the cache's prefix."""
+    return f"recs:{{{int(tenant_id)}}}:catalog-seq"
 
 
 def seq_key(tenant_id: int) -> str:
@@ -52,7 +52,7 @@ def seq_key(tenant_id: int) -> str:
 
 
 def _log_key(tenant_id: int) -> str:
-    return str(cache.make_key(f"recs:catalog-log:{int(tenant_id)}"))
+    return str(cache.make_key(f"recs:{{{int(tenant_id)}}}:catalog-log"))
 
 
 def publish_changes(tenant_id: int, product_pks: Iterable[int] | None) -> None:

@@ -22,10 +22,10 @@ from django.conf import settings
 from django.core.cache import cache
 
 from serving import index as item_index
-from serving.cache import seen_by_lookup
 from tenants.context import tenant_context
 from training.artifacts import TrainedRanker, TrainedRetrieval
 from training.registry import lifecycle, storage
+from training.registry.lifecycle import active_version_cache_key
 from training.registry.models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -81,25 +81,21 @@ class PkIndex:
 
 
 def active_version_id(tenant_id: int) -> int | None:
-    """The tenant's active recommender version id (at most RECSVC_ACTIVE_VERSION_TTL_SECONDS stale);
-    inside serving.cache.computing_with, the one the answer's lookup read."""
-    seen = seen_by_lookup(tenant_id)
-    if seen is not None:
-        return seen.active_version
-    cached = cache.get(lifecycle.active_version_cache_key(tenant_id))
+    """The tenant's active recommender version id (at most RECSVC_ACTIVE_VERSION_TTL_SECONDS stale)."""
+    cached = cache.get(active_version_cache_key(tenant_id))
     if cached is None:
-        # Its own scope: read from outside one (an API fast path before DRF's scope), row-level security
-        # would show no version at all, and "no active model" would be cached for every process.
+        # Its own scope: read from outside one, row-level security would show no version at all, and
+        # "no active model" would be cached for every process.
         with tenant_context(tenant_id):
             version = lifecycle.active_version(tenant_id)
         cached = version.pk if version is not None else _NO_VERSION
-        cache.set(lifecycle.active_version_cache_key(tenant_id), cached, settings.RECSVC_ACTIVE_VERSION_TTL_SECONDS)
+        cache.set(active_version_cache_key(tenant_id), cached, settings.RECSVC_ACTIVE_VERSION_TTL_SECONDS)
     return int(cached) or None
 
 
 def forget_active_version(tenant_id: int) -> None:
     """Make every process re-read the active version on its next request (activation does this itself)."""
-    cache.delete(lifecycle.active_version_cache_key(tenant_id))
+    cache.delete(active_version_cache_key(tenant_id))
 
 
 _loaded: dict[int, ServedModel] = {}

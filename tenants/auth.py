@@ -5,11 +5,9 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from tenants.admission import REQUEST_ATTRIBUTE, Admission, Prefetch, admit
+from tenants.admission import REQUEST_ATTRIBUTE, admit
 from tenants.models import ApiKey
 from tenants.ratelimit import ApiKeyRateThrottle
-
-_PREADMITTED = "_recsvc_preadmitted"  # (raw key, Admission or None) on the Django request
 
 
 def raw_api_key(meta: dict) -> str | None:
@@ -28,14 +26,6 @@ def counts_rate(view) -> bool:
     return any(issubclass(t, ApiKeyRateThrottle) for t in getattr(view, "throttle_classes", ()))
 
 
-def admit_before_drf(request, view, raw_key: str, prefetch: Prefetch | None = None) -> Admission | None:
-    """Admit a request in a view's fast path, before DRF runs; if the view then hands the request to DRF
-    after all, the authentication uses this admission instead of admitting (and counting) it again."""
-    admission = admit(raw_key, count_rate=counts_rate(view), prefetch=prefetch)
-    setattr(request, _PREADMITTED, (raw_key, admission))
-    return admission
-
-
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer rsk_...` (or `X-Api-Key: rsk_...`). Sets request.auth to the ApiKey."""
 
@@ -45,16 +35,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
         if not raw:
             return None
-        pre = getattr(request._request, _PREADMITTED, None)
-        if pre is not None and pre[0] == raw:
-            admission = pre[1]  # admitted by the view's own fast path: counted once
-        else:
-            # One Redis round trip reads the key's cache entry, counts the rate limit and reads the usage
-            # counters (tenants.admission); the throttle and the quota permission use what it read.
-            view = (getattr(request, "parser_context", None) or {}).get("view")
-            # A view may read what it needs in the same round trip (tenants.admission, `prefetch`).
-            prefetch = view.admission_prefetch(request) if hasattr(view, "admission_prefetch") else None
-            admission = admit(raw, count_rate=counts_rate(view), prefetch=prefetch)
+        # One Redis round trip reads the key's cache entry, counts the rate limit and reads the usage
+        # counters (tenants.admission); the throttle and the quota permission use what it read.
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        admission = admit(raw, count_rate=counts_rate(view))
         if admission is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         setattr(request, REQUEST_ATTRIBUTE, admission)

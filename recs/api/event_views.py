@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import django_filters
 import msgspec
 from django.conf import settings
-from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.response import Response
 
-from recs.api import fast_path
 from recs.api.base import TenantViewSet
 from recs.api.filters import UtcDateTimeFilter
 from recs.api.parsers import RawJSONParser
@@ -25,10 +21,7 @@ from recs.ingest.event_schema import batch_decoder, clean_batch_decoder, event_d
 from recs.ingest.event_types import delete_event_type, set_event_type
 from recs.ingest.events import ingest_events
 from recs.models import BUILTIN_EVENT_WEIGHTS, Event, EventType
-from serving import cache as answer_cache
 from tenants.auth import HasTenantScope
-from tenants.billing.plans import Meter
-from tenants.context import tenant_context
 
 EVENT_FIELDS = {
     "type": serializers.CharField(help_text="view, click, add_to_cart, purchase, rating, impression or a custom type"),
@@ -100,42 +93,6 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
 
     def safely_get_queryset(self, queryset):
         return queryset.select_related("customer", "product")
-
-    def dispatch(self, request, *args, **kwargs):
-        stored = None
-        if request.method == "POST" and self.action_map.get("post") == "create":
-            stored = self._store_one_fast(request)
-        return stored if stored is not None else super().dispatch(request, *args, **kwargs)
-
-    def _store_one_fast(self, request) -> HttpResponse | None:
-        """The fast path (recs/api/fast_path.py) of a small, well-formed single event. Anything else
-        goes on to DRF: a bad key or a refusal (reusing this admission), a body that does not decode, and
-        an event that was not stored for an error of its own (an unknown product: nothing was written,
-        and create() repeats the attempt to answer the problem)."""
-        body = fast_path.small_json_body(request)
-        if body is None:
-            return None
-        try:
-            event = event_decoder.decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-            return None
-        # The customer's cache generation is bumped on the admission's round trip, before the event is
-        # stored, with a pending marker (serving.cache.PENDING_MS); a key that is then refused bumped
-        # only its own shop's customer, which costs that customer one cache miss.
-        sent_at = time.monotonic()
-        admission = fast_path.admit(
-            request, self, meter=Meter.EVENTS,
-            prefetch=lambda tenant_id, pipe: answer_cache.queue_pending_bump(pipe, tenant_id, event.customer_id),
-        )
-        if admission is None:
-            return None
-        bumped_at = sent_at if answer_cache.pending_bump_applied(admission.prefetched) else None
-        tenant_id = admission.key.tenant_id
-        with tenant_context(tenant_id):  # as DRF's path runs (recs.api.base)
-            result = ingest_events(tenant_id, [event], count_usage=True, pending_bump_at=bumped_at)
-        if result.row_errors:
-            return None
-        return fast_path.json_response(result.as_dict(), status=201 if result.stored else 200)
 
     @extend_schema(request=EventInDoc, responses={201: IngestResultDoc, 200: IngestResultDoc})
     def create(self, request):

@@ -26,7 +26,7 @@ from recs.ingest.errors import IngestResult, RowError
 from recs.ingest.event_schema import EventIn, event_decoder, field_of
 from recs.ingest.event_types import event_weights
 from recs.models import BUILTIN_EVENT_WEIGHTS
-from serving.cache import bump_customer_generation, pending_bump_covers
+from serving.cache import bump_customer_generation
 from tenants.billing import usage
 
 _EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
@@ -167,15 +167,10 @@ def validate_events(rows: Sequence[Any], tenant_id: int) -> tuple[list[ValidRow]
     return valid, errors
 
 
-def ingest_events(
-    tenant_id: int, rows: Sequence[Any], *, count_usage: bool = False, pending_bump_at: float | None = None
-) -> IngestResult:
+def ingest_events(tenant_id: int, rows: Sequence[Any], *, count_usage: bool = False) -> IngestResult:
     """Validate and store a batch of events for one tenant (the caller has entered its tenant context).
 
-    `count_usage`: count the stored events on the shop's usage meter (the API; imports count per chunk).
-    `pending_bump_at`: the rows' one customer was bumped with a pending marker sent at this
-    time.monotonic() (serving.cache.queue_pending_bump); the bump after the commit is then skipped if
-    the marker covers the commit."""
+    `count_usage`: count the stored events on the shop's usage meter (the API; imports count per chunk)."""
     valid, errors = validate_events(rows, tenant_id)
     result = IngestResult(received=len(rows), row_errors=errors)
     if not valid:
@@ -192,13 +187,9 @@ def ingest_events(
         # Every ingestion path (API, imports, shop webhooks) ends here: these customers' cached answers go
         # stale once the events are visible (at once outside a transaction, else at its commit).
         touched = {event.customer_id for _, event, _ in known}
-        if outermost:
-            covered = pending_bump_at is not None and len(touched) == 1 and pending_bump_covers(pending_bump_at)
-            _after_commit(tenant_id, set() if covered else touched, stored if count_usage else 0)
-        else:
-            transaction.on_commit(lambda: bump_customer_generation(tenant_id, touched))
-            if count_usage:
-                usage.record(tenant_id, usage.EVENTS, stored)
+        transaction.on_commit(lambda: bump_customer_generation(tenant_id, touched))
+        if count_usage:
+            usage.record(tenant_id, usage.EVENTS, stored)
     result.row_errors.sort(key=lambda e: e.row)
     return result
 
@@ -254,12 +245,3 @@ def _store_batch(
         ]
         stored = store.insert_events(tenant_id, records, commit_follows=outermost)
     return known, stored
-
-
-def _after_commit(tenant_id: int, customers: set[str], usage_count: int) -> None:
-    """What follows stored events: the customers' cache generations (serving.cache), one Redis command,
-    and for the API the usage meter, which rides on this process's next admission (usage.record_soon)
-    rather than paying a pipeline of its own here. Never raises: the events are stored."""
-    bump_customer_generation(tenant_id, customers)
-    if usage_count:
-        usage.record_soon(tenant_id, usage.EVENTS, usage_count)

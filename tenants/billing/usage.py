@@ -6,20 +6,11 @@
 
 `record` costs one pipelined Redis round trip and never raises. Count what was served or stored (not
 what was refused), after the work succeeded.
-
-`record_soon` costs no round trip: the count waits in the process and rides on its next API admission
-(tenants.admission sends `take_pending` in its script), which a recommendation request, answered
-from the cache in a single round trip, could not otherwise spare. A count waits at most until the
-process admits its next request (or exits); if Redis is down then, it is lost (under-billing, never
-over-billing, as with the counters themselves).
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
-import threading
-from collections import Counter
 
 from django.db import transaction
 from django.utils import timezone
@@ -28,7 +19,6 @@ from tenants.billing import counters
 from tenants.billing.models import UsageCounter
 from tenants.billing.periods import period_of
 from tenants.billing.plans import Meter
-from tenants.redis_client import raw_redis
 
 EVENTS = Meter.EVENTS
 RECOMMENDATIONS = Meter.RECOMMENDATIONS
@@ -40,39 +30,6 @@ def record(tenant_id: int, meter: str, n: int = 1, *, at: dt.datetime | None = N
     if n <= 0:
         return
     counters.incr(tenant_id, period_of(at or timezone.now()), Meter(meter).value, int(n))
-
-
-_pending: Counter[tuple[int, dt.date, str]] = Counter()
-_pending_lock = threading.Lock()
-
-
-def record_soon(tenant_id: int, meter: str, n: int = 1) -> None:
-    """Count like `record`, sent with this process's next admission round trip (see the docstring)."""
-    if n <= 0:
-        return
-    if raw_redis() is None:
-        record(tenant_id, meter, n)
-        return
-    with _pending_lock:
-        _pending[(tenant_id, period_of(timezone.now()), Meter(meter).value)] += int(n)
-
-
-def take_pending() -> list[tuple[tuple[int, dt.date, str], int]]:
-    """The waiting counts ((tenant, period, meter), n), handed over to be sent (tenants.admission sends
-    them in its script)."""
-    with _pending_lock:
-        waiting = list(_pending.items())
-        _pending.clear()
-    return waiting
-
-
-def flush_pending() -> None:
-    """Send the waiting counts in a round trip of their own."""
-    for (tenant_id, period, meter), n in take_pending():
-        counters.incr(tenant_id, period, meter, n)
-
-
-atexit.register(flush_pending)
 
 
 def live(tenant_id: int, meter: str, period: dt.date | None = None) -> int | None:

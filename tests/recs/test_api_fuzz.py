@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from config.handler import ServiceHandler
-
 # Loaded at collection (the schema view reads no table); schemathesis' lazy fixture loader does not run
 # on this pytest.
-schema = schemathesis.openapi.from_wsgi("/v1/schema", ServiceHandler()).exclude(path_regex="^/v1/training/")
+schema = schemathesis.openapi.from_wsgi("/v1/schema", WSGIHandler()).exclude(path_regex="^/v1/training/")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The answer cache's one-round-trip lookup composes, in Redis, the key the rest of the code writes under."""
+"""The answer cache: an answer is served only while the generations it was computed under are current."""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache as django_cache
 
-from serving import cache, catalog_changes
+from serving import cache
 from serving.registry_cache import active_version_id
 from tests.factories import TenantFactory
 from training.registry.lifecycle import active_version_cache_key
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(not django_settings.REDIS_URL, reason="the one-round-trip lookup is a Redis script"),
-]
+pytestmark = pytest.mark.django_db
 SHAPE = {"k": 10, "exclude": (), "category": None}
 
 
@@ -25,122 +22,81 @@ def tenant(settings):
 
 
 @pytest.mark.parametrize("customer", ["c-1", None])
-def test_the_lookup_finds_what_was_stored_under_answer_key(tenant, customer):
-    active_version_id(tenant.pk)  # the active version (none) is cached, as after any request
-    key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer=customer)
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer)[:2] == (key, None)
+def test_a_stored_answer_is_found_by_the_same_request_only(tenant, customer):
+    first = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer)
+    assert first.answer is None and first.stamp == cache.Stamp(0, 0, None)
+    assert cache.store_answer(first, {"items": [{"id": "p1"}]})
 
-    cache.set_answer(key, {"items": [{"id": "p1"}]})
-    cache.answers_written()
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer)[:2] == (key, {"items": [{"id": "p1"}]})
-    assert cache.lookup_answer(tenant.pk, "recommend", {**SHAPE, "k": 11}, customer=customer)[1] is None
-    assert cache.lookup_answer(tenant.pk, "popular", SHAPE, customer=customer)[1] is None
-    assert cache.lookup_answer(TenantFactory().pk, "recommend", SHAPE, customer=customer)[1] is None
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=customer).answer == {"items": [{"id": "p1"}]}
+    assert cache.lookup_answer(tenant.pk, "recommend", {**SHAPE, "k": 11}, customer=customer).answer is None
+    assert cache.lookup_answer(tenant.pk, "popular", SHAPE, customer=customer).answer is None
+    assert cache.lookup_answer(TenantFactory().pk, "recommend", SHAPE, customer=customer).answer is None
+    other_customer = "c-2" if customer else "c-1"
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer=other_customer).answer is None
 
 
-def test_an_event_a_rule_change_and_an_activation_each_make_the_answer_unreachable(tenant):
-    active_version_id(tenant.pk)
-    key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
-    cache.set_answer(key, {"items": []})
-    cache.answers_written()
+def test_an_event_a_rule_change_and_an_activation_each_make_the_answer_stale(tenant):
+    def stored_then_found() -> cache.Lookup:
+        lookup = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+        cache.store_answer(lookup, {"items": []})
+        assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1").answer == {"items": []}
+        return lookup
 
+    before = stored_then_found()
     cache.bump_customer_generation(tenant.pk, ["c-2"])
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[1] == {"items": []}
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1").answer == {"items": []}
     cache.bump_customer_generation(tenant.pk, ["c-1"])
-    after_event, missed, _ = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert missed is None and after_event != key
-    assert after_event == cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
+    after_event = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert after_event.answer is None and after_event.key == before.key
+    assert after_event.stamp.customer_generation > before.stamp.customer_generation
 
-    cache.set_answer(after_event, {"items": []})
+    stored_then_found()
     cache.bump_rules_generation(tenant.pk)
-    after_rule, missed, _ = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert missed is None and after_rule not in (key, after_event)
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1").answer is None
 
-    cache.set_answer(after_rule, {"items": []})
+    stored_then_found()
     django_cache.set(active_version_cache_key(tenant.pk), 12345, 60)  # what activation leads to
-    after_activation, missed, _ = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert missed is None and after_activation.endswith(":12345")
+    after_activation = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert after_activation.answer is None and after_activation.stamp.model_version == 12345
+
+
+def test_an_answer_computed_while_an_event_commits_is_never_served_after_it(tenant):
+    """The stamp is read before computing: a bump landing between the lookup and the store leaves the stored
+    answer with the old stamp, whatever the timing."""
+    lookup = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    cache.bump_customer_generation(tenant.pk, ["c-1"])  # the event commits while the answer is computed
+    cache.store_answer(lookup, {"items": [{"id": "bought"}]})
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1").answer is None
 
 
 def test_an_expired_active_version_is_read_from_the_database(tenant):
     django_cache.delete(active_version_cache_key(tenant.pk))
-    key, answer, seen = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert answer is None and key.endswith(":0") and seen is None
+    lookup = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert lookup.answer is None and lookup.stamp.model_version is None
     assert django_cache.get(active_version_cache_key(tenant.pk)) == 0  # refilled for the next request
+    assert active_version_id(tenant.pk) is None
 
 
-def test_a_redis_that_lost_the_script_gets_it_again(tenant):
-    from django_redis import get_redis_connection
-
-    active_version_id(tenant.pk)
-    key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
-    cache.set_answer(key, {"items": []})
-    cache.answers_written()
-    get_redis_connection("default").script_flush()  # as after a restart of Redis
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[:2] == (key, {"items": []})
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")[:2] == (key, {"items": []})
+def test_nothing_is_stored_without_a_ttl(tenant, settings):
+    lookup = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    assert not cache.store_answer(lookup, {"items": []}, max_seconds=0.5)
+    settings.RECSVC_RECS_CACHE_SECONDS = 0
+    assert not cache.store_answer(lookup, {"items": []})
+    settings.RECSVC_RECS_CACHE_SECONDS = 600
+    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1").answer is None
 
 
-def test_a_miss_is_computed_with_the_rules_generation_and_version_its_lookup_read(tenant):
-    other = TenantFactory()
-    django_cache.set(active_version_cache_key(tenant.pk), 4242, 60)
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="hash tags are a Redis Cluster matter")
+def test_every_key_of_a_lookup_shares_the_tenants_cluster_slot(tenant):
+    from redis.crc import key_slot
+
+    lookup = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
+    cache.store_answer(lookup, {"items": []})
+    cache.bump_customer_generation(tenant.pk, ["c-1", "c-2"])
     cache.bump_rules_generation(tenant.pk)
-    catalog_changes.publish_changes(tenant.pk, [1, 2])
-    key, answer, seen = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    catalog_seq = catalog_changes.current_seq(tenant.pk)
-    assert catalog_seq > 0 and catalog_changes.current_seq(other.pk) == 0
-    assert answer is None and seen == cache.Seen(4242, cache.rules_generation(tenant.pk), catalog_seq)
-    assert key.endswith(f":{seen.rules_generation}:{key.split(':')[-2]}:4242")
-
-    # A rule write and an activation land between the lookup and the computation: the computation
-    # still uses what the key was composed from, so the answer stored under it is that version's.
-    cache.bump_rules_generation(tenant.pk)
-    django_cache.set(active_version_cache_key(tenant.pk), 4343, 60)
-    with cache.computing_with(tenant.pk, seen):
-        assert cache.rules_generation(tenant.pk) == seen.rules_generation
-        assert active_version_id(tenant.pk) == 4242
-        assert cache.rules_generation(other.pk) == 0 and active_version_id(other.pk) is None  # its own
-    assert cache.rules_generation(tenant.pk) > seen.rules_generation
-    assert active_version_id(tenant.pk) == 4343
-
-
-def _pending_bump(tenant_id: int, customer: str) -> list:
+    django_cache.set(active_version_cache_key(tenant.pk), 7, 60)
     from django_redis import get_redis_connection
 
-    pipe = get_redis_connection("default").pipeline(transaction=False)
-    cache.queue_pending_bump(pipe, tenant_id, customer)
-    return pipe.execute()
-
-
-def test_while_a_customers_event_is_being_stored_nothing_computed_is_stored(tenant):
-    from django_redis import get_redis_connection
-
-    active_version_id(tenant.pk)
-    before = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert cache.pending_bump_applied(_pending_bump(tenant.pk, "c-1"))
-
-    during = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert during.key is None and during.answer is None  # compute, but store nothing
-    assert cache.storable_answer_key(tenant.pk, "recommend", SHAPE, customer="c-1") is None
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-2").key is not None  # only c-1's
-    new_key = cache.answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert new_key != before.key  # the generation changed with the marker
-
-    # The marker expires by itself: then the new generation's answers are stored and found as usual.
-    redis = get_redis_connection("default")
-    markers = [k for k in redis.keys("*recs-gen*:pending")]
-    assert len(markers) == 1 and 0 < redis.pttl(markers[0]) <= cache.PENDING_MS
-    redis.delete(markers[0])
-    after = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
-    assert after.key == new_key == cache.storable_answer_key(tenant.pk, "recommend", SHAPE, customer="c-1")
-    cache.set_answer(after.key, {"items": []})
-    cache.answers_written()
-    assert cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1").answer == {"items": []}
-
-
-def test_a_pending_bump_covers_a_commit_only_well_inside_its_markers_life(monkeypatch):
-    now = 1000.0
-    monkeypatch.setattr(cache.time, "monotonic", lambda: now)
-    assert cache.pending_bump_covers(now - 0.001)
-    assert not cache.pending_bump_covers(now - cache.PENDING_MS / 1000 / 2)
-    assert not cache.pending_bump_applied(None) and not cache.pending_bump_applied([True, ValueError()])
+    keys = get_redis_connection("default").keys(django_cache.make_key(f"recs:{{{tenant.pk}}}:*"))
+    assert len(keys) == 5  # the answer, two customers' generations, the rules generation, the version
+    assert len({key_slot(k) for k in keys}) == 1

@@ -11,7 +11,7 @@ from django.core.cache import cache as django_cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from serving import cache, candidate_rows, catalog, catalog_changes
+from serving import candidate_rows, catalog, catalog_changes
 from tests.factories import ProductFactory, TenantFactory, change_products
 
 pytestmark = [
@@ -117,18 +117,6 @@ def test_a_row_read_while_a_change_is_published_is_not_kept(products):
     candidate_rows.read_through(tenant.pk, np.array([a.pk]), (), read_during_a_change)
     assert reads.rows([a.pk])[a.pk][5] == 0.0
     assert reads.asked == [[b.pk], [a.pk], [a.pk]]
-
-
-def test_a_miss_syncs_to_the_counter_its_lookup_read(products):
-    tenant, (a, *_) = products
-    reads = Reads(tenant.pk)
-    reads.rows([a.pk])
-    before = catalog_changes.current_seq(tenant.pk)
-    change_products(tenant, {a: {"stock": 0}})
-
-    with cache.computing_with(tenant.pk, cache.Seen(None, 0, before)):  # looked up before the change
-        assert reads.rows([a.pk])[a.pk][5] == 5.0
-    assert reads.rows([a.pk])[a.pk][5] == 0.0  # a later request sees it
 
 
 def test_rows_are_kept_per_tenant_and_per_attribute_keys(products):

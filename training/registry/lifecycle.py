@@ -44,8 +44,9 @@ class ActivationRefused(Exception):
 
 
 def active_version_cache_key(tenant_id: int) -> str:
-    """Where serving caches the active version id (briefly); activation deletes it once committed."""
-    return f"active-version:{int(tenant_id)}"
+    """Where serving caches the active version id (briefly); activation deletes it once committed. Under
+    the tenant's hash tag, beside the other keys an answer's lookup reads (serving.cache)."""
+    return f"recs:{{{int(tenant_id)}}}:active-version"
 
 
 def active_version(tenant_id: int, kind: str = ModelVersion.Kind.RECOMMENDER) -> ModelVersion | None:

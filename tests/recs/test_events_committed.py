@@ -1,18 +1,15 @@
 """Event ingestion as production runs it: outside any transaction (not inside a test's), where a single
-event is one statement that commits itself, the customers' cache generations are bumped after the commit
-(a single event's before it, with a pending marker: serving.cache.PENDING_MS), and the usage meter's count
-rides on the process's next admission (usage.record_soon)."""
+event is one statement that commits itself, and the customers' cache generations are bumped and the usage
+meter counted after the commit."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from recs.ingest import events as ingest_events
 from recs.models import Customer, Event
 from serving import cache as answer_cache
 from serving.cache import customer_generation
@@ -44,7 +41,6 @@ def _events(tenant) -> list[tuple[str, str]]:
 
 
 def _counted(tenant) -> int | None:
-    usage.flush_pending()  # what this process counted waits for its next admission round trip
     return usage.live(tenant.pk, usage.EVENTS)
 
 
@@ -59,8 +55,7 @@ def test_a_single_event_commits_counts_and_invalidates_the_customer(api, tenant,
         assert Customer.objects.for_tenant(tenant).get(external_id="visitor-1").is_placeholder
     assert customer_generation(tenant.pk, "visitor-1") > before
 
-    # A retry stores nothing, counts nothing, and is answered 200; its admission sent the first one's count.
-    # (Its customer was bumped before the store found the duplicate: one cache miss for that customer.)
+    # A retry stores nothing, counts nothing, and is answered 200.
     again = api.post("/v1/events", _event(event_id="e1", customer_id="visitor-1"), format="json")
     assert again.status_code == 200 and again.json()["duplicates"] == 1
     assert usage.live(tenant.pk, usage.EVENTS) == 1
@@ -114,12 +109,11 @@ def test_a_bulk_batch_counts_once_and_invalidates_every_customer(api, tenant, pr
     assert not any("synchronous_commit" in q["sql"] for q in queries.captured_queries)
 
 
-def test_a_single_event_is_stored_before_drf_and_its_retry_is_answered_200(api, tenant, product):
+def test_a_single_events_retry_is_answered_200(api, tenant, product):
     event = _event()
     first = api.post("/v1/events", event, format="json")
     retry = api.post("/v1/events", event, format="json")
     assert (first.status_code, retry.status_code) == (201, 200)
-    assert "Allow" not in first  # answered by the fast path (DRF's views add Allow)
     assert first.json() == {"received": 1, "stored": 1, "duplicates": 0, "rejected": 0, "errors": []}
     assert retry.json()["duplicates"] == 1
     assert _events(tenant) == [(event["event_id"], "c1")]
@@ -136,7 +130,7 @@ def test_a_single_event_is_stored_before_drf_and_its_retry_is_answered_200(api, 
     ],
     ids=["unknown-product", "missing-field", "unknown-field", "malformed", "not-json"],
 )
-def test_what_the_fast_path_cannot_store_is_drfs_problem_and_counted_once(
+def test_an_event_that_cannot_be_stored_is_a_problem_counted_once_against_the_rate_limit(
     api, tenant, product, settings, body, content_type, status, field
 ):
     settings.RECSVC_RATE_LIMIT_PER_MINUTE = 2
@@ -150,24 +144,10 @@ def test_what_the_fast_path_cannot_store_is_drfs_problem_and_counted_once(
     assert api.post("/v1/events", _event(), format="json").status_code == 429
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="the bump rides on the admission's Redis round trip")
-@pytest.mark.parametrize("commit_took_too_long", [False, True])
-def test_a_single_events_customer_is_bumped_before_the_commit_and_again_only_after_a_slow_one(
-    api, tenant, product, monkeypatch, commit_took_too_long
-):
-    after_commit = []
-    bump = ingest_events.bump_customer_generation
-
-    def recorded_bump(tenant_id, customers):  # still bumps in Redis: only what was asked is recorded
-        after_commit.append(set(customers))
-        bump(tenant_id, customers)
-
-    monkeypatch.setattr(ingest_events, "bump_customer_generation", recorded_bump)
-    if commit_took_too_long:  # the marker would expire before the commit: bump again after it
-        monkeypatch.setattr(ingest_events, "pending_bump_covers", lambda sent_at: False)
-    before = customer_generation(tenant.pk, "visitor-1")
-    response = api.post("/v1/events", _event(customer_id="visitor-1"), format="json")
-    assert response.status_code == 201, response.content
-    assert customer_generation(tenant.pk, "visitor-1") > before  # bumped on the admission's round trip
-    assert answer_cache.storable_answer_key(tenant.pk, "recommend", {}, customer="visitor-1") is None  # pending
-    assert after_commit == ([{"visitor-1"}] if commit_took_too_long else [set()])
+def test_a_cached_answer_of_the_events_customer_is_stale_once_the_event_is_answered(api, tenant, product, settings):
+    settings.RECSVC_RECS_CACHE_SECONDS = 600
+    lookup = answer_cache.lookup_answer(tenant.pk, "recommend", {}, customer="visitor-1")
+    answer_cache.store_answer(lookup, {"items": [{"id": "p1"}]})
+    assert answer_cache.lookup_answer(tenant.pk, "recommend", {}, customer="visitor-1").answer is not None
+    assert api.post("/v1/events", _event(customer_id="visitor-1"), format="json").status_code == 201
+    assert answer_cache.lookup_answer(tenant.pk, "recommend", {}, customer="visitor-1").answer is None
