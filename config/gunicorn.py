@@ -5,9 +5,7 @@ while a request waits for PostgreSQL or Redis, the kernel runs another worker an
 soon as its answer arrives. Threads of one worker (gthread) share one GIL instead: a thread whose query
 has returned waits up to the interpreter's switch interval (5 ms) for another request's Python to let
 go, several times per request, and a keep-alive connection stays in the worker that accepted it however
-busy that worker is. On the README's 2-core machine this took the 1M-product shop's uncached
-recommendations from a p99 of 50 ms to 24 ms (medians of four alternated runs each; 53-63 to 34-41 ms
-while the shared host ran the machine slower; README, *Benchmarks*).
+busy that worker is, which shows in the tail latency of uncached answers (docs/adr/, docs/benchmarks.md).
 
 A sync worker closes the connection after each answer and is tied up by a client that sends or reads
 slowly, so in production it sits behind a buffering proxy, which holds the clients' keep-alive
