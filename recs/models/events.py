@@ -35,7 +35,8 @@ class EventType(TenantOwnedModel):
 class Event(TenantOwnedModel):
     """One interaction. The references carry no database constraint (`db_constraint=False`): a foreign-key
     check locks the tenant, customer and product rows of every inserted event (FOR KEY SHARE), which
-    slows bulk loads and makes concurrent batches of one shop share a lock on its tenant row. Integrity is kept by the only writer instead: ingestion resolves both ids inside the
+    slows bulk loads and makes concurrent batches of one shop share a lock on its tenant row. Integrity
+    is kept by the only writer instead: ingestion resolves both ids inside the
     tenant in the statement that inserts (recs/ingest/store.py), deletes cascade through the ORM
     (customers are erased with their events, products are only soft-deleted), and a time-partitioned or
     distributed (Citus) events table is free of cross-table constraints this way. Lookups by customer

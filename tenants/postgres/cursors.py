@@ -3,9 +3,10 @@
 Django's cursors bind parameters on the client (psycopg's ClientCursor): each statement reaches
 PostgreSQL as new text, so it is parsed and planned on every execution, and ClientCursor never prepares.
 The hot statements (storing one event, the candidates' rows and the customer's events of an uncached
-answer) are few and fixed, and planning is most of their cost in the database. A server-binding cursor on Django's connection sends the
-parameters apart from the text, and psycopg prepares a statement once it has run `prepare_threshold`
-times on the connection (config/settings.py sets it; Django's default, None, disables preparing).
+answer) are few and fixed, and planning is most of their cost in the database. A server-binding cursor
+on Django's connection sends the parameters apart from the text, and psycopg prepares a statement once
+it has run `prepare_threshold` times on the connection (config/settings.py sets it; Django's default,
+None, disables preparing).
 """
 
 from __future__ import annotations
