@@ -1,8 +1,8 @@
 """Starting a training run on request (API, dashboard, schedule): one run at a time per tenant.
 
-A run is a queued version row plus the message of the `training` queue's task (TRAIN_TASK), sent by name
-once the row is committed: the tasks module imports the modules that start and re-send runs (this one
-through the schedule, the reaper), never the other way round.
+A run is a queued version row plus the message of the `training` queue's task (`lifecycle.TRAIN_TASK`),
+sent by name once the row is committed: the tasks module imports the modules that start and re-send runs
+(this one through the schedule, the reaper), never the other way round.
 
 Two runs of one tenant would race to activate, double the worker time the tenant costs, and the
 second one would train on almost the same data. The check here gives the caller a clear answer;
@@ -16,9 +16,6 @@ from django.db import IntegrityError, transaction
 from training.hyperparameters import clean_hyperparameters
 from training.registry import lifecycle
 from training.registry.models import IN_FLIGHT, ModelVersion
-
-# The Celery task that trains a queued version (training/tasks.py registers it under this name).
-TRAIN_TASK = "training.tasks.train_model_version"
 
 
 class RunInProgress(Exception):
@@ -58,11 +55,5 @@ def start_training(tenant_id: int, *, trigger: str = "api", hyperparameters: dic
     version = ModelVersion.objects.create(
         tenant_id=tenant_id, trigger=trigger, hyperparameters=hyperparameters or {}
     )
-    transaction.on_commit(lambda: send_run(tenant_id, version.pk))
+    transaction.on_commit(lambda: lifecycle.send_task_by_name(lifecycle.TRAIN_TASK, tenant_id, version.pk))
     return version
-
-
-def send_run(tenant_id: int, version_id: int) -> None:
-    """Send the message that trains a queued version (callers send it once the row is committed; with eager
-    tasks the run happens here and now)."""
-    lifecycle.send_task_by_name(TRAIN_TASK, tenant_id, version_id)

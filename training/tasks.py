@@ -9,13 +9,12 @@ from django.db import OperationalError
 from tenants.context import tenant_context
 from training import schedule
 from training.jobs import run_training
-from training.registry import reaper
+from training.registry import lifecycle, reaper
 from training.registry.models import ModelVersion
-from training.runs import TRAIN_TASK
 
 
 @shared_task(
-    name=TRAIN_TASK, acks_late=True, autoretry_for=(OperationalError,),
+    name=lifecycle.TRAIN_TASK, acks_late=True, autoretry_for=(OperationalError,),
     retry_backoff=True, max_retries=3,
 )
 def train_model_version(tenant_id: int, version_id: int) -> str:

@@ -22,10 +22,14 @@ KEY_METRIC = "ndcg@10"
 # once the version is active it also queues the batch precompute). Named, never imported: training
 # does not import serving (serving/tasks.py defines it; the `serving.tasks.*` route puts it on `serving`).
 BUILD_INDEX_TASK = "serving.tasks.build_index"
+# The training task that takes a queued version through training (training/tasks.py registers it under this
+# name). Named too: the runs and the reaper that queue it are imported by the tasks module.
+TRAIN_TASK = "training.tasks.train_model_version"
 
 
 def send_task_by_name(name: str, *args) -> None:
-    """Queue a task of another package by its registered name, after the current transaction commits.
+    """Queue a task by its registered name (of another package, or of a tasks module that imports the caller),
+    after the current transaction commits.
 
     With eager tasks (the embedded default, the test suite) the task runs here and now, in this
     transaction, like a `.delay()` would; its module is found by Celery's autodiscovery, which a web or

@@ -29,9 +29,8 @@ from django.db.models.lookups import LessThan
 from django.utils import timezone
 
 from tenants.context import dangerously_all_tenants, tenant_context
-from training.registry import storage
+from training.registry import lifecycle, storage
 from training.registry.models import ModelVersion
-from training.runs import send_run
 
 log = logging.getLogger(__name__)
 RUNNING = (ModelVersion.Status.TRAINING, ModelVersion.Status.VALIDATING)
@@ -115,6 +114,10 @@ def queued_timeout() -> dt.timedelta:
     return dt.timedelta(seconds=settings.RECSVC_QUEUED_RUN_TIMEOUT_S)
 
 
+def _send(tenant_id: int, version_id: int) -> None:
+    lifecycle.send_task_by_name(lifecycle.TRAIN_TASK, tenant_id, version_id)  # by name: tasks import this module
+
+
 def handle_stuck_queued_runs(now: dt.datetime | None = None) -> tuple[list[int], list[int]]:
     """Re-send the message of runs queued longer than the timeout (once), fail those still queued a timeout
     after the re-send. Returns (re-sent ids, failed ids). Spans tenants (beat task).
@@ -135,7 +138,7 @@ def handle_stuck_queued_runs(now: dt.datetime | None = None) -> tuple[list[int],
             )
             if taken:
                 # After the commit (the beat task runs in autocommit: at once), so the worker sees the row.
-                transaction.on_commit(functools.partial(send_run, tenant_id, pk))
+                transaction.on_commit(functools.partial(_send, tenant_id, pk))
                 resent.append(pk)
         second = versions.filter(heartbeat_at__lt=cutoff)
         for pk, resent_at in list(second.values_list("pk", "heartbeat_at")):
