@@ -31,14 +31,14 @@ from django.utils import timezone
 
 from recs.ingest.event_types import event_weights
 from recs.models import Event
-from serving import customer_state, online_features, ranking
+from serving import customer_state, forward, online_features, ranking
 from serving import index as item_index
 from serving.catalog import CandidateTable, empty_table, load_candidates
 from serving.customer_state import PURCHASE, CustomerEvents, read_customer_events
 from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
 from serving.registry_cache import ServedModel, served_model
 from serving.rules import CompiledRules, compiled_rules
-from training.data import History, make_history
+from training.registry.load import History, make_history
 
 log = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ def recommend(
                        Reason.UNKNOWN_CUSTOMER)
     history = make_history([items.tolist()], [weights.tolist()], max_len=retrieval.history_len,
                            recency_decay=retrieval.recency_decay)
-    query = retrieval.embed_customers(np.array([customer], dtype=np.int64), history)[0]
+    query = forward.embed_customers(retrieval, np.array([customer], dtype=np.int64), history)[0]
     promoted = _promoted_items(model, filters)
     seg, candidate_items = _retrieve(tenant_id, model, query, k, filters, promoted)
     keep = _ranker_rows(candidate_items, promoted, seg.table.leaf_category[seg.rows], model.num_candidates, k,

@@ -45,13 +45,21 @@ from django.db.models import Count, Q, Sum
 from recs.ingest.event_types import event_weights
 from recs.models import Event
 from serving.registry_cache import ServedModel
-from training.artifacts import load_item_features, load_item_snapshot, read_snapshot_pointer, save_item_snapshot
-from training.artifacts import snapshot_pointer as _pointer_path
-from training.data import ItemFeatures, Jagged
-from training.datasets import weighted_events
-from training.features import CatalogFeatures, ItemSnapshot, item_snapshot
-from training.registry import storage
-from training.registry.models import ModelVersion
+from training.registry import load as registry
+from training.registry.load import (
+    CatalogFeatures,
+    ItemFeatures,
+    ItemSnapshot,
+    Jagged,
+    ModelVersion,
+    item_snapshot,
+    load_item_features,
+    load_item_snapshot,
+    read_snapshot_pointer,
+    save_item_snapshot,
+    weighted_events,
+)
+from training.registry.load import snapshot_pointer as _pointer_path
 
 log = logging.getLogger(__name__)
 RATING = "rating"
@@ -77,7 +85,7 @@ def build_snapshot(tenant_id: int, version_id: int, *, as_of: int | None = None)
     version = ModelVersion.objects.for_tenant(tenant_id).filter(pk=version_id).first()
     if version is None or not version.artifact_uri:
         return None
-    folder = storage.local_path(version.artifact_uri)
+    folder = registry.local_path(version.artifact_uri)
     product_pks = np.load(folder / "product_pks.npy", allow_pickle=False).astype(np.int64)
     until = dt.datetime.fromtimestamp(as_of, dt.UTC) if as_of is not None else None
     _, products, ts, weight = weighted_events(tenant_id, until=until)
@@ -155,7 +163,7 @@ def _load_version(tenant_id: int, model: ServedModel) -> OnlineFeatures:
     ).first()
     if not uri:
         raise LookupError(f"version {model.version_id} of tenant {tenant_id} has no artifacts")
-    folder = storage.local_path(uri)
+    folder = registry.local_path(uri)
     items = load_item_features(folder)
     if items is None:
         log.warning("version %s of tenant %s has no item_features.npz (trained before the online ranker): "

@@ -23,13 +23,12 @@ from django.db import transaction
 from django.db.models import Max
 
 from recs.models import Customer, Event
+from serving import forward
 from serving import index as item_index
 from serving.registry_cache import PkIndex, version_pks
 from tenants.context import dangerously_all_tenants
-from training.artifacts import TrainedRetrieval
-from training.data import make_history
-from training.registry import lifecycle, storage
-from training.registry.models import ModelVersion
+from training.registry import load as registry
+from training.registry.load import ModelVersion, TrainedRetrieval, make_history
 
 log = logging.getLogger(__name__)
 # Versions whose index may be (re)built: trained ones. A failed or archived version never serves.
@@ -44,7 +43,7 @@ MIN_TUNING_QUERIES = 50
 
 def build_version_index(version: ModelVersion) -> dict[str, Any]:
     """Build (or find) the version's index and record its parameters on the version; idempotent."""
-    folder = storage.local_path(version.artifact_uri)
+    folder = registry.local_path(version.artifact_uri)
     retrieval = TrainedRetrieval.load(folder / "retrieval")
     embeddings = retrieval.item_embeddings
     n_items, dim = embeddings.shape
@@ -61,7 +60,7 @@ def build_version_index(version: ModelVersion) -> dict[str, Any]:
         params["build_seconds"] = round(time.perf_counter() - started, 3)
         item_index.write_index(index, params, folder)
         # With an object store, other serving machines download the index instead of rebuilding it.
-        storage.publish(version.artifact_uri, [item_index.INDEX_FILE, item_index.PARAMS_FILE])
+        registry.publish(version.artifact_uri, [item_index.INDEX_FILE, item_index.PARAMS_FILE])
         log.info("built the %s index of version %s (%d items) in %.1f s", params["kind"], version.pk, n_items,
                  params["build_seconds"])
     with transaction.atomic():
@@ -99,7 +98,7 @@ def customer_queries(
         weights.append(w[items >= 0].tolist())
     history = make_history(histories, weights, max_len=retrieval.history_len, recency_decay=retrieval.recency_decay)
     indices = known_customers.positions(np.array(customers, dtype=np.int64))
-    return retrieval.embed_customers(indices, history).astype(np.float32)
+    return forward.embed_customers(retrieval, indices, history)
 
 
 def prepare_version(tenant_id: int, version_id: int, *, activate: bool = False) -> str:
@@ -120,12 +119,12 @@ def prepare_version(tenant_id: int, version_id: int, *, activate: bool = False) 
         return "failed"
     if activate and version.status == ModelVersion.Status.READY:
         try:
-            lifecycle.activate(version)  # queues this task again (a no-op build) and the precompute
-        except lifecycle.ActivationRefused:
+            registry.activate(version)  # queues this task again (a no-op build) and the precompute
+        except registry.ActivationRefused:
             return "refused"  # the reason is stored on the version
         return "activated"
     if version.status == ModelVersion.Status.ACTIVE:
-        lifecycle.send_task_by_name(PRECOMPUTE_TASK, tenant_id, version_id)
+        registry.send_task_by_name(PRECOMPUTE_TASK, tenant_id, version_id)
         return "precomputing"
     ModelVersion.objects.for_tenant(tenant_id).filter(
         pk=version_id, status=ModelVersion.Status.READY, status_reason__startswith="index build queued"
@@ -161,7 +160,7 @@ def precompute_active_customers(
 
     Skipped when `version_id` is given and is no longer the active version (a newer activation queued
     its own precompute). Progress is logged per chunk; the counts are the task's result."""
-    active = lifecycle.active_version(tenant_id)
+    active = registry.active_version(tenant_id)
     if active is None or (version_id is not None and active.pk != version_id):
         return {"status": "skipped", "customers": 0, "written": 0}
     started = time.perf_counter()

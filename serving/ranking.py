@@ -25,17 +25,19 @@ import numpy as np
 import torch
 
 from serving import online_features
+from serving.bags import Bags
+from serving.forward import ranker_forward
 from serving.registry_cache import ServedModel
-from training.data import History, make_history
-from training.features import (
+from training.registry.load import (
     CatalogFeatures,
+    History,
     ItemSnapshot,
     customer_columns,
     dense_matrix,
+    make_history,
     query_columns,
     ranker_parts,
 )
-from training.models.bags import Bags
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +164,10 @@ def score(
     )
     ranker = model.ranker
     keys = ranker.config.sparse_features
-    # The history is one bag shared by every candidate (pooled once: Ranker.forward_bags).
+    # The history is one bag shared by every candidate (pooled once: serving/forward.py).
     bags = dict(zip(keys, map(Bags.of, ranker_parts(state.items, candidates, history.items, keys)), strict=True))
     module = ranker.model()
-    probs = module.probabilities(torch.from_numpy(module.forward_bags(dense, bags)))
+    probs = module.probabilities(torch.from_numpy(ranker_forward(module)(dense, bags)))
     return Scores(probs.numpy().astype(np.float32), ScoreSource.RANKER, snapshot.as_of, state.age_seconds())
 
 

@@ -26,12 +26,12 @@ from training.data import (
     Interactions,
     ItemFeatures,
     Jagged,
+    build_kjt,
     customer_parts,
     item_kjt,
     make_history,
 )
 from training.features import ITEM_FEATURES, ItemSnapshot
-from training.models.bags import Bags
 from training.models.ranker import Ranker, RankerConfig
 from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig
 
@@ -91,22 +91,30 @@ class TrainedRetrieval:
             self._item_tower = tower.eval()
         return self._item_tower
 
-    def embed_customers(
-        self,
-        customers: np.ndarray,
-        history: History,
-        customer_features: CustomerFeatures | None = None,
-    ) -> np.ndarray:
-        """Customer embeddings from explicit histories (serving: the session's latest events).
+    def customer_inputs(
+        self, customers: np.ndarray, history: History, customer_features: CustomerFeatures | None = None
+    ) -> tuple[list[Jagged], list[np.ndarray]]:
+        """The customer tower's per-key bags and their weights (CUSTOMER_KEYS order) for these customers:
+        what `embed_customers` feeds the tower, and serving its NumPy forward (serving/forward.py).
 
         A customer index < 0 or >= n_customers is treated as unknown to the model (history and
         attributes only).
         """
         customers = np.asarray(customers, dtype=np.int64)
         customers = np.where(customers < self.config.n_customers, customers, -1)
-        parts, weights = customer_parts(customers, history, customer_features)
-        bags = {key: Bags.of(part, w) for key, part, w in zip(CUSTOMER_KEYS, parts, weights, strict=True)}
-        return self.customer_tower().forward_bags(bags).astype(np.float32, copy=False)
+        return customer_parts(customers, history, customer_features)
+
+    @torch.no_grad()
+    def embed_customers(
+        self,
+        customers: np.ndarray,
+        history: History,
+        customer_features: CustomerFeatures | None = None,
+    ) -> np.ndarray:
+        """Customer embeddings from explicit histories (e.g. the session's latest events), through the
+        tower's own forward; see `customer_inputs` for unknown customers."""
+        kjt = build_kjt(CUSTOMER_KEYS, *self.customer_inputs(customers, history, customer_features), None)
+        return self.customer_tower()(kjt).numpy().astype(np.float32)
 
     def session_history(
         self, items: Sequence[Sequence[int]], weights: Sequence[Sequence[float]] | None = None

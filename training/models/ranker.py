@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
-from torchrec.models.dlrm import DLRM, DLRM_DCN, InteractionArch, InteractionDCNArch
+from torchrec.models.dlrm import DLRM, DLRM_DCN
 from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
-
-from training.models.bags import Bags, FeatureTables
-from training.models.plain_layers import as_array, plain_layers, run
 
 # "history" (the customer's recent items) shares the item table with "item_id": DLRM's pairwise
 # dot products then compare the candidate with what the customer just did, in one learned space.
@@ -60,7 +56,8 @@ def _table(name: str, rows: int, dim: int, features: list[str]) -> EmbeddingBagC
 
 class Ranker(nn.Module):
     """TorchRec DLRM (or DLRM-DCN) with the dense-feature standardisation baked in as buffers,
-    so a saved state dict is everything serving needs."""
+    so a saved state dict is everything serving needs. Serving runs this forward in NumPy over views of
+    the parameters (serving/forward.py; tests/serving/test_forward.py holds it to the same numbers)."""
 
     def __init__(self, cfg: RankerConfig) -> None:
         super().__init__()
@@ -90,7 +87,6 @@ class Ranker(nn.Module):
             raise ValueError(f"unknown ranker arch {cfg.arch!r}")
         self.register_buffer("dense_mean", torch.zeros(n_dense))
         self.register_buffer("dense_std", torch.ones(n_dense))
-        self._served: _ServedForward | None = None
 
     def set_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.dense_mean.copy_(mean)
@@ -101,15 +97,6 @@ class Ranker(nn.Module):
         x = (dense - self.dense_mean) / self.dense_std
         return self.dlrm(dense_features=x, sparse_features=sparse).squeeze(-1)
 
-    def forward_bags(self, dense: np.ndarray, bags: dict[str, Bags]) -> np.ndarray:
-        """forward() in NumPy, with the sparse features as bags (training/models/bags.py) instead of a
-        KeyedJaggedTensor: the same logits (float32, shape (B,)), without TorchRec's per-call Python or
-        torch's per-call dispatch (serving's path). A feature given one bag (the customer's history) is
-        shared by every row. Built on the first call, over the parameters as they are then."""
-        if self._served is None:
-            self._served = _ServedForward(self)
-        return self._served(np.asarray(dense, dtype=np.float32), bags)
-
     @staticmethod
     def probabilities(logits: torch.Tensor) -> torch.Tensor:
         """Probabilities strictly inside (0, 1): a saturated float32 sigmoid would return exactly
@@ -119,42 +106,3 @@ class Ranker(nn.Module):
     @torch.no_grad()
     def predict_proba(self, dense: torch.Tensor, sparse: KeyedJaggedTensor) -> torch.Tensor:
         return self.probabilities(self.forward(dense, sparse))
-
-
-class _ServedForward:
-    """Ranker.forward in NumPy over views of the ranker's parameters: DLRM's dense arch, pooled sparse
-    features, interaction (pairwise dot products, or DCN's low-rank cross net) and over arch."""
-
-    def __init__(self, ranker: Ranker) -> None:
-        dlrm = ranker.dlrm
-        self.mean, self.std = as_array(ranker.dense_mean), as_array(ranker.dense_std)
-        self.tables = FeatureTables(dlrm.sparse_arch.embedding_bag_collection)
-        # The pooled features in the order DLRM's interaction reads them (pool_all gives the tables' order).
-        self.order = [self.tables.features.index(name) for name in dlrm.sparse_arch.sparse_feature_names]
-        self.dense_layers = plain_layers(dlrm.dense_arch)
-        self.over_layers = plain_layers(dlrm.over_arch)
-        inter = dlrm.inter_arch
-        if isinstance(inter, InteractionDCNArch):
-            net = inter.crossnet
-            self.cross = [(as_array(v).T, as_array(w).T, as_array(b))
-                          for v, w, b in zip(net.V_kernels, net.W_kernels, net.bias, strict=True)]
-            self.triu = None
-        elif isinstance(inter, InteractionArch):
-            self.cross = []
-            self.triu = tuple(as_array(inter.triu_indices))
-        else:
-            raise TypeError(f"no NumPy form for {type(inter).__name__}")
-
-    def __call__(self, dense: np.ndarray, bags: dict[str, Bags]) -> np.ndarray:
-        x = run(self.dense_layers, (dense - self.mean) / self.std)
-        pooled = self.tables.pool_all(bags, len(dense))
-        combined = np.stack([x, *(pooled[i] for i in self.order)], axis=1)  # B x (F + 1) x D
-        if self.triu is not None:  # DLRM: the dense output and every pair's dot product
-            interactions = combined @ combined.transpose(0, 2, 1)
-            features = np.concatenate([x, interactions[:, self.triu[0], self.triu[1]]], axis=1)
-        else:  # DCN: x_{l+1} = x_0 * (W_l V_l x_l + b_l) + x_l
-            x0 = combined.reshape(len(dense), -1)
-            features = x0
-            for v_t, w_t, bias in self.cross:
-                features = x0 * ((features @ v_t) @ w_t + bias) + features
-        return run(self.over_layers, features)[:, 0]

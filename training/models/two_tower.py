@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,8 +16,6 @@ from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from training.data import CUSTOMER_KEYS, ITEM_KEYS
-from training.models.bags import Bags, FeatureTables
-from training.models.plain_layers import Layer, plain_layers, run
 
 
 @dataclass(frozen=True)
@@ -97,6 +94,8 @@ class CustomerTower(nn.Module):
 
     The history pool is what lets serving refresh a customer's embedding from the latest session
     events without retraining, and gives customers unknown to the model a useful embedding.
+    Serving runs this forward in NumPy over views of the parameters (serving/forward.py;
+    tests/serving/test_forward.py holds it to the same numbers).
     """
 
     def __init__(self, cfg: TwoTowerConfig) -> None:
@@ -115,23 +114,9 @@ class CustomerTower(nn.Module):
         )
         self.mlp = _mlp(len(CUSTOMER_KEYS) * d, cfg.hidden, d)
         self.dim = d
-        self._tables: FeatureTables | None = None
-        self._mlp_layers: list[Layer] = []
 
     def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
         return self._head(*self.ebc(features).values().split(self.dim, dim=1))
-
-    def forward_bags(self, bags: dict[str, Bags]) -> np.ndarray:
-        """forward() in NumPy, with the features as weighted bags (training/models/bags.py): the same
-        vectors (float32) without TorchRec's per-call Python or torch's dispatch (serving embeds one
-        customer per request). Built on the first call, over the parameters as they are then."""
-        if self._tables is None:
-            self._tables = FeatureTables(self.ebc)
-            self._mlp_layers = plain_layers(self.mlp)
-        ids, hist, attrs = self._tables.pool_all(bags, bags[CUSTOMER_KEYS[0]].n_rows)
-        # As _head, in eval mode (no id dropout); F.normalize divides by the norm, at least 1e-12.
-        out = hist + run(self._mlp_layers, np.concatenate([ids, hist, attrs], axis=1))
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def _head(self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
         ids = _drop_rows(ids, self.id_dropout, self.training)

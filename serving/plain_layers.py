@@ -5,11 +5,11 @@ where each nn.Module call (hooks, dispatch, the nesting of TorchRec's DenseArch 
 Perceptron > Linear) costs as much as the matrix product inside it: the ranker's dense and over arches
 took 236 us through their modules against 110 us as the same F.linear and relu calls (measured here, 100
 rows). Even a bare torch call's dispatch costs more than a NumPy call's at these sizes: with the pooling
-(training/models/bags.py) and the interaction in NumPy as well, the 1M-product shop's ranker went from
+(serving/bags.py) and the interaction in NumPy as well, the 1M-product shop's ranker went from
 about 200 to 60 us per request for 100 candidates and a customer's embedding from 175-230 to 35 us
 (in process, tests/bench-style loop).
 The layers are views of the modules' own parameters (`Tensor.numpy()` shares the memory), so weights
-loaded in place stay in use (tests/training/test_model_bags.py compares the results with the modules'
+loaded in place stay in use (tests/serving/test_forward.py compares the results with the modules'
 forward).
 """
 

@@ -4,9 +4,9 @@ A served request embeds one customer and scores their few hundred candidates. Th
 own forward, building the KeyedJaggedTensor, splitting it per feature (`to_dict`) and reassembling a
 KeyedTensor is Python that costs more than the lookups themselves (about 0.4 ms of a 1 ms ranker call,
 measured in process on MovieLens); and at these sizes each torch call's dispatch costs more than its
-arithmetic too, so serving pools with NumPy (training/models/plain_layers.py says what that saved). The
+arithmetic too, so serving pools with NumPy (serving/plain_layers.py says what that saved). The
 tables are views of the collection's own weights (`Tensor.numpy()` shares the memory), so the numbers
-are the module's (tests/training/test_model_bags.py compares them with its forward) and weights loaded in
+are the module's (tests/serving/test_forward.py compares them with its forward) and weights loaded in
 place stay in use; training keeps TorchRec for sharding. A bag shared by every row (the customer's
 history, the same for all candidates) is pooled once and broadcast instead of being repeated per
 candidate.
@@ -20,8 +20,8 @@ import numpy as np
 from torchrec.modules.embedding_configs import PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 
-from training.data import Jagged
-from training.models.plain_layers import as_array
+from serving.plain_layers import as_array
+from training.registry.load import Jagged
 
 _POOLINGS = (PoolingType.SUM, PoolingType.MEAN)
 
