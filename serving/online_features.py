@@ -63,6 +63,9 @@ from training.registry.load import snapshot_pointer as _pointer_path
 
 log = logging.getLogger(__name__)
 RATING = "rating"
+# The `serving` queue's task that rebuilds a version's snapshot (serving/tasks.py registers it under this
+# name); queued by name, as the tasks module imports this one.
+BUILD_SNAPSHOT_TASK = "serving.tasks.build_online_features"
 
 
 # -- building snapshots (serving queue) -------------------------------------------------------------
@@ -108,11 +111,9 @@ def request_snapshot(tenant_id: int, version_id: int) -> bool:
     _requested[(tenant_id, version_id)] = now
     if not cache.add(f"online-features-build:{int(tenant_id)}:{int(version_id)}", 1, period):
         return False
-    from serving.tasks import build_online_features  # the tasks module imports this one
-
     def send() -> None:
         try:
-            build_online_features.delay(tenant_id, version_id)
+            registry.send_task_by_name(BUILD_SNAPSHOT_TASK, tenant_id, version_id)
         except Exception:  # a broker hiccup must not fail the request that noticed; the beat retries
             log.exception("could not queue the item snapshot build of version %s", version_id)
 

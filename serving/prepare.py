@@ -25,6 +25,8 @@ from django.db.models import Max
 from recs.models import Customer, Event
 from serving import forward
 from serving import index as item_index
+from serving.answers import precompute_recommendations
+from serving.funnel import recent_history
 from serving.registry_cache import PkIndex, version_pks
 from tenants.context import dangerously_all_tenants
 from training.registry import load as registry
@@ -87,8 +89,6 @@ def customer_queries(
 ) -> np.ndarray:
     """The retrieval queries of these customers (pks), built as the funnel builds them: their latest
     events, weighted, through the version's customer tower."""
-    from serving.funnel import recent_history  # the funnel imports the registry, which loads torch models
-
     products, known_customers = PkIndex.of(product_pks), PkIndex.of(customer_pks)
     histories, weights = [], []
     for pk in customers:
@@ -168,10 +168,8 @@ def precompute_active_customers(
         tenant_id, days=settings.RECSVC_PRECOMPUTE_ACTIVE_DAYS, limit=settings.RECSVC_PRECOMPUTE_MAX_CUSTOMERS
     )
     written = 0
-    if customers:
-        from serving.answers import precompute_recommendations  # the API's cache writer (same keys)
     for lo in range(0, len(customers), chunk):
-        written += precompute_recommendations(tenant_id, customers[lo:lo + chunk], k=k)
+        written += precompute_recommendations(tenant_id, customers[lo:lo + chunk], k=k)  # the API's cache writer
         log.info("precompute of tenant %s (version %s): %d of %d customers done", tenant_id, active.pk,
                  min(lo + chunk, len(customers)), len(customers))
     seconds = round(time.perf_counter() - started, 2)

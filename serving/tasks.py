@@ -1,6 +1,8 @@
 """Celery tasks of the `serving` queue (the `serving.tasks.*` route): thin, id-taking, idempotent.
 
-Training queues `build_index` by name (it never imports serving): see `training.registry.lifecycle`.
+This module imports the modules whose work the tasks do, never the other way round: they queue a task by
+its name (`prepare.PRECOMPUTE_TASK`, `online_features.BUILD_SNAPSHOT_TASK`), as training queues
+`build_index` (it never imports serving): see `training.registry.lifecycle`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
-from serving import prepare
+from serving import online_features, prepare
 from tenants.context import tenant_context
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ def build_index(tenant_id: int, version_id: int, activate: bool = False) -> str:
         return prepare.prepare_version(tenant_id, version_id, activate=activate)
 
 
-@shared_task(name="serving.tasks.precompute_recommendations", acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(name=prepare.PRECOMPUTE_TASK, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def precompute_recommendations(tenant_id: int, version_id: int | None = None) -> dict:
     """Warm the answer cache for the tenant's recently active customers (after activation, and nightly)."""
@@ -43,13 +45,11 @@ def precompute_all_tenants() -> int:
     return len(tenant_ids)
 
 
-@shared_task(name="serving.tasks.build_online_features", acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(name=online_features.BUILD_SNAPSHOT_TASK, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def build_online_features(tenant_id: int, version_id: int) -> int | None:
     """Rebuild the version's item-feature snapshot (serving/online_features.py); idempotent: the newest
     snapshot wins. Returns its as_of (None: the version has no artifacts)."""
-    from serving import online_features
-
     with tenant_context(tenant_id):
         snapshot = online_features.build_snapshot(tenant_id, version_id)
     return None if snapshot is None else snapshot.as_of
@@ -58,8 +58,6 @@ def build_online_features(tenant_id: int, version_id: int) -> int | None:
 @shared_task(name="serving.tasks.refresh_online_features")
 def refresh_online_features() -> int:
     """Celery beat, every RECSVC_ONLINE_FEATURES_REFRESH_S: one snapshot build per active version."""
-    from serving import online_features
-
     pairs = online_features.active_versions()
     for tenant_id, version_id in pairs:
         build_online_features.delay(tenant_id, version_id)
