@@ -31,6 +31,7 @@ test: venv services
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench-ingest: venv services
 	DATABASE_URL=$(LOCAL_DB) REDIS_URL=$(LOCAL_REDIS) $(PY) tests/bench/ingest.py
