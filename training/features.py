@@ -467,7 +467,7 @@ def ranker_parts(
     attribute_rows: np.ndarray | None = None,
 ) -> list[Jagged]:
     """ranker_kjt's per-key bags, in `keys` order (serving passes one history row, shared by every
-    candidate: Ranker.forward_bags)."""
+    candidate: serving/forward.py)."""
     candidate = np.asarray(candidate, dtype=np.int64)
     rows = candidate if attribute_rows is None else np.asarray(attribute_rows, dtype=np.int64)
     make = {
