@@ -1,10 +1,9 @@
 """Per-process cache of each tenant's active model: weights, FAISS index and the index <-> pk maps.
 
-The active version id is looked up through the shared cache (`lifecycle.active_version_cache_key`,
-deleted by activation once it commits; short TTL; database fallback), so activating a version swaps the
-served model on every process's next request, without a restart. Artifacts are read only through the registry's load API
-(`lifecycle.active_version`, `storage.local_path`) and the artifact classes of `training.artifacts`:
-`training.pipeline` imports the trainers at module level, so serving reads the pipeline's pieces itself.
+The active version id is looked up through the shared cache (`active_version_cache_key`, deleted by
+activation once it commits; short TTL; database fallback), so activating a version swaps the served model
+on every process's next request, without a restart. Artifacts are read only through the registry's load
+API (training/registry/load.py).
 """
 
 from __future__ import annotations
@@ -23,10 +22,14 @@ from django.core.cache import cache
 
 from serving import index as item_index
 from tenants.context import tenant_context
-from training.artifacts import TrainedRanker, TrainedRetrieval
-from training.registry import lifecycle, storage
-from training.registry.lifecycle import active_version_cache_key
-from training.registry.models import ModelVersion
+from training.registry.load import (
+    ModelVersion,
+    TrainedRanker,
+    TrainedRetrieval,
+    active_version,
+    active_version_cache_key,
+    local_path,
+)
 
 log = logging.getLogger(__name__)
 _NO_VERSION = 0  # cached "this tenant has no active version" (None means a cache miss)
@@ -87,7 +90,7 @@ def active_version_id(tenant_id: int) -> int | None:
         # Its own scope: read from outside one, row-level security would show no version at all, and
         # "no active model" would be cached for every process.
         with tenant_context(tenant_id):
-            version = lifecycle.active_version(tenant_id)
+            version = active_version(tenant_id)
         cached = version.pk if version is not None else _NO_VERSION
         cache.set(active_version_cache_key(tenant_id), cached, settings.RECSVC_ACTIVE_VERSION_TTL_SECONDS)
     return int(cached) or None
@@ -110,7 +113,7 @@ def version_pks(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_served_model(version: ModelVersion) -> ServedModel:
-    folder = storage.local_path(version.artifact_uri)
+    folder = local_path(version.artifact_uri)
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
     retrieval = TrainedRetrieval.load(folder / "retrieval")
     ranker = TrainedRanker.load(folder / "ranker")
