@@ -94,7 +94,7 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend plus the lazily applied row-level-security tenant setting.
         DATABASES["default"]["ENGINE"] = "tenants.postgres"
-        # Statements run through tenants.postgres.cursors are prepared after five executions on a connection
+        # Statements run through core.postgres are prepared after five executions on a connection
         # (Django's own cursors bind on the client and are never prepared). A transaction-mode pooler in
         # front of PostgreSQL would need its prepared-statement support (PgBouncer >= 1.21).
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
@@ -174,12 +174,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.auth.HasTenantScope"],
     "DEFAULT_THROTTLE_CLASSES": ["tenants.ratelimit.ApiKeyRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["recs.api.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "recs.api.pagination.CursorByIdPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.CursorByIdPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "PAGE_SIZE": 100,
-    "EXCEPTION_HANDLER": "recs.api.problems.problem_exception_handler",
+    "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -192,7 +192,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "recs.api.schema.add_problem_responses",  # the 4xx problem documents every operation can answer
+        "core.schema.add_problem_responses",  # the 4xx problem documents every operation can answer
     ],
 }
 
@@ -203,7 +203,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RECSVC_MAX_JSON_BODY_BYTES", 16 * 1024 * 
 RECSVC_MAX_BULK_ROWS = env_int("RECSVC_MAX_BULK_ROWS", 10_000, minimum=1)
 # A single-event POST commits without waiting for its WAL flush (synchronous_commit off for that one
 # transaction): a PostgreSQL crash may lose the events acknowledged in the last ~0.6 s (3 x wal_writer_delay),
-# never corrupts anything. Bulk requests and imports always wait for the flush. See the README.
+# never corrupts anything. Bulk requests and imports always wait for the flush (docs/adr/0004-*).
 RECSVC_SINGLE_EVENT_ASYNC_COMMIT = env_bool("RECSVC_SINGLE_EVENT_ASYNC_COMMIT", True)
 RECSVC_MAX_IMPORT_BYTES = env_int("RECSVC_MAX_IMPORT_BYTES", 20 * 1024**3, minimum=1024)
 RECSVC_IMPORT_DIR = Path(env_str("RECSVC_IMPORT_DIR", str(VAR_DIR / "imports")))

@@ -32,9 +32,9 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 
-from recs.recommendation_cache import customer_prefix, tenant_prefix
+from core.redis_client import raw_redis
+from serving.answer_keys import customer_prefix, tenant_prefix
 from serving.registry_cache import active_version_cache_key, active_version_id
-from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Lookup:
 
 
 def _answer_key(tenant_id: int, kind: str, shape: dict[str, Any], customer: str | None) -> str:
-    """A customer's answers live under the prefix that GDPR erasure deletes (recs/recommendation_cache.py)."""
+    """A customer's answers live under the prefix that GDPR erasure deletes (recs/answer_keys.py)."""
     shape_hash = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:32]
     head = customer_prefix(tenant_id, customer) if customer else tenant_prefix(tenant_id)
     return f"{head}{kind}:{shape_hash}"

@@ -26,9 +26,9 @@ from django.db.models import FloatField
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast
 
+from core.postgres import server_bound_cursor
 from recs.models import Product
 from serving import candidate_rows
-from tenants.postgres.cursors import server_bound_cursor
 
 STR = np.dtypes.StringDType()
 COLUMNS = ("id", "external_id", "title", "available", "deleted", "stock_f", "price_f", "brand", "category_path", "tags")

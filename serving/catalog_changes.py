@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from django.core.cache import cache
 
-from tenants.redis_client import raw_redis
+from core.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 

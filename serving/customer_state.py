@@ -19,8 +19,8 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
+from core.postgres import pk_by_external_id, server_bound_cursor
 from recs.models import Customer, Event
-from tenants.postgres.cursors import pk_by_external_id, server_bound_cursor
 
 PURCHASE = "purchase"
 

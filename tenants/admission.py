@@ -21,12 +21,12 @@ import time
 
 from django.core.cache import cache
 
+from core.redis_client import raw_redis
 from tenants import api_keys, ratelimit
 from tenants.billing import counters
 from tenants.billing.periods import period_of
 from tenants.billing.plans import Meter
 from tenants.models import ApiKey
-from tenants.redis_client import raw_redis
 
 _METERS = [m.value for m in Meter]
 # Set on the DRF request by the authentication class.

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from core.redis_client import raw_redis
 from tenants.models import ApiKey
-from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60

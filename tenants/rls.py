@@ -3,7 +3,7 @@
 A row is visible and writable only when `tenant_id` equals the connection setting `app.tenant_id`
 (set by tenants.context), or when that setting is '*' (tenants.context.dangerously_all_tenants).
 FORCE makes the policy bind the tables' owner too; the service must connect as a role that is not a
-superuser and lacks BYPASSRLS (see the README), since those skip every policy.
+superuser and lacks BYPASSRLS (docs/architecture.md), since those skip every policy.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from serving import candidate_rows
 from tenants.api_keys import create_api_key
 from tenants.context import dangerously_all_tenants
 from tenants.models import Membership
-from tests.factories import MembershipFactory, TenantFactory, UserFactory
+from tests.factories import MembershipFactory, ProductFactory, TenantFactory, UserFactory
 
 pytest_plugins = ["tests.celery_worker"]
 
@@ -113,3 +113,13 @@ def recommend_api(tenant) -> APIClient:
 def outsider_api(other_tenant) -> APIClient:
     """Tenant B's admin key: must never see or change tenant A's data."""
     return _client_for(other_tenant, ["admin"])
+
+
+@pytest.fixture
+def two_shops(db):
+    """Shops A and B with 3 and 2 products, made with the wall lifted; tests look from outside it."""
+    a, b = TenantFactory(), TenantFactory()
+    with dangerously_all_tenants():
+        ProductFactory.create_batch(3, tenant=a)
+        ProductFactory.create_batch(2, tenant=b)
+    return a, b

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grimp
 
-ROOT_PACKAGES = ("config", "tenants", "recs", "serving", "training")
+ROOT_PACKAGES = ("config", "core", "tenants", "recs", "serving", "training", "demo")
 
 
 def import_cycles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:

@@ -13,8 +13,8 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from recs.api.base import TenantViewSet
-from recs.api.problems import problem
+from core.problems import problem
+from tenants.viewsets import TenantViewSet
 from training.api_serializers import (
     ActivateSerializer,
     ModelVersionDetailSerializer,

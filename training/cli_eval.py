@@ -36,7 +36,7 @@ COLUMNS = ("ndcg@10", "recall@10", "hr@10", "recall@100", "coverage@10")
 
 def evaluate_pipeline_on_movielens(*, threads: int | None = 1, **kwargs: Any) -> dict[str, Any]:
     """Train everything on the MovieLens train split and evaluate on its test split."""
-    from recs.demo.movielens import load_movielens  # the only bridge to the demo data
+    from demo.movielens import load_movielens  # the only bridge to the demo data
 
     if threads:
         torch.set_num_threads(threads)

@@ -18,9 +18,9 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from recs.dashboard import charts
-from recs.dashboard.shop import require_owner, shop_view
-from recs.dashboard.views import _page
+from core.dashboard import charts
+from core.dashboard.pages import render_page
+from tenants.dashboard.shop import require_owner, shop_view
 from training.registry import lifecycle
 from training.registry.models import IN_FLIGHT, ModelVersion, TrainingSchedule
 from training.runs import RunInProgress, in_flight, request_run
@@ -28,7 +28,7 @@ from training.schedule import next_check_at, schedule_for
 
 PAGE_SIZE = 25
 MODEL_STATUSES = (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE, ModelVersion.Status.ARCHIVED)
-# The metrics the tables show, in this order, with the README protocol's names.
+# The metrics the tables show, in this order, with the evaluation protocol's names (docs/training.md).
 METRICS = (
     ("ndcg@10", "NDCG@10"), ("recall@10", "Recall@10"), ("hr@10", "HitRate@10"), ("recall@100", "Recall@100"),
     ("coverage@10", "Coverage@10"), ("ranker_auc", "Ranker AUC"), ("ranker_logloss", "Ranker log-loss"),
@@ -128,7 +128,7 @@ def training(request: HttpRequest) -> HttpResponse:
     tenant_id = request.shop.tenant.pk
     page = Paginator(_versions(tenant_id), PAGE_SIZE).get_page(request.GET.get("page"))
     schedule = schedule_for(tenant_id)
-    return _page(
+    return render_page(
         request,
         "dashboard/training.html",
         "training",
@@ -185,7 +185,7 @@ def models(request: HttpRequest) -> HttpResponse:
     trained = _versions(tenant_id).filter(status__in=MODEL_STATUSES)
     page = Paginator(trained, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [(v, [v.metrics.get(k) for k, _ in METRICS[:5]]) for v in page]
-    return _page(
+    return render_page(
         request,
         "dashboard/models.html",
         "models",
@@ -204,7 +204,7 @@ def model_detail(request: HttpRequest, version_id: int) -> HttpResponse:
         refusal = version.status_reason.removeprefix(REFUSED_PREFIX)
     compare = active is not None and active.pk != version.pk
     ready = version.status == ModelVersion.Status.READY
-    return _page(
+    return render_page(
         request,
         "dashboard/model_detail.html",
         "models",

@@ -76,7 +76,7 @@ def _still_running(version: ModelVersion) -> bool:
 
 
 def evaluate_pipeline(pipeline, train, test, items, item_versions=None) -> dict[str, float]:
-    """The README's protocol metrics for the served pipeline (retrieval + ranker), seen items excluded;
+    """The protocol's metrics (docs/training.md) for the served pipeline (retrieval + ranker), seen items excluded;
     with `item_versions` the ranker sees each candidate as it was at the query's time."""
     from training.evaluation import evaluate_topk, relevant_sets
     from training.pipeline import recommend

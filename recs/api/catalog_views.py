@@ -10,13 +10,13 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from recs.api.base import TenantViewSet
-from recs.api.filters import StrictBooleanFilter, UtcDateTimeFilter
-from recs.api.problems import RowsInvalid, problem
-from recs.api.schema import PROBLEM
+from core.filters import StrictBooleanFilter, UtcDateTimeFilter
+from core.problems import RowsInvalid, problem
+from core.schema import PROBLEM
 from recs.api.serializers import CustomerSerializer, ProductSerializer, to_domain
 from recs.ingest import catalog
 from recs.models import Customer, Product
+from tenants.viewsets import TenantViewSet
 
 
 class BulkUpsertIn(serializers.Serializer):

@@ -11,10 +11,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.response import Response
 
-from recs.api.base import TenantViewSet
-from recs.api.filters import UtcDateTimeFilter
-from recs.api.parsers import RawJSONParser
-from recs.api.problems import RowsInvalid
+from core.filters import UtcDateTimeFilter
+from core.parsers import RawJSONParser
+from core.problems import RowsInvalid
 from recs.api.quota import EventsQuota
 from recs.api.serializers import EventOutSerializer, EventTypeSerializer
 from recs.ingest.event_schema import batch_decoder, clean_batch_decoder, event_decoder, field_of
@@ -22,6 +21,7 @@ from recs.ingest.event_types import delete_event_type, set_event_type
 from recs.ingest.events import ingest_events
 from recs.models import BUILTIN_EVENT_WEIGHTS, Event, EventType
 from tenants.auth import HasTenantScope
+from tenants.viewsets import TenantViewSet
 
 EVENT_FIELDS = {
     "type": serializers.CharField(help_text="view, click, add_to_cart, purchase, rating, impression or a custom type"),

@@ -12,14 +12,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
-from recs.api.base import TenantViewSet
-from recs.api.problems import PayloadTooLarge
+from core.problems import PayloadTooLarge
 from recs.api.quota import EventsQuota
 from recs.api.serializers import ImportJobSerializer
 from recs.ingest.imports import new_upload_path
 from recs.models import ImportJob
 from recs.tasks.ingest import enqueue_import
 from tenants.auth import HasTenantScope
+from tenants.viewsets import TenantViewSet
 
 _BLOCK = 1 << 20
 _FORMATS = {"application/x-ndjson": "ndjson", "application/ndjson": "ndjson", "text/csv": "csv"}

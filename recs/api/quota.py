@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from rest_framework import permissions
 
-from recs.api.problems import PaymentRequired, QuotaExceeded
+from core.problems import PaymentRequired, QuotaExceeded
 from tenants import admission as admissions
 from tenants.admission import Admission
 from tenants.billing import quota

@@ -18,7 +18,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from recs.api.base import TenantViewSet
 from recs.api.quota import RecommendationsQuota
 from recs.models import Product
 from serving.answers import (
@@ -33,6 +32,7 @@ from serving.funnel import PAGE_TYPES
 from tenants.auth import HasTenantScope
 from tenants.billing import usage
 from tenants.models import ApiKey
+from tenants.viewsets import TenantViewSet
 
 MAX_EXCLUDE = 500
 PLACEHOLDER_VARIANT = "control"

@@ -18,12 +18,12 @@ from rest_framework.metadata import SimpleMetadata
 from rest_framework.request import clone_request
 from rest_framework.response import Response
 
+from core.filters import StrictBooleanFilter
+from core.schema import PROBLEM
 from recs import rules
-from recs.api.base import TenantViewSet
-from recs.api.filters import StrictBooleanFilter
-from recs.api.schema import PROBLEM
 from recs.models import Boost, Promotion, RecommendationSettings, Rule
 from recs.models.rules import ENDPOINTS
+from tenants.viewsets import TenantViewSet
 
 READ_ONLY = ("id", "created_at", "updated_at")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
-from recs.dashboard.shop import shop_view
-from recs.dashboard.views import _page
+from core.dashboard.pages import render_page
 from recs.models import IntegrationConnection, WebhookDelivery
+from tenants.dashboard.shop import shop_view
 
 RECENT_DELIVERIES = 25
 
@@ -33,5 +33,5 @@ def integrations(request: HttpRequest) -> HttpResponse:
     )
     for delivery in deliveries:
         delivery.summary = _summary(delivery.result)
-    return _page(request, "dashboard/integrations.html", "integrations",
+    return render_page(request, "dashboard/integrations.html", "integrations",
                  {"connections": connections, "deliveries": deliveries})

@@ -17,6 +17,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.dashboard.pages import render_page
 from recs import rules
 from recs.dashboard.rules_forms import (
     CONDITIONS_EXAMPLE,
@@ -27,9 +28,8 @@ from recs.dashboard.rules_forms import (
     _DomainForm,
     pretty_json,
 )
-from recs.dashboard.shop import require_owner, shop_view
-from recs.dashboard.views import _page
 from recs.models import Boost, Promotion, Rule
+from tenants.dashboard.shop import require_owner, shop_view
 
 _OPS = {"eq": "=", "ne": "≠", "in": "in", "not_in": "not in", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥",
         "contains": "contains"}
@@ -116,7 +116,7 @@ def _rules_page(request: HttpRequest, settings_form: SettingsForm | None = None,
         (boost, describe_conditions(boost.conditions), f"{boost.factor:g}")
         for boost in Boost.objects.for_tenant(tenant_id).order_by("-id")
     ]
-    response = _page(request, "dashboard/rules.html", "rules", {
+    response = render_page(request, "dashboard/rules.html", "rules", {
         "rule_rows": rule_rows, "boost_rows": boost_rows, **_settings_context(request, settings_form),
     })
     response.status_code = status
@@ -151,7 +151,7 @@ def promotions_page(request: HttpRequest) -> HttpResponse:
     for promotion in Promotion.objects.for_tenant(request.shop.tenant.pk).order_by("-id"):
         label, colour = promotion_status(promotion, now)
         rows.append((promotion, describe_conditions(promotion.conditions), label, colour))
-    return _page(request, "dashboard/promotions.html", "promotions", {"rows": rows})
+    return render_page(request, "dashboard/promotions.html", "promotions", {"rows": rows})
 
 
 def _get(resource: _Resource, request: HttpRequest, pk: int):
@@ -187,7 +187,7 @@ def _edit(request: HttpRequest, resource: _Resource, pk: int | None) -> HttpResp
         form = form_class(initial=rules.current_values(obj), read_only=not request.shop.is_owner)
     else:
         form = form_class()
-    response = _page(request, "dashboard/rule_form.html", resource.section, {
+    response = render_page(request, "dashboard/rule_form.html", resource.section, {
         "form": form, "obj": obj, "resource": resource, "conditions_example": pretty_json(CONDITIONS_EXAMPLE),
     })
     response.status_code = status
@@ -201,7 +201,7 @@ def _delete(request: HttpRequest, resource: _Resource, pk: int) -> HttpResponse:
         resource.delete(obj)
         messages.success(request, f"{resource.singular.capitalize()} “{obj.name}” deleted.")
         return redirect(resource.list_url)
-    return _page(request, "dashboard/rule_delete.html", resource.section, {"obj": obj, "resource": resource})
+    return render_page(request, "dashboard/rule_delete.html", resource.section, {"obj": obj, "resource": resource})
 
 
 @shop_view

@@ -1,24 +1,12 @@
-from django.contrib.auth import views as auth_views
+"""The dashboard's pages of the shop's data: overview, catalog, customers, events, imports, integrations,
+rules and promotions (in the `dashboard` namespace, config/urls.py)."""
+
 from django.urls import path
 
-from recs.dashboard import billing, integrations, rules, views
-from recs.dashboard.forms import EmailAuthenticationForm
-
-app_name = "dashboard"
+from recs.dashboard import integrations, rules, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "login",
-        auth_views.LoginView.as_view(authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True),
-        name="login",
-    ),
-    path("logout", auth_views.LogoutView.as_view(), name="logout"),
-    path("signup", views.signup, name="signup"),
-    path("shops/new", views.shop_new, name="shop_new"),
-    path("shops/switch", views.switch_shop, name="switch_shop"),
-    path("keys", views.api_keys, name="keys"),
-    path("keys/<int:key_id>/revoke", views.revoke_key, name="revoke_key"),
     path("products", views.products, name="products"),
     path("customers", views.customers, name="customers"),
     path("events", views.events, name="events"),
@@ -36,7 +24,4 @@ urlpatterns = [
     path("promotions/new", rules.edit, {"kind": "promotion"}, name="promotion_new"),
     path("promotions/<int:pk>", rules.edit, {"kind": "promotion"}, name="promotion_edit"),
     path("promotions/<int:pk>/delete", rules.delete, {"kind": "promotion"}, name="promotion_delete"),
-    path("billing", billing.billing, name="billing"),
-    path("billing/checkout", billing.billing_checkout, name="billing_checkout"),
-    path("billing/portal", billing.billing_portal, name="billing_portal"),
 ]

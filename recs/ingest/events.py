@@ -3,7 +3,7 @@
 Validation is exact row by row, but a batch in which no row can fail (the usual case) is recognised
 column-wise first, which costs a fraction of the per-row checks (see `_all_clean`).
 
-Semantics (documented in the README): a batch stores every valid row and reports each invalid one
+Semantics (documented in docs/api.md): a batch stores every valid row and reports each invalid one
 with its row number; nothing of an invalid row is stored. Events naming an unknown customer create a
 placeholder customer (shops see visitors before they send customer records); events naming an unknown
 product are rejected, because a product with no catalog data cannot be recommended. The shop's

@@ -12,8 +12,8 @@ import msgspec
 from django.db import connection
 from django.utils import timezone
 
+from core.postgres import server_bound_cursor
 from recs.models import Customer, Event, Product
-from tenants.postgres.cursors import server_bound_cursor
 
 EVENT_COLUMNS = (
     "event_type", "customer_id", "product_id", "ts", "value", "quantity", "price", "session_id",
@@ -139,7 +139,7 @@ def insert_one_event(tenant_id: int, record: tuple, *, async_commit: bool = Fals
     in place of database ids) in one statement. Returns (product known, customer resolved, stored 0/1).
 
     `async_commit`: the statement is its own transaction (no transaction is open) and may commit without
-    waiting for the WAL flush (synchronous_commit off for this transaction only; see the README)."""
+    waiting for the WAL flush (synchronous_commit off for this transaction only; docs/adr/0004-*)."""
     params = dict(zip(EVENT_COLUMNS, record, strict=True))
     params["tenant"] = tenant_id
     params["customer"] = params.pop("customer_id")

@@ -11,11 +11,11 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from recs.api.base import TenantViewSet
-from recs.api.problems import problem
+from core.problems import problem
 from recs.ingest.catalog_schema import StrictSerializerMixin
 from recs.integrations.connections import ConnectionExists, create_connection, normalize_shop_domain, update_connection
 from recs.models import DataExport, IntegrationConnection, WebhookDelivery
+from tenants.viewsets import TenantViewSet
 
 MAX_DELIVERIES_LISTED = 100
 

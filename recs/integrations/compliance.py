@@ -3,7 +3,7 @@
 Each action writes an AuditLog row (who, what, when, with counts: never the personal data itself).
 What is held about a customer: the customer row and its attribute history, their events, the purchase
 events of the orders the request names (guest checkouts included), and earlier exports about them.
-Erasure also drops their cached recommendations (recs/recommendation_cache.py); embeddings derived from
+Erasure also drops their cached recommendations (recs/answer_keys.py); embeddings derived from
 them disappear with the next training run, which no longer sees their events.
 """
 
@@ -19,7 +19,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from recs import recommendation_cache
 from recs.integrations.orders import guest_customer_id, order_event_prefix
 from recs.models import (
     AuditLog,
@@ -33,7 +32,7 @@ from recs.models import (
     ProductVersion,
     WebhookDelivery,
 )
-from serving import catalog_changes
+from serving import answer_keys, catalog_changes
 
 log = logging.getLogger(__name__)
 EXPORT_FORMAT = "recsvc.customer-export.v1"
@@ -131,7 +130,7 @@ def erase_customer(
     versions = CustomerVersion.objects.for_tenant(tenant_id).filter(customer_id__in=pks).delete()[0]
     customers = Customer.objects.for_tenant(tenant_id).filter(pk__in=pks).delete()[0]
     exports = DataExport.objects.for_tenant(tenant_id).filter(subject__in=ids).delete()[0]
-    cache_keys = recommendation_cache.forget_customers(tenant_id, ids)
+    cache_keys = answer_keys.forget_customers(tenant_id, ids)
     return AuditLog.objects.create(
         tenant_id=tenant_id, action=action, subject=subject or "",
         details={
@@ -166,7 +165,7 @@ def redact_shop(tenant_id: int, *, source: str, keep_delivery_pk: int | None = N
         "import_files": _remove_import_files(tenant_id),
         "imports": ImportJob.objects.for_tenant(tenant_id).delete()[0],
         "deliveries": WebhookDelivery.objects.for_tenant(tenant_id).exclude(pk=keep_delivery_pk).delete()[0],
-        "cache_keys": recommendation_cache.forget_tenant(tenant_id),
+        "cache_keys": answer_keys.forget_tenant(tenant_id),
     }
     transaction.on_commit(lambda: catalog_changes.publish_changes(tenant_id, None))
     log.warning("shop data of tenant %s erased (%s): %s", tenant_id, source, counts)

@@ -27,11 +27,11 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from core.signatures import is_valid_signature
 from recs.integrations import mapping
 from recs.integrations.connections import connection_secret, find_connection_for_webhook, store_host
 from recs.integrations.crypto import SecretUnreadable
 from recs.integrations.processing import is_compliance_topic, record_delivery
-from recs.integrations.verification import is_valid_signature
 from recs.models import IntegrationConnection
 from recs.tasks.integrations import enqueue_delivery
 from tenants.context import tenant_context

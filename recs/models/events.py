@@ -1,7 +1,7 @@
 """Interactions: the largest table.
 
 Keys are chosen for the two hot reads: all events of a tenant in time order (training) and a
-customer's events newest first (serving). See the README for how it is partitioned at scale.
+customer's events newest first (serving). docs/architecture.md says how it grows.
 """
 
 from __future__ import annotations

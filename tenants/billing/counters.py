@@ -17,8 +17,8 @@ from collections.abc import Mapping
 
 from django.core.cache import cache
 
+from core.redis_client import raw_redis
 from tenants.billing.periods import label
-from tenants.redis_client import raw_redis
 
 log = logging.getLogger(__name__)
 

@@ -174,7 +174,7 @@ def _event_batches(spec, catalog, n_batches: int):
     """Decoded synthetic events in batches of BATCH (the generator's own ids; callers replace event_id)."""
     import msgspec
 
-    from recs.demo.synthetic import format_ndjson, iter_event_chunks
+    from demo.synthetic import format_ndjson, iter_event_chunks
     from recs.ingest.event_schema import EventIn
 
     decoder = msgspec.json.Decoder(EventIn)
@@ -446,7 +446,7 @@ def _import_child(tenant_id: int, job_id: int) -> None:
 
 
 def bench_import(bench: BenchTenant, spec, catalog, n_events: int, workdir: Path) -> dict:
-    from recs.demo.synthetic import iter_event_chunks, write_ndjson
+    from demo.synthetic import iter_event_chunks, write_ndjson
     from recs.models import ImportJob
     from tenants.context import tenant_context
 
@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     _load.bootstrap_django()
     from django.conf import settings
 
-    from recs.demo.synthetic import ShopSpec, generate_catalog
+    from demo.synthetic import ShopSpec, generate_catalog
 
     if not settings.IS_POSTGRES:
         raise SystemExit("the ingestion benchmark needs PostgreSQL (set DATABASE_URL)")

@@ -1,4 +1,4 @@
-"""Quality benchmark: the README's evaluation protocol end to end through the product's own data path.
+"""Quality benchmark: the evaluation protocol (docs/training.md) end to end through the product's own data path.
 
     python tests/bench/quality.py            # ALS grid-tuned on validation (about 2 minutes more)
     python tests/bench/quality.py --quick    # ALS with the stored validated parameters
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     _load.bootstrap_django()
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
-    from recs.demo.load import load_movielens
+    from demo.load import load_movielens
     from tenants.context import tenant_context
     from tenants.models import Tenant
     from training.cli_eval import evaluate_protocol, format_table

@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from django.conf import settings
 
-    from recs.demo.load import load_movielens, load_synthetic
-    from recs.demo.synthetic import ShopSpec
+    from demo.load import load_movielens, load_synthetic
+    from demo.synthetic import ShopSpec
     from tenants.context import tenant_context
     from tenants.models import Tenant
     from training.jobs import run_training

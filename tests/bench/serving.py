@@ -179,7 +179,7 @@ def _train(bench: BenchTenant, hyperparameters: dict) -> None:
 
 
 def load_movielens_tenant() -> BenchTenant:
-    from recs.demo.load import load_movielens
+    from demo.load import load_movielens
     from tenants.context import tenant_context
 
     bench = _new_tenant("Serving benchmark: MovieLens")
@@ -195,8 +195,8 @@ def load_movielens_tenant() -> BenchTenant:
 
 
 def load_shop_tenant(spec) -> BenchTenant:
-    from recs.demo.load import load_events, synthetic_events
-    from recs.demo.synthetic import generate_catalog, iter_event_chunks
+    from demo.load import load_events, synthetic_events
+    from demo.synthetic import generate_catalog, iter_event_chunks
     from recs.ingest.catalog import upsert_customers, upsert_products
     from tenants.context import tenant_context
 
@@ -556,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     _load.bootstrap_django()
     from django.conf import settings
 
-    from recs.demo.synthetic import ShopSpec
+    from demo.synthetic import ShopSpec
 
     if not settings.IS_POSTGRES or not settings.REDIS_URL:
         raise SystemExit("the serving benchmark needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")

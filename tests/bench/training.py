@@ -1,4 +1,4 @@
-"""Training throughput benchmark: a synthetic shop (recs/demo/synthetic.py, deterministic) trained with the
+"""Training throughput benchmark: a synthetic shop (demo/synthetic.py, deterministic) trained with the
 project's own trainers, two-tower retrieval then the DLRM ranker on stacked examples, as a training run's
 first two stages do (training/pipeline.py: retrieval on the first part of every history, the ranker on
 what those customers did next).
@@ -7,7 +7,7 @@ what those customers did next).
     python tests/bench/training.py --customers 20000 --products 5000 --events 300000     # about a minute
 
 The events are generated straight into the training arrays in memory, not through PostgreSQL: at this
-size the database path is the ingestion benchmark's business and would dominate (the README measures a
+size the database path is the ingestion benchmark's business and would dominate (docs/benchmarks.md measures a
 streaming import of 9,992,608 events at 465-530 s, before `load_tenant_dataset` reads them back). Item
 attributes get a history: `--price-changes` of the products change price once inside the event range, so
 the ranker's examples read prices point-in-time (training/item_versions.py) as a real run does.
@@ -98,7 +98,7 @@ class SgdClock:
 
 def generate(spec):
     """The shop's catalog and its events as (customer, product, ts, type) arrays."""
-    from recs.demo.synthetic import generate_catalog, iter_event_chunks
+    from demo.synthetic import generate_catalog, iter_event_chunks
 
     catalog = generate_catalog(spec)
     cols: dict[str, list[np.ndarray]] = {"customer_idx": [], "product_idx": [], "ts": [], "event_type": []}
@@ -110,7 +110,7 @@ def generate(spec):
 
 def interactions_from(events: dict[str, np.ndarray], n_customers: int, n_products: int):
     """Weighted preference events, as `training.datasets.weighted_events` makes them (impressions out)."""
-    from recs.demo.synthetic import EVENT_TYPES
+    from demo.synthetic import EVENT_TYPES
     from recs.models.events import BUILTIN_EVENT_WEIGHTS
     from training.data import Interactions
 
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     _load.bootstrap_django(migrate=False)  # imports only: nothing here touches the database
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
-    from recs.demo.synthetic import ShopSpec
+    from demo.synthetic import ShopSpec
     from training.data import validation_split
     from training.trainers.ranker import train_ranker
     from training.trainers.two_tower import train_two_tower

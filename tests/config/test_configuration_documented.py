@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "configuration.md"
-PACKAGES = ("config", "tenants", "recs", "serving", "training")
+PACKAGES = ("config", "core", "tenants", "recs", "serving", "training", "demo")
 SERVICE_SECTION = "## Settings the service reads"
 TOOLING_SECTION = "## Settings the tooling reads"
 

@@ -1,5 +1,5 @@
 """Errors that never reach DRF (no route matched, an unhandled exception) still answer API clients with a
-problem document, and people with the dashboard's pages (recs/api/problems.py, config/urls.py)."""
+problem document, and people with the dashboard's pages (core/problems.py, config/urls.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from django.test import Client, RequestFactory
 from django.urls import get_resolver
 
-from recs.api.problems import server_error
+from core.problems import server_error
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ deliberately not, gets a 5xx.
 Every documented operation gets eight derandomized cases (about 20 s), sent in process through the WSGI
 handler as tenant A's admin key: a guard that fails on the 500s it was written after (it does, with
 either of the bulk-body or OPTIONS fixes reverted), not the deep search; that is the CLI run against
-`make demo` in the README. Training runs are left out: tasks run eagerly here, so each would train.
+`make demo` (docs/api.md). Training runs are left out: tasks run eagerly here, so each would train.
 """
 
 from __future__ import annotations

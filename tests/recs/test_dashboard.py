@@ -11,11 +11,11 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from recs.dashboard import charts
-from recs.dashboard.shop import SESSION_KEY
+from core.dashboard import charts
 from recs.models import ImportJob
 from tenants.api_keys import create_api_key
 from tenants.context import tenant_context
+from tenants.dashboard.shop import SESSION_KEY
 from tenants.models import ApiKey, Membership, Tenant
 from tests.factories import CustomerFactory, EventFactory, MembershipFactory, ProductFactory
 

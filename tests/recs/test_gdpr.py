@@ -8,7 +8,6 @@ import json
 import pytest
 from django.core.cache import cache
 
-from recs import recommendation_cache
 from recs.models import (
     AuditLog,
     Customer,
@@ -21,6 +20,7 @@ from recs.models import (
     ProductVersion,
     WebhookDelivery,
 )
+from serving import answer_keys
 from tests.factories import EventFactory
 from tests.recs.webhooks import body_of, payload, shopify_headers
 
@@ -102,9 +102,9 @@ def test_data_request_for_someone_unknown_records_an_empty_export(send, tenant):
 
 def test_customers_redact_erases_the_customer_their_events_history_and_cached_recommendations(send, shop_data):
     send("customers/data_request", payload("shopify/customers_data_request"))
-    theirs = recommendation_cache.customer_prefix(shop_data.pk, SUBJECT) + "home:model-7"
-    guest = recommendation_cache.customer_prefix(shop_data.pk, f"shopify-guest-order-{GUEST_ORDER}") + "pdp:model-7"
-    kept = recommendation_cache.customer_prefix(shop_data.pk, OTHER) + "home:model-7"
+    theirs = answer_keys.customer_prefix(shop_data.pk, SUBJECT) + "home:model-7"
+    guest = answer_keys.customer_prefix(shop_data.pk, f"shopify-guest-order-{GUEST_ORDER}") + "pdp:model-7"
+    kept = answer_keys.customer_prefix(shop_data.pk, OTHER) + "home:model-7"
     cache.set_many({theirs: ["sku-1"], guest: ["sku-2"], kept: ["sku-3"]})
     assert cache.get(theirs) == ["sku-1"]
 
@@ -149,8 +149,8 @@ def test_shop_redact_erases_all_store_data_and_leaves_another_tenant_untouched(s
         model.__name__: model.objects.for_tenant(other_tenant).count()
         for model in (Product, Customer, Event, ProductVersion, CustomerVersion)
     }
-    cache.set(recommendation_cache.customer_prefix(shop_data.pk, OTHER) + "home", ["x"])
-    cache.set(recommendation_cache.customer_prefix(other_tenant.pk, OTHER) + "home", ["y"])
+    cache.set(answer_keys.customer_prefix(shop_data.pk, OTHER) + "home", ["x"])
+    cache.set(answer_keys.customer_prefix(other_tenant.pk, OTHER) + "home", ["y"])
 
     response = send("shop/redact", payload("shopify/shop_redact"))
 
@@ -161,8 +161,8 @@ def test_shop_redact_erases_all_store_data_and_leaves_another_tenant_untouched(s
     assert [(d.topic, d.status) for d in deliveries] == [("shop/redact", "processed")]  # earlier bodies erased too
     assert IntegrationConnection.objects.for_tenant(shop_data).exists()
     assert EventType.objects.for_tenant(shop_data).exists()  # configuration, not store data
-    assert cache.get(recommendation_cache.customer_prefix(shop_data.pk, OTHER) + "home") is None
-    assert cache.get(recommendation_cache.customer_prefix(other_tenant.pk, OTHER) + "home") == ["y"]
+    assert cache.get(answer_keys.customer_prefix(shop_data.pk, OTHER) + "home") is None
+    assert cache.get(answer_keys.customer_prefix(other_tenant.pk, OTHER) + "home") == ["y"]
     audit = AuditLog.objects.for_tenant(shop_data).get(action=AuditLog.Action.SHOP_REDACTED)
     assert (audit.details["events"], audit.details["products"], audit.details["exports"]) == (6, 2, 1)
     assert {

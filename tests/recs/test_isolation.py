@@ -15,7 +15,6 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from drf_spectacular.generators import SchemaGenerator
 
-from recs.api.base import TenantScopedMixin
 from recs.api.urls import router
 from recs.ingest.catalog import upsert_customers, upsert_products
 from recs.integrations.connections import create_connection
@@ -24,6 +23,7 @@ from recs.rules import create_boost, create_promotion, create_rule, update_setti
 from tenants.api_keys import create_api_key, revoke_api_key
 from tenants.models import ApiKey
 from tenants.scoping import TenantOwnedModel
+from tenants.viewsets import TenantScopedMixin
 from tests.factories import EventFactory
 from training.registry.models import ModelVersion
 from training.urls import router as training_router

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from recs.demo.load import load_synthetic
-from recs.demo.synthetic import ShopSpec
+from demo.load import load_synthetic
+from demo.synthetic import ShopSpec
 from serving import candidate_rows, online_features, registry_cache
 from serving import rules as compiled_rules
 from tenants.context import tenant_context

@@ -128,7 +128,7 @@ def test_the_health_check_of_an_idle_connection_sends_no_statement():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("cursor_of", ["django", "server_bound"], ids=["django-cursor", "server-bound-cursor"])
 def test_a_terminated_backend_is_replaced_before_the_next_requests_first_statement(cursor_of):
-    from tenants.postgres.cursors import server_bound_cursor
+    from core.postgres import server_bound_cursor
 
     pid = _backend_pid()
     with _other_session() as other:

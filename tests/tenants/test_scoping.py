@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from recs.api.base import TenantViewSet
 from recs.api.catalog_views import ProductViewSet
 from recs.models import Product
 from tenants.api_keys import create_api_key
 from tenants.context import tenant_context
+from tenants.viewsets import TenantViewSet
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db

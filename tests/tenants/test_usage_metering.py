@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 
+from core.redis_client import raw_redis
 from recs.ingest.imports import new_upload_path, run_import
 from recs.models import Event, ImportJob
 from tenants.billing import counters, quota, reporting, tasks, usage
@@ -24,7 +25,6 @@ from tenants.billing.periods import bounds, next_period, period_of, previous_per
 from tenants.billing.reporting import UsageReportFailed
 from tenants.context import tenant_context
 from tenants.models import Tenant
-from tenants.redis_client import raw_redis
 from tests import stripe_fake
 from tests.factories import ProductFactory
 

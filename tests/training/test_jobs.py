@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recs.demo.load import load_synthetic
-from recs.demo.synthetic import ShopSpec
+from demo.load import load_synthetic
+from demo.synthetic import ShopSpec
 from tenants.context import tenant_context
 from tests.factories import TenantFactory
 from training.jobs import run_training

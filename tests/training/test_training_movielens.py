@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recs.demo.movielens import load_movielens
+from demo.movielens import load_movielens
 from training.movielens import movielens_arrays
 
 

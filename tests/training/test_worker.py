@@ -26,8 +26,8 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery import app as celery_app
-from recs.demo.load import load_synthetic
-from recs.demo.synthetic import ShopSpec
+from demo.load import load_synthetic
+from demo.synthetic import ShopSpec
 from tenants.context import tenant_context
 from tests.celery_worker import REPO, _wait_until_ready, url_of_test_database
 from tests.factories import TenantFactory

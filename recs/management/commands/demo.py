@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from recs.demo import load
+from demo import load
 from recs.models import Event
 from tenants.api_keys import create_api_key
 from tenants.context import tenant_context
@@ -114,6 +114,6 @@ def _interrupt(signum, frame):
 
 
 def _synthetic_spec(n_events: int):
-    from recs.demo.synthetic import ShopSpec
+    from demo.synthetic import ShopSpec
 
     return ShopSpec(n_customers=2_000, n_products=3_000, n_events=n_events, seed=7)

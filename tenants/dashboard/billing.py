@@ -17,12 +17,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from recs.dashboard.shop import require_owner, shop_view
-from recs.dashboard.views import _page
+from core.dashboard.pages import render_page
 from tenants.billing import checkout, plans, stripe_api, usage
 from tenants.billing.periods import bounds, period_of
 from tenants.billing.plans import Meter
 from tenants.billing.state import billing_state, has_live_subscription
+from tenants.dashboard.shop import require_owner, shop_view
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def billing(request: HttpRequest) -> HttpResponse:
         for m in Meter
     ]
     checkout_result = request.GET.get("checkout", "")
-    return _page(
+    return render_page(
         request,
         "dashboard/billing.html",
         "billing",

@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from recs.demo import synthetic
-from recs.demo.synthetic import (
+from demo import synthetic
+from demo.synthetic import (
     ADD_TO_CART,
     CLICK,
     EVENT_TYPES,

@@ -1115,7 +1115,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm  # only the CLI needs it
 
     parser = argparse.ArgumentParser(
-        prog="python -m recs.demo.synthetic", description="Generate a deterministic synthetic shop."
+        prog="python -m demo.synthetic", description="Generate a deterministic synthetic shop."
     )
     parser.add_argument("--products", type=int, default=1_000)
     parser.add_argument("--customers", type=int, default=500)

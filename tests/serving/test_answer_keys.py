@@ -1,4 +1,4 @@
-"""Erasure finds a customer's or a shop's cached recommendations by key prefix (recs/recommendation_cache.py),
+"""Erasure finds a customer's or a shop's cached recommendations by key prefix (recs/answer_keys.py),
 in Redis and in the embedded default's local-memory cache, and never widens to another customer or shop."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from recs.recommendation_cache import customer_prefix, forget_customers, forget_tenant
+from serving.answer_keys import customer_prefix, forget_customers, forget_tenant
 
 LOCAL = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "test-forget"}}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from core.postgres import server_bound_cursor
 from tenants.context import tenant_context
-from tenants.postgres.cursors import server_bound_cursor
 
 pytestmark = pytest.mark.django_db
 

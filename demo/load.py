@@ -75,7 +75,7 @@ def load_events(tenant_id: int, events: Iterable, total: int, progress: Progress
 
 
 def load_movielens(tenant_id: int, progress: Progress = _noop) -> IngestResult:
-    from recs.demo.movielens import load_movielens as movielens_frame  # 50 MB package, lazy
+    from demo.movielens import load_movielens as movielens_frame  # 50 MB package, lazy
 
     frame = movielens_frame()
     products, customers = movielens_catalog(frame)
@@ -99,7 +99,7 @@ def synthetic_events(chunks) -> Iterator[EventIn]:
 
 
 def load_synthetic(tenant_id: int, spec, progress: Progress = _noop) -> IngestResult:
-    from recs.demo.synthetic import generate_catalog, iter_event_chunks
+    from demo.synthetic import generate_catalog, iter_event_chunks
 
     catalog = generate_catalog(spec)
     products = list(catalog.iter_product_records())

@@ -7,7 +7,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
-from recs.api.problems import PayloadTooLarge
+from core.problems import PayloadTooLarge
 
 
 def read_capped(stream, request_meta, limit: int) -> bytes:

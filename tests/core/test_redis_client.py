@@ -1,8 +1,8 @@
-"""tenants.redis_client: one client for every caller, following the CACHES setting."""
+"""core.redis_client: one client for every caller, following the CACHES setting."""
 
 from __future__ import annotations
 
-from tenants.redis_client import raw_redis
+from core.redis_client import raw_redis
 
 
 def test_the_client_follows_the_caches_setting(settings):

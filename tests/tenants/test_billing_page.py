@@ -13,8 +13,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from recs.dashboard.shop import SESSION_KEY
 from tenants.billing import usage
+from tenants.dashboard.shop import SESSION_KEY
 from tenants.models import Tenant
 from tests import stripe_fake
 

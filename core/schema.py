@@ -1,6 +1,6 @@
 """The problem responses every operation can give, written into the OpenAPI document once.
 
-Every error is an RFC 7807 document (recs/api/problems.py), and which ones an operation can answer
+Every error is an RFC 7807 document (core/problems.py), and which ones an operation can answer
 follows from what it is: each can refuse the key (401), its scope (403) or the rate and quota (429,
 402); one with an id in its path can miss (404), as can a list given a bad page cursor; one that takes
 a body can find it malformed (400), too large (413) or of another type (415); one with query
