@@ -4,7 +4,8 @@ the shop's usage counters, in one pipeline.
 The key's immutable identity (id, tenant, secret hash) is known per process (tenants.api_keys), so the
 secret is checked before any I/O and the names of the rate-limit window and of the usage hash are known;
 everything that can change (revocation, the tenant's plan and activity) comes from the shared cache entry
-read in the same round trip, so a revocation still binds on the next request in every process.
+read in the same round trip, so a revocation still binds on the next request in every process. The same
+pipeline carries the usage counts this process recorded since its last admission (usage.record_soon).
 
 The DRF authentication class calls `admit`; the throttle (tenants.ratelimit) and the quota permission
 (recs.api.quota) use what it read instead of asking Redis again. Every request authenticated with a key
@@ -24,6 +25,7 @@ from django.core.cache import cache
 from core.redis_client import raw_redis
 from tenants import api_keys, ratelimit
 from tenants.billing import counters
+from tenants.billing import usage as usage_meter
 from tenants.billing.periods import period_of
 from tenants.billing.plans import Meter
 from tenants.models import ApiKey
@@ -67,13 +69,15 @@ def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
     rate_key, retry_after = ratelimit.window_key(f"key:{identity.key_id}", now)
     usage_key = counters.key(identity.tenant_id, period_of(dt.datetime.fromtimestamp(now, dt.UTC)))
     pipe = client.pipeline(transaction=False)
+    usage_meter.queue_pending(pipe)  # first, so that the usage read below includes them
+    waiting = len(pipe)
     pipe.get(cache.make_key(api_keys.cache_key(prefix)))
     pipe.hmget(usage_key, _METERS)
     if count_rate:
         pipe.incr(rate_key)
         pipe.expire(rate_key, ratelimit.WINDOW_SECONDS + 1, nx=True)
     try:
-        entry, usage_values, *counted = pipe.execute()
+        entry, usage_values, *counted = pipe.execute()[waiting:]
     except Exception:  # Redis down: serve, do not limit
         ratelimit.log.warning("rate limiter unavailable; request not counted", exc_info=True)
         key = api_keys.authenticate_api_key(raw_key)  # through the cache API, which falls back to the database

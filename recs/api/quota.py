@@ -5,7 +5,7 @@
 
     class _RecommendViewSet(...):                                    # recs/api/recommend_views.py
         permission_classes = [HasTenantScope, RecommendationsQuota]  # refuses every method past the quota
-        # ...and after answering: usage.record(tenant_id, usage.RECOMMENDATIONS)
+        # ...and after answering: usage.record_soon(tenant_id, usage.RECOMMENDATIONS)
 
 A free shop past its quota gets 429 (quota_exceeded, Retry-After: until the month resets); a shop whose
 payment failed past the grace period gets 402 (payment_required) once past the free quotas. Both are

@@ -143,7 +143,7 @@ class _RecommendViewSet(TenantViewSet):
 
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code == 200 and isinstance(request.auth, ApiKey):
-            usage.record(request.auth.tenant_id, usage.RECOMMENDATIONS)
+            usage.record_soon(request.auth.tenant_id, usage.RECOMMENDATIONS)
         return super().finalize_response(request, response, *args, **kwargs)
 
     def _query(self, serializer_class) -> dict:

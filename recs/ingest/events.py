@@ -189,7 +189,7 @@ def ingest_events(tenant_id: int, rows: Sequence[Any], *, count_usage: bool = Fa
         touched = {event.customer_id for _, event, _ in known}
         transaction.on_commit(lambda: bump_customer_generation(tenant_id, touched))
         if count_usage:
-            usage.record(tenant_id, usage.EVENTS, stored)
+            usage.record_soon(tenant_id, usage.EVENTS, stored)
     result.row_errors.sort(key=lambda e: e.row)
     return result
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from django.core.cache import cache
 
@@ -52,6 +53,13 @@ def _decode(raw: Mapping) -> dict[str, int]:
     return out
 
 
+def queue_incr(pipe: Any, tenant_id: int, period: dt.date, meter: str, n: int) -> None:
+    """Queue the count of `n` units on a Redis pipeline."""
+    name = key(tenant_id, period)
+    pipe.hincrby(name, meter, n)
+    pipe.expire(name, TTL_SECONDS, nx=True)
+
+
 def incr(tenant_id: int, period: dt.date, meter: str, n: int) -> None:
     """Count `n` units. Never raises: usage counting must not fail the request it counts."""
     name = key(tenant_id, period)
@@ -59,8 +67,7 @@ def incr(tenant_id: int, period: dt.date, meter: str, n: int) -> None:
         redis = raw_redis()
         if redis is not None:
             pipe = redis.pipeline(transaction=False)
-            pipe.hincrby(name, meter, n)
-            pipe.expire(name, TTL_SECONDS, nx=True)
+            queue_incr(pipe, tenant_id, period, meter, n)
             pipe.execute()
         else:
             cache.add(f"{name}:{meter}", 0, TTL_SECONDS)

@@ -6,15 +6,25 @@
 
 `record` costs one pipelined Redis round trip and never raises. Count what was served or stored (not
 what was refused), after the work succeeded.
+
+`record_soon` costs no round trip of its own: the count waits in the process and is sent on the pipeline
+of the process's next API admission (tenants.admission), or at exit. A count waits at most until then; if
+Redis cannot be reached at that moment it is lost, which under-bills and never over-bills, as the
+counters themselves do.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import threading
+from collections import Counter
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from core.redis_client import raw_redis
 from tenants.billing import counters
 from tenants.billing.models import UsageCounter
 from tenants.billing.periods import period_of
@@ -30,6 +40,46 @@ def record(tenant_id: int, meter: str, n: int = 1, *, at: dt.datetime | None = N
     if n <= 0:
         return
     counters.incr(tenant_id, period_of(at or timezone.now()), Meter(meter).value, int(n))
+
+
+_pending: Counter[tuple[int, dt.date, str]] = Counter()
+_pending_lock = threading.Lock()
+
+
+def record_soon(tenant_id: int, meter: str, n: int = 1) -> None:
+    """Count like `record`, sent with this process's next admission (see the module's docstring)."""
+    if n <= 0:
+        return
+    if raw_redis() is None:
+        record(tenant_id, meter, n)
+        return
+    with _pending_lock:
+        _pending[(tenant_id, period_of(timezone.now()), Meter(meter).value)] += int(n)
+
+
+def queue_pending(pipe: Any) -> None:
+    """Hand the waiting counts over to a Redis pipeline about to be executed."""
+    with _pending_lock:
+        waiting = list(_pending.items())
+        _pending.clear()
+    for (tenant_id, period, meter), n in waiting:
+        counters.queue_incr(pipe, tenant_id, period, meter, n)
+
+
+def flush_pending() -> None:
+    """Send the waiting counts in a round trip of their own."""
+    client = raw_redis()
+    if client is None:
+        return
+    pipe = client.pipeline(transaction=False)
+    queue_pending(pipe)
+    try:
+        pipe.execute()
+    except Exception:
+        counters.log.warning("usage counter unavailable; waiting counts lost", exc_info=True)
+
+
+atexit.register(flush_pending)
 
 
 def live(tenant_id: int, meter: str, period: dt.date | None = None) -> int | None:

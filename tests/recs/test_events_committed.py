@@ -1,6 +1,6 @@
 """Event ingestion as production runs it: outside any transaction (not inside a test's), where a single
 event is one statement that commits itself, and the customers' cache generations are bumped and the usage
-meter counted after the commit."""
+meter counted after the commit (sent with the process's next admission: usage.record_soon)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def _events(tenant) -> list[tuple[str, str]]:
 
 
 def _counted(tenant) -> int | None:
+    usage.flush_pending()  # what this process counted waits for its next admission
     return usage.live(tenant.pk, usage.EVENTS)
 
 

@@ -4,6 +4,7 @@ and a free shop past its monthly quota is refused (recs/api/recommend_views.py, 
 from __future__ import annotations
 
 import pytest
+from django.conf import settings as django_settings
 
 from recs.models import Product
 from tenants.billing import usage
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _counted(tenant) -> int:
+    usage.flush_pending()  # what this process counted waits for its next admission
     return usage.live(tenant.pk, usage.RECOMMENDATIONS)
 
 
@@ -36,6 +38,16 @@ def test_each_answered_request_counts_once_and_refusals_never(recommend_api, ing
     ]
     assert [r.status_code for r in refused] == [400, 404, 403]
     assert _counted(tenant) == 5
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="counts wait for the admission pipeline only on Redis")
+def test_waiting_counts_ride_on_the_next_admission_before_its_usage_read(recommend_api, tenant, trained):
+    recommend_api.get("/v1/recommendations", {"customer_id": "c-2"})
+    usage.record_soon(tenant.pk, usage.RECOMMENDATIONS, 40)
+    assert usage.live(tenant.pk, usage.RECOMMENDATIONS) == 0  # nothing sent yet
+    recommend_api.get("/v1/recommendations", {"customer_id": "c-2"})  # its admission sends the 41
+    assert usage.live(tenant.pk, usage.RECOMMENDATIONS) == 41
+    assert _counted(tenant) == 42
 
 
 def test_a_free_shop_past_its_quota_is_refused_on_every_recommendation_endpoint(tenant, settings):
