@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache as django_cache
+from django_redis import get_redis_connection
+from redis.crc import key_slot
 
 from serving import cache
 from serving.registry_cache import active_version_id
@@ -88,15 +90,11 @@ def test_nothing_is_stored_without_a_ttl(tenant, settings):
 
 @pytest.mark.skipif(not django_settings.REDIS_URL, reason="hash tags are a Redis Cluster matter")
 def test_every_key_of_a_lookup_shares_the_tenants_cluster_slot(tenant):
-    from redis.crc import key_slot
-
     lookup = cache.lookup_answer(tenant.pk, "recommend", SHAPE, customer="c-1")
     cache.store_answer(lookup, {"items": []})
     cache.bump_customer_generation(tenant.pk, ["c-1", "c-2"])
     cache.bump_rules_generation(tenant.pk)
     django_cache.set(active_version_cache_key(tenant.pk), 7, 60)
-    from django_redis import get_redis_connection
-
     keys = get_redis_connection("default").keys(django_cache.make_key(f"recs:{{{tenant.pk}}}:*"))
     assert len(keys) == 5  # the answer, two customers' generations, the rules generation, the version
     assert len({key_slot(k) for k in keys}) == 1
