@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -86,8 +87,13 @@ def evaluate_pipeline(pipeline, train, test, items, item_versions=None) -> dict[
     return evaluate_topk(topk, customers, train, test)
 
 
-def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True) -> ModelVersion:
-    """Train `version` (idempotent: a retried run starts over and overwrites its own artifacts)."""
+def run_training(
+    version: ModelVersion, *, echo=None, auto_activate: bool = True,
+    evaluate: Callable[..., dict[str, float]] = evaluate_pipeline,
+) -> ModelVersion:
+    """Train `version` (idempotent: a retried run starts over and overwrites its own artifacts).
+
+    `evaluate` scores the held-out pipeline (the arguments of `evaluate_pipeline`)."""
     # torch is a heavy import: keep it out of web processes that only queue runs.
     from training.artifacts import save_item_features, save_item_snapshot
     from training.features import item_snapshot
@@ -124,7 +130,7 @@ def run_training(version: ModelVersion, *, echo=None, auto_activate: bool = True
         held_out = train_pipeline(
             train, dataset.items, item_versions=dataset.item_versions, progress=recorder, **kwargs
         )
-        metrics = evaluate_pipeline(held_out, train, test, dataset.items, dataset.item_versions)
+        metrics = evaluate(held_out, train, test, dataset.items, dataset.item_versions)
         metrics.update({f"ranker_{k}": v for k, v in held_out.ranker.metrics.items() if isinstance(v, float)})
         # Serve a retrieval model refit on every event (recency matters most) with the evaluated ranker:
         # the pipeline itself pairs a ranker with a refit retrieval model the same way.

@@ -8,7 +8,7 @@ from demo.load import load_synthetic
 from demo.synthetic import ShopSpec
 from tenants.context import tenant_context
 from tests.factories import TenantFactory
-from training.jobs import run_training
+from training.jobs import evaluate_pipeline, run_training
 from training.pipeline import TrainedPipeline
 from training.registry import lifecycle, storage
 from training.registry.models import ModelVersion
@@ -99,18 +99,14 @@ def test_cli_refuses_while_a_run_is_in_flight(shop_tenant):
         call_command("train", tenant=shop_tenant.slug)
 
 
-def test_a_run_reaped_meanwhile_keeps_the_reapers_verdict(shop, monkeypatch):
-    import training.jobs as jobs
-
+def test_a_run_reaped_meanwhile_keeps_the_reapers_verdict(shop):
     version = _version(shop)
-    real_evaluate = jobs.evaluate_pipeline
 
     def reaped_during_evaluation(*args, **kwargs):
         ModelVersion.objects.for_tenant(shop).filter(pk=version.pk).update(status="failed", status_reason="worker lost")
-        return real_evaluate(*args, **kwargs)
+        return evaluate_pipeline(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "evaluate_pipeline", reaped_during_evaluation)
-    version = run_training(version)
+    version = run_training(version, evaluate=reaped_during_evaluation)
     assert (version.status, version.status_reason) == ("failed", "worker lost")
     assert not storage.version_dir(shop.pk, version.pk).exists()
     assert lifecycle.active_version(shop.pk) is None
