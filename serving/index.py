@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,19 @@ DEFAULT_PROBE_FRACTION = 0.045
 TUNING_RECALL = 0.995
 MAX_PROBE_FRACTION = 0.05
 _PROBE_LADDER = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512)
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    """How a version's index is chosen and tuned (serving/prepare.py): exact up to `exact_max_items`,
+    IVF above, its nprobe the smallest reaching `tuning_recall` within `max_probe_fraction` of the lists."""
+
+    exact_max_items: int = EXACT_MAX_ITEMS
+    max_probe_fraction: float = MAX_PROBE_FRACTION
+    tuning_recall: float = TUNING_RECALL
+
+
+DEFAULT_POLICY = IndexPolicy()
 
 
 def choose_params(n_items: int, dim: int, *, exact_max_items: int | None = None) -> dict[str, Any]:
@@ -72,9 +86,10 @@ def build_index(
 
 
 def tune_nprobe(
-    index: faiss.Index, embeddings: np.ndarray, queries: np.ndarray, *, target: float = TUNING_RECALL, k: int = 100
+    index: faiss.Index, embeddings: np.ndarray, queries: np.ndarray, *, target: float = TUNING_RECALL, k: int = 100,
+    max_probe_fraction: float = MAX_PROBE_FRACTION,
 ) -> dict[str, Any]:
-    """{"nprobe", "tuning"}: the smallest nprobe (of a ladder, at most MAX_PROBE_FRACTION of the lists)
+    """{"nprobe", "tuning"}: the smallest nprobe (of a ladder, at most `max_probe_fraction` of the lists)
     whose recall@k against exact search over `embeddings` reaches `target` on `queries`, and what was
     measured there (recall, share of the catalog scanned, queries, whether the target was reached)."""
     ivf = faiss.extract_index_ivf(index)
@@ -84,7 +99,7 @@ def tune_nprobe(
     exact = faiss.IndexFlatIP(emb.shape[1])
     exact.add(emb)
     truth = exact.search(q, k)[1]
-    cap = max(1, math.floor(ivf.nlist * MAX_PROBE_FRACTION))
+    cap = max(1, math.floor(ivf.nlist * max_probe_fraction))
     previous, stats = ivf.nprobe, faiss.cvar.indexIVF_stats
     try:
         for nprobe in [p for p in _PROBE_LADDER if p < cap] + [cap]:

@@ -43,7 +43,9 @@ TUNING_QUERIES = 300
 MIN_TUNING_QUERIES = 50
 
 
-def build_version_index(version: ModelVersion) -> dict[str, Any]:
+def build_version_index(
+    version: ModelVersion, *, policy: item_index.IndexPolicy = item_index.DEFAULT_POLICY
+) -> dict[str, Any]:
     """Build (or find) the version's index and record its parameters on the version; idempotent."""
     folder = registry.local_path(version.artifact_uri)
     retrieval = TrainedRetrieval.load(folder / "retrieval")
@@ -52,12 +54,13 @@ def build_version_index(version: ModelVersion) -> dict[str, Any]:
     params = item_index.stored_params(folder)
     if not item_index.is_current(folder, n_items, dim):
         started = time.perf_counter()
-        index, params = item_index.build_index(embeddings)
+        index, params = item_index.build_index(embeddings, exact_max_items=policy.exact_max_items)
         if params["kind"] == "ivf_flat":
             customers = recently_active_customers(version.tenant_id, TUNING_QUERIES)
             if len(customers) >= MIN_TUNING_QUERIES:  # else nprobe stays the one from the catalog size
                 queries = customer_queries(version.tenant_id, retrieval, *version_pks(folder), customers)
-                params.update(item_index.tune_nprobe(index, embeddings, queries))
+                params.update(item_index.tune_nprobe(index, embeddings, queries, target=policy.tuning_recall,
+                                                     max_probe_fraction=policy.max_probe_fraction))
                 item_index.set_search_params(index, params)
         params["build_seconds"] = round(time.perf_counter() - started, 3)
         item_index.write_index(index, params, folder)
@@ -101,7 +104,10 @@ def customer_queries(
     return forward.embed_customers(retrieval, indices, history)
 
 
-def prepare_version(tenant_id: int, version_id: int, *, activate: bool = False) -> str:
+def prepare_version(
+    tenant_id: int, version_id: int, *, activate: bool = False,
+    policy: item_index.IndexPolicy = item_index.DEFAULT_POLICY,
+) -> str:
     """Index the version; then activate it (`activate`) or, if it is the active one, precompute answers.
 
     Returns what happened: "activated", "refused", "indexed", "precomputing", "skipped" or "failed"."""
@@ -109,7 +115,7 @@ def prepare_version(tenant_id: int, version_id: int, *, activate: bool = False) 
     if version is None or version.status not in SERVABLE or not version.artifact_uri:
         return "skipped"  # deleted, failed or archived meanwhile: a late message does no harm
     try:
-        build_version_index(version)
+        build_version_index(version, policy=policy)
     except Exception as exc:
         log.exception("index build of version %s (tenant %s) failed", version_id, tenant_id)
         if version.status == ModelVersion.Status.READY:

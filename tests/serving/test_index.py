@@ -83,9 +83,8 @@ def test_a_missing_index_is_built_on_first_load(trained, tmp_path):
     assert np.array_equal(_top(index, queries), _top(exact, queries))
 
 
-def test_tuning_picks_the_smallest_nprobe_that_reaches_the_recall(trained, monkeypatch):
+def test_tuning_picks_the_smallest_nprobe_that_reaches_the_recall(trained):
     embeddings, queries = trained
-    monkeypatch.setattr(item_index, "MAX_PROBE_FRACTION", 1.0)
     ivf, params = item_index.build_index(embeddings, exact_max_items=100)
     exact = item_index.build_index(embeddings)[0]
 
@@ -94,7 +93,7 @@ def test_tuning_picks_the_smallest_nprobe_that_reaches_the_recall(trained, monke
         found, truth = _top(ivf, queries, 50), _top(exact, queries, 50)
         return float(np.mean([len(set(a) & set(b)) for a, b in zip(found, truth, strict=True)])) / 50
 
-    tuned = item_index.tune_nprobe(ivf, embeddings, queries, target=0.9, k=50)
+    tuned = item_index.tune_nprobe(ivf, embeddings, queries, target=0.9, k=50, max_probe_fraction=1.0)
     ladder = [p for p in item_index._PROBE_LADDER if p < params["nlist"]]
     assert tuned["tuning"]["reached"] and tuned["tuning"]["recall"] >= 0.9
     assert recall(tuned["nprobe"]) == pytest.approx(tuned["tuning"]["recall"], abs=1e-4)

@@ -62,15 +62,19 @@ def test_the_served_model_maps_the_stored_index_without_rebuilding_it(shop):
     assert path.stat().st_mtime_ns == written
 
 
-def test_a_large_catalog_gets_an_ivf_index_tuned_on_its_customers(shop, monkeypatch):
-    monkeypatch.setattr(item_index, "EXACT_MAX_ITEMS", 100)  # the tiny shop's 300 products count as large
-    monkeypatch.setattr(item_index, "MAX_PROBE_FRACTION", 1.0)  # its lists are too few for a 5% budget
+def test_a_large_catalog_gets_an_ivf_index_tuned_on_its_customers(shop):
+    # The tiny shop's 300 products count as large, and its lists are too few for a 5% budget.
+    large = item_index.IndexPolicy(exact_max_items=100, max_probe_fraction=1.0)
+    trained = run_training(ModelVersion.objects.create(tenant=shop, hyperparameters=TINY), auto_activate=False)
+    (_folder(trained) / item_index.INDEX_FILE).unlink()  # its job indexed it under the default policy (exact)
 
-    version = train_active_version(shop)
+    assert prepare.prepare_version(shop.pk, trained.pk, activate=True, policy=large) == "activated"
 
+    version = lifecycle.active_version(shop.pk)
+    assert version.pk == trained.pk
     params = version.metrics["index"]
     assert params["kind"] == "ivf_flat" and params["n_items"] == version.n_items
-    expected = item_index.choose_params(params["n_items"], params["dim"])
+    expected = item_index.choose_params(params["n_items"], params["dim"], exact_max_items=large.exact_max_items)
     assert params["nlist"] == expected["nlist"]  # from the catalog size
     tuning = params["tuning"]  # nprobe from the shop's own customers' queries
     customers = prepare.recently_active_customers(shop.pk, prepare.TUNING_QUERIES)
@@ -81,7 +85,9 @@ def test_a_large_catalog_gets_an_ivf_index_tuned_on_its_customers(shop, monkeypa
     assert item_index.faiss.extract_index_ivf(model.index).nprobe == params["nprobe"]
     # The recorded nprobe is the one tuning picks on these customers' queries over the served index.
     queries = prepare.customer_queries(shop.pk, model.retrieval, model.product_pks, model.customer_pks, customers)
-    assert item_index.tune_nprobe(model.index, model.retrieval.item_embeddings, queries)["nprobe"] == params["nprobe"]
+    tuned = item_index.tune_nprobe(model.index, model.retrieval.item_embeddings, queries,
+                                   max_probe_fraction=large.max_probe_fraction)
+    assert tuned["nprobe"] == params["nprobe"]
 
 
 def test_a_version_that_cannot_be_indexed_stays_ready_and_never_serves(shop):
