@@ -45,12 +45,12 @@ _lock = threading.Lock()  # gthread workers: a sync of one tenant and the rows' 
 _epochs = itertools.count(1)
 
 
-def _synced(tenant_id: int, seq: int, attribute_keys: tuple[str, ...]) -> _Kept:
+def _synced(tenant_id: int, seq: int, attribute_keys: tuple[str, ...], clock: Callable[[], float]) -> _Kept:
     """The tenant's kept rows as of counter value `seq`: the rows changed since dropped, or all of them
     when the log cannot say which (or the attribute keys differ, or the rows are too old)."""
     kept = _kept.get(tenant_id)
     if (kept is not None and kept.attribute_keys == attribute_keys
-            and time.monotonic() - kept.started < settings.RECSVC_CANDIDATE_ROWS_MAX_AGE_S):
+            and clock() - kept.started < settings.RECSVC_CANDIDATE_ROWS_MAX_AGE_S):
         if kept.seq == seq:
             return kept
         changed = catalog_changes.changed_since(tenant_id, kept.seq, seq)
@@ -59,7 +59,7 @@ def _synced(tenant_id: int, seq: int, attribute_keys: tuple[str, ...]) -> _Kept:
                 _rows.pop((tenant_id, kept.epoch, pk), None)
             kept.seq = seq
             return kept
-    kept = _Kept(seq, attribute_keys, next(_epochs), time.monotonic())
+    kept = _Kept(seq, attribute_keys, next(_epochs), clock())
     _kept[tenant_id] = kept
     return kept
 
@@ -81,16 +81,17 @@ def _trim(limit: int) -> None:
 
 
 def read_through(
-    tenant_id: int, pks: np.ndarray, attribute_keys: tuple[str, ...], read: Callable[[np.ndarray], list]
+    tenant_id: int, pks: np.ndarray, attribute_keys: tuple[str, ...], read: Callable[[np.ndarray], list],
+    *, clock: Callable[[], float] = time.monotonic,
 ) -> list:
     """The current rows of these products (in no particular order; `read` gives rows whose first element
-    is the pk, and is called for the pks not kept)."""
+    is the pk, and is called for the pks not kept). `clock` (seconds) ages the kept rows."""
     limit = settings.RECSVC_CANDIDATE_ROWS
     seq = catalog_changes.current_seq(tenant_id) if limit > 0 else None
     if seq is None:
         return read(pks)
     with _lock:
-        kept = _synced(tenant_id, seq, attribute_keys)
+        kept = _synced(tenant_id, seq, attribute_keys, clock)
     epoch, get = kept.epoch, _rows.get
     found, missing = [], []
     for pk in pks.tolist():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -30,8 +32,8 @@ class Reads:
         self.asked.append(sorted(pks.tolist()))
         return catalog._rows_through_sql(self.tenant_id, pks, self.keys)
 
-    def rows(self, pks: list[int]) -> dict[int, list]:
-        got = candidate_rows.read_through(self.tenant_id, np.array(pks, dtype=np.int64), self.keys, self)
+    def rows(self, pks: list[int], clock: Callable[[], float] = time.monotonic) -> dict[int, list]:
+        got = candidate_rows.read_through(self.tenant_id, np.array(pks, dtype=np.int64), self.keys, self, clock=clock)
         return {row[0]: row for row in got}
 
 
@@ -83,15 +85,14 @@ def test_an_unchanged_write_publishes_nothing_and_a_new_product_is_read(products
     assert reads.asked == [[a.pk], [fresh.pk]]
 
 
-def test_everything_is_reread_when_the_log_cannot_say_what_changed(products, monkeypatch):
+def test_everything_is_reread_when_the_log_cannot_say_what_changed(products):
     tenant, (a, b, *_) = products
     reads = Reads(tenant.pk)
     reads.rows([a.pk, b.pk])
 
     catalog_changes.publish_changes(tenant.pk, None)  # an erasure: any row may have changed
     reads.rows([a.pk, b.pk])
-    monkeypatch.setattr(catalog_changes, "LOG_LENGTH", 3)
-    for _ in range(4):  # more writes than the log keeps
+    for _ in range(catalog_changes.LOG_LENGTH + 1):  # more writes than the log keeps
         catalog_changes.publish_changes(tenant.pk, [10**12])
     reads.rows([a.pk, b.pk])
     catalog_changes.publish_changes(tenant.pk, range(10**12, 10**12 + catalog_changes.MAX_PKS_PER_ENTRY + 1))
@@ -149,13 +150,13 @@ def test_at_most_the_configured_rows_are_kept_and_none_when_off(products, settin
     assert reads.asked[1:] == [[pks[-1]], [pks[-1]]]
 
 
-def test_rows_older_than_the_maximum_age_are_reread(products, settings, monkeypatch):
+def test_rows_older_than_the_maximum_age_are_reread(products, settings):
     tenant, (a, *_) = products
     reads = Reads(tenant.pk)
-    reads.rows([a.pk])
-    now = candidate_rows.time.monotonic()
-    monkeypatch.setattr(candidate_rows.time, "monotonic", lambda: now + settings.RECSVC_CANDIDATE_ROWS_MAX_AGE_S)
-    reads.rows([a.pk])
+    now = 1_000.0
+    reads.rows([a.pk], clock=lambda: now)
+    reads.rows([a.pk], clock=lambda: now + settings.RECSVC_CANDIDATE_ROWS_MAX_AGE_S - 1)
+    reads.rows([a.pk], clock=lambda: now + settings.RECSVC_CANDIDATE_ROWS_MAX_AGE_S)
     assert reads.asked == [[a.pk], [a.pk]]
 
 
