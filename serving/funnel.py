@@ -273,6 +273,7 @@ def _popular(
 def _score(
     tenant_id: int, model: ServedModel, customer_pk: int | None, history: tuple[np.ndarray, np.ndarray],
     items: np.ndarray, retrieval: np.ndarray, activity: list[tuple] | None = None, cut: History | None = None,
+    ranker: ranking.Ranker = ranking.score,
 ) -> tuple[np.ndarray, str]:
     """(scores, source): ranker probabilities of the candidates in one call, or the retrieval scores with
     the reason (`ranking.ScoreSource`; "retrieval:ranker_failed" when it raised: a valid request must not
@@ -280,8 +281,8 @@ def _score(
     if len(items) == 0:
         return retrieval, ranking.ScoreSource.RANKER
     try:
-        result = ranking.score(tenant_id, model, customer_pk, history[0], history[1], items,
-                               retrieval.astype(np.float32), activity=activity, cut=cut)
+        result = ranker(tenant_id, model, customer_pk, history[0], history[1], items,
+                        retrieval.astype(np.float32), activity=activity, cut=cut)
         scores = np.asarray(result.scores, dtype=np.float64)
         if scores.shape != retrieval.shape or not np.isfinite(scores).all():
             raise ValueError(f"ranker returned shape {scores.shape} for {retrieval.shape} candidates or non-finite")
@@ -403,9 +404,11 @@ def recommend(
     exclude: Collection[int] = (),
     context: Context | None = None,
     customer_external_id: str | None = None,
+    ranker: ranking.Ranker = ranking.score,
 ) -> Recommendation:
     """Top-k products for a customer (None: unknown; then the session's events alone personalise), named
-    by row id or, with `customer_pk` None, by the shop's id (resolved with the customer's events)."""
+    by row id or, with `customer_pk` None, by the shop's id (resolved with the customer's events).
+    `ranker` scores the filtered candidates (the active version's DLRM ranker, `ranking.score`)."""
     model = served_model(tenant_id)
     rules = compiled_rules(tenant_id)
     events = read_customer_events(
@@ -442,7 +445,7 @@ def recommend(
     activity = events.activity if events is not None else None
     # The ranker reads the history the customer was embedded with: cut by the same rules (make_history).
     seg.ranking, scoring = _score(tenant_id, model, customer_pk, (items, weights), candidate_items, seg.retrieval,
-                                  activity, cut=history)
+                                  activity, cut=history, ranker=ranker)
     seg.scored_by = "ranker" if scoring == ranking.ScoreSource.RANKER else "retrieval"
     return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, seg), model.version_id,
                    Reason.PERSONALIZED, depth=seg.summary["depth"], scoring=scoring)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -54,6 +55,16 @@ class Scores:
     source: str  # ScoreSource
     snapshot_as_of: int | None = None  # the moment of the item features used (unix seconds)
     snapshot_age_seconds: float | None = None  # how long ago that snapshot was built
+
+
+class Ranker(Protocol):
+    """What the funnel scores its candidates with: `score`, or what a caller passes in its place."""
+
+    def __call__(
+        self, tenant_id: int, model: ServedModel, customer_pk: int | None, history_items: np.ndarray,
+        history_weights: np.ndarray, candidate_items: np.ndarray, retrieval_scores: np.ndarray, *,
+        activity: list[tuple] | None = None, cut: History | None = None,
+    ) -> Scores: ...
 
 
 _warned: set[tuple[int, int, str]] = set()

@@ -221,7 +221,7 @@ def test_when_rules_leave_too_few_retrieval_goes_deeper_then_popular_items_passi
     assert rec.explain["popular"]["used"] == 1
 
 
-def test_the_ranker_scores_all_filtered_candidates_in_one_call_and_orders_the_answer(shop, monkeypatch):
+def test_the_ranker_scores_all_filtered_candidates_in_one_call_and_orders_the_answer(shop):
     tenant, _ = shop
     customer = _buyer(tenant)
     calls = []
@@ -238,8 +238,7 @@ def test_the_ranker_scores_all_filtered_candidates_in_one_call_and_orders_the_an
         # the worst retrieved scores best
         return ranking.Scores(np.linspace(0.1, 0.9, len(items), dtype=np.float32), ranking.ScoreSource.RANKER)
 
-    monkeypatch.setattr(ranking, "score", reversed_ranker)
-    rec = recommend(tenant.pk, customer.pk, k=5)
+    rec = recommend(tenant.pk, customer.pk, k=5, ranker=reversed_ranker)
 
     assert len(calls) == 1 and calls[0][0] == customer.pk and calls[0][1] > 0
     assert calls[0][2] == rec.explain["retrieval"]["scored"] == rec.explain["retrieval"]["after_filters"]
@@ -249,14 +248,13 @@ def test_the_ranker_scores_all_filtered_candidates_in_one_call_and_orders_the_an
     assert rec.items[0].ranker_score == pytest.approx(0.9)
 
 
-def test_a_failing_ranker_falls_back_to_retrieval_order(shop, monkeypatch):
+def test_a_failing_ranker_falls_back_to_retrieval_order(shop):
     tenant, _ = shop
 
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise RuntimeError("no features")
 
-    monkeypatch.setattr(ranking, "score", broken)
-    rec = recommend(tenant.pk, _buyer(tenant).pk, k=5)
+    rec = recommend(tenant.pk, _buyer(tenant).pk, k=5, ranker=broken)
     assert len(rec.items) == 5 and rec.explain["scoring"] == "retrieval:ranker_failed"
     assert all(i.ranker_score is None for i in rec.items)
     assert [i.score for i in rec.items] == [i.retrieval_score for i in rec.items]
