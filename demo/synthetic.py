@@ -55,7 +55,7 @@ _STR = np.dtypes.StringDType()
 
 # Events generated per time block. Blocks bound the working memory of the stream (a few MB) and do not
 # depend on chunk_size, which is what makes chunked and unchunked iteration identical.
-_EVENTS_PER_BLOCK = 50_000
+EVENTS_PER_BLOCK = 50_000
 
 
 @dataclass(frozen=True)
@@ -756,7 +756,7 @@ class EventChunk:
 class _EventModel:
     """Everything about the shop that event generation needs, precomputed once per stream."""
 
-    def __init__(self, spec: ShopSpec, catalog: Catalog) -> None:
+    def __init__(self, spec: ShopSpec, catalog: Catalog, events_per_block: int = EVENTS_PER_BLOCK) -> None:
         self.spec, self.catalog = spec, catalog
         products, customers, tree = catalog.products, catalog.customers, catalog.categories
         start, end = spec.start_ts, spec.end_ts
@@ -775,7 +775,7 @@ class _EventModel:
         # Time blocks and their session counts, fixed up front so each block can be generated alone.
         plan = _rng(spec.seed, _STREAM_PLAN)
         n_sessions = round(spec.n_events / spec.expected_events_per_session())
-        n_blocks = int(np.clip(-(-spec.n_events // _EVENTS_PER_BLOCK), 1, n_hours))
+        n_blocks = int(np.clip(-(-spec.n_events // events_per_block), 1, n_hours))
         self.block_hours = np.unique(np.linspace(0, n_hours, n_blocks + 1).round().astype(np.int64))
         block_w = np.add.reduceat(self.hour_w, self.block_hours[:-1])
         self.block_sessions = plan.multinomial(n_sessions, block_w / block_w.sum())
@@ -950,12 +950,15 @@ def _slice(cols: _Cols, start: int, stop: int | None) -> _Cols:
     return {name: a[start:stop] for name, a in cols.items()}
 
 
-def iter_event_chunks(spec: ShopSpec, catalog: Catalog, chunk_size: int = 100_000) -> Iterator[EventChunk]:
+def iter_event_chunks(
+    spec: ShopSpec, catalog: Catalog, chunk_size: int = 100_000, *, events_per_block: int = EVENTS_PER_BLOCK
+) -> Iterator[EventChunk]:
     """The shop's events as chunks of at most ``chunk_size`` rows, in global time order.
 
-    Memory stays flat however many events there are (one time block plus one chunk). The stream does not
-    depend on ``chunk_size``: concatenated chunks are identical for any size. ``spec`` may differ from
-    ``catalog.spec`` in event parameters (seed, counts, session shape), not in catalog shape.
+    Memory stays flat however many events there are (one time block of about ``events_per_block`` events
+    plus one chunk). The stream does not depend on ``chunk_size``: concatenated chunks are identical for
+    any size. ``spec`` may differ from ``catalog.spec`` in event parameters (seed, counts, session shape),
+    not in catalog shape.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
@@ -964,7 +967,7 @@ def iter_event_chunks(spec: ShopSpec, catalog: Catalog, chunk_size: int = 100_00
         cs.n_products, cs.n_customers, cs.n_leaf_categories
     ):
         raise ValueError("spec and catalog disagree on n_products, n_customers or the category tree")
-    model = _EventModel(spec, catalog)
+    model = _EventModel(spec, catalog, events_per_block)
     seq = 0
     buffered: list[_Cols] = []
     n_buffered = 0
@@ -992,9 +995,9 @@ def iter_event_chunks(spec: ShopSpec, catalog: Catalog, chunk_size: int = 100_00
         yield emit(_concat_cols(buffered))
 
 
-def generate_events(spec: ShopSpec, catalog: Catalog) -> EventChunk:
+def generate_events(spec: ShopSpec, catalog: Catalog, *, events_per_block: int = EVENTS_PER_BLOCK) -> EventChunk:
     """All events in one chunk: for tests and small demos (use iter_event_chunks at scale)."""
-    chunks = list(iter_event_chunks(spec, catalog, chunk_size=1 << 62))
+    chunks = list(iter_event_chunks(spec, catalog, chunk_size=1 << 62, events_per_block=events_per_block))
     if chunks:
         return chunks[0]
     return EventChunk(event_seq=np.empty(0, dtype=np.int64), catalog=catalog, **_empty_cols())

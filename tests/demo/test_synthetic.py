@@ -169,15 +169,17 @@ def test_chunked_iteration_concatenates_to_one_chunk(shop):
         _assert_same(EventChunk.concat(chunks), events)
 
 
-def test_many_time_blocks_keep_order_and_chunk_independence(monkeypatch):
+def test_many_time_blocks_keep_order_and_chunk_independence():
     # Small blocks exercise the hand-over of sessions that straddle a block end.
-    monkeypatch.setattr(synthetic, "_EVENTS_PER_BLOCK", 700)
+    block_size = 700
     spec = ShopSpec(n_customers=200, n_products=300, n_events=8_000, seed=2, end_ts=SPEC.start_ts + 3 * 86_400)
     catalog = generate_catalog(spec)
-    whole = generate_events(spec, catalog)
+    assert len(synthetic._EventModel(spec, catalog, block_size).block_sessions) > 10  # not one block
+    whole = generate_events(spec, catalog, events_per_block=block_size)
     assert abs(len(whole) - spec.n_events) < 0.15 * spec.n_events
     assert (np.diff(whole.ts) >= 0).all()
-    _assert_same(EventChunk.concat(iter_event_chunks(spec, catalog, chunk_size=333)), whole)
+    chunks = iter_event_chunks(spec, catalog, chunk_size=333, events_per_block=block_size)
+    _assert_same(EventChunk.concat(chunks), whole)
     order = np.lexsort((whole.event_seq, whole.session_seq))
     same_session = np.diff(whole.session_seq[order]) == 0
     assert (np.diff(whole.ts[order])[same_session] > 0).all()
