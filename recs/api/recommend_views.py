@@ -10,14 +10,16 @@ adds per-item scores and the rules, boosts and promotions that touched them (nev
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Literal
 
 from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import extend_schema, inline_serializer
+from pydantic import Field, ValidationInfo, field_validator
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from core.query import QueryParams, parse_query, query_parameters
 from recs.api.quota import RecommendationsQuota
 from recs.models import Product
 from serving.answers import (
@@ -38,43 +40,44 @@ MAX_EXCLUDE = 500
 PLACEHOLDER_VARIANT = "control"
 
 
-class _Common(serializers.Serializer):
-    k = serializers.IntegerField(min_value=1, max_value=100, default=10, help_text="how many items (1-100)")
-    category = serializers.CharField(
-        required=False, max_length=200, help_text="only products with this element in their category_path"
-    )
-    price_min = serializers.FloatField(required=False, min_value=0, help_text="only products at least this price")
-    price_max = serializers.FloatField(required=False, min_value=0, help_text="only products at most this price")
-    exclude = serializers.CharField(
-        required=False, allow_blank=True, max_length=64 * MAX_EXCLUDE, help_text="comma-separated product ids"
-    )
-    explain = serializers.BooleanField(
-        required=False, default=False, help_text="add scores and the rules that touched each item (not cached)"
-    )
+Id = Annotated[str, Field(min_length=1, max_length=128)]
 
-    def validate_exclude(self, value: str) -> list[str]:
+
+class _Common(QueryParams):
+    k: Annotated[int, Field(ge=1, le=100, description="how many items (1-100)")] = 10
+    category: Annotated[str | None, Field(
+        min_length=1, max_length=200, description="only products with this element in their category_path"
+    )] = None
+    price_min: Annotated[float | None, Field(ge=0, description="only products at least this price")] = None
+    price_max: Annotated[float | None, Field(ge=0, description="only products at most this price")] = None
+    exclude: Annotated[tuple[str, ...], Field(description="comma-separated product ids")] = ()
+    explain: Annotated[bool, Field(description="add scores and the rules that touched each item (not cached)")] = False
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _split_ids(cls, value: str) -> tuple[str, ...]:
         ids = sorted({part.strip() for part in value.split(",") if part.strip()})
-        if len(ids) > MAX_EXCLUDE:
-            raise ValidationError(f"At most {MAX_EXCLUDE} product ids.")
-        return ids
+        if len(ids) > MAX_EXCLUDE or any(len(i) > 128 for i in ids):
+            raise ValueError(f"At most {MAX_EXCLUDE} product ids of at most 128 characters.")
+        return tuple(ids)
 
-    def validate(self, attrs: dict) -> dict:
-        low, high = attrs.get("price_min"), attrs.get("price_max")
-        if low is not None and high is not None and low > high:
-            raise ValidationError({"price_min": "Must not be greater than price_max."})
-        return attrs
+    @field_validator("price_max")
+    @classmethod
+    def _not_below_price_min(cls, value: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("price_min")
+        if value is not None and low is not None and value < low:
+            raise ValueError("Must not be less than price_min.")
+        return value
 
 
 class _WithPage(_Common):
-    page_type = serializers.ChoiceField(choices=PAGE_TYPES, required=False, help_text="where the answer is shown")
+    page_type: Annotated[Literal[*PAGE_TYPES] | None, Field(description="where the answer is shown")] = None
 
 
 class RecommendQuery(_WithPage):
-    customer_id = serializers.CharField(required=False, max_length=128, help_text="the shop's customer id")
-    session_id = serializers.CharField(required=False, max_length=128, help_text="the current session")
-    product_id = serializers.CharField(
-        required=False, max_length=128, help_text="the product on screen (never recommended back)"
-    )
+    customer_id: Annotated[Id | None, Field(description="the shop's customer id")] = None
+    session_id: Annotated[Id | None, Field(description="the current session")] = None
+    product_id: Annotated[Id | None, Field(description="the product on screen (never recommended back)")] = None
 
 
 class SimilarQuery(_WithPage):
@@ -82,7 +85,7 @@ class SimilarQuery(_WithPage):
 
 
 class PopularQuery(_Common):
-    window_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+    window_days: Annotated[int, Field(ge=1, le=365, description="the trailing window, in days (1-365)")] = 30
 
 
 AnswerDoc = inline_serializer(
@@ -124,13 +127,6 @@ def _respond(answer: dict) -> Response:
     return Response(_stamped(answer))
 
 
-def _common(q: dict) -> dict:
-    return {
-        "k": q["k"], "exclude": tuple(q.get("exclude", ())), "category": q.get("category") or None,
-        "price_min": q.get("price_min"), "price_max": q.get("price_max"), "explain": q.get("explain", False),
-    }
-
-
 class _RecommendViewSet(TenantViewSet):
     """Each answered request counts once on the shop's `recommendations` meter (billed by usage; a free
     shop past its monthly quota is refused with a problem, recs/api/quota.py)."""
@@ -146,24 +142,15 @@ class _RecommendViewSet(TenantViewSet):
             usage.record_soon(request.auth.tenant_id, usage.RECOMMENDATIONS)
         return super().finalize_response(request, response, *args, **kwargs)
 
-    def _query(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.query_params)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-
-def _recommend_request(q: dict) -> RecommendRequest:
-    return RecommendRequest(
-        **_common(q), page_type=q.get("page_type"), customer_id=q.get("customer_id") or None,
-        session_id=q.get("session_id") or None, product_id=q.get("product_id") or None,
-    )
+    def _query(self, model: type[QueryParams]) -> dict:
+        return parse_query(model, self.request.query_params).model_dump()
 
 
 class RecommendationViewSet(_RecommendViewSet):
-    @extend_schema(parameters=[RecommendQuery], responses=AnswerDoc)
+    @extend_schema(parameters=query_parameters(RecommendQuery), responses=AnswerDoc)
     def list(self, request):
         """Top-k products for a customer (known, anonymous with a session id, or unknown)."""
-        req = _recommend_request(self._query(RecommendQuery))
+        req = RecommendRequest(**self._query(RecommendQuery))
         return _respond(recommendations_answer(self.tenant_id, req))
 
 
@@ -172,19 +159,18 @@ class SimilarProductsViewSet(_RecommendViewSet):
     lookup_url_kwarg = "id"
     lookup_value_regex = "[^/]+"
 
-    @extend_schema(parameters=[SimilarQuery], responses=AnswerDoc)
+    @extend_schema(parameters=query_parameters(SimilarQuery), responses=AnswerDoc)
     @action(detail=True, methods=["get"])
     def similar(self, request, id: str):
         """Products similar to this one (item-to-item), itself and unavailable products excluded."""
         product = self.get_object()
-        q = self._query(SimilarQuery)
-        req = SimilarRequest(**_common(q), page_type=q.get("page_type"))
+        req = SimilarRequest(**self._query(SimilarQuery))
         return _respond(similar_answer(self.tenant_id, product.pk, req))
 
 
 class PopularViewSet(_RecommendViewSet):
-    @extend_schema(parameters=[PopularQuery], responses=AnswerDoc)
+    @extend_schema(parameters=query_parameters(PopularQuery), responses=AnswerDoc)
     def list(self, request):
         """The most interacted-with products in stock over a trailing window, overall or in one category."""
-        q = self._query(PopularQuery)
-        return _respond(popular_answer(self.tenant_id, PopularRequest(**_common(q), window_days=q["window_days"])))
+        req = PopularRequest(**self._query(PopularQuery))
+        return _respond(popular_answer(self.tenant_id, req))

@@ -9,12 +9,14 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from recs.api.recommend_views import RecommendQuery
 from recs.models import Customer, Event, Product, Promotion
 from recs.rules import create_rule
 from serving import answers, funnel
 from serving import rules as compiled_rules
 from serving.answers import RecommendRequest, precompute_recommendations
 from serving.cache import answer_ttl, bump_rules_generation
+from serving.funnel import PAGE_TYPES
 from tenants.api_keys import revoke_api_key
 from tenants.models import ApiKey
 from tests.factories import EventFactory, ProductFactory, change_products
@@ -140,7 +142,7 @@ def test_with_redis_down_answers_are_served_uncached(recommend_api, tenant, sett
         ("/v1/recommendations", {"page_type": "landing"}, "page_type"),
         ("/v1/recommendations", {"price_min": "-1"}, "price_min"),
         ("/v1/recommendations", {"price_max": "cheap"}, "price_max"),
-        ("/v1/recommendations", {"price_min": "10", "price_max": "5"}, "price_min"),
+        ("/v1/recommendations", {"price_min": "10", "price_max": "5"}, "price_max"),
         ("/v1/recommendations", {"explain": "maybe"}, "explain"),
         ("/v1/recommendations", {"category": "x" * 201}, "category"),
         ("/v1/recommendations", {"product_id": "p" * 129}, "product_id"),
@@ -295,7 +297,25 @@ def test_with_redis_down_rules_context_and_explain_still_answer(recommend_api, t
         pytest.skip("runs against the Redis cache backend (REDIS_URL set)")
     settings.CACHES = {"default": down}
 
-    for path in ("/v1/recommendations", "/v1/popular"):
-        response = recommend_api.get(path, {"customer_id": "anyone", "page_type": "home", "explain": "true"})
+    for path, params in (("/v1/recommendations", {"customer_id": "anyone", "page_type": "home"}), ("/v1/popular", {})):
+        response = recommend_api.get(path, {**params, "explain": "true"})
         assert _ids(response) == [shoes.external_id]
         assert response.json()["explain"]["rules_generation"] == 0
+
+
+def test_a_misspelt_parameter_is_a_problem_naming_the_parameters_that_exist(recommend_api, tenant):
+    ProductFactory(tenant=tenant)
+    response = recommend_api.get("/v1/recommendations", {"customer": "c1", "count": "3"})
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert set(errors) == {"customer", "count"}
+    assert "customer_id" in errors["customer"][0] and "window_days" not in errors["customer"][0]
+    assert "window_days" in recommend_api.get("/v1/popular", {"days": "7"}).json()["errors"]["days"][0]
+
+
+def test_the_openapi_document_lists_the_parameters_the_view_checks(client):
+    schema = client.get("/v1/schema", HTTP_ACCEPT="application/json").json()
+    documented = {p["name"]: p["schema"] for p in schema["paths"]["/v1/recommendations"]["get"]["parameters"]}
+    assert set(documented) == set(RecommendQuery.model_fields)
+    assert documented["k"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}
+    assert documented["page_type"]["enum"] == list(PAGE_TYPES)
