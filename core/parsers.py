@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
 from core.problems import PayloadTooLarge
+
+_UNTYPED = msgspec.json.Decoder()
 
 
 def read_capped(stream, request_meta, limit: int) -> bytes:
@@ -24,6 +28,24 @@ def read_capped(stream, request_meta, limit: int) -> bytes:
     return body
 
 
+def decode_json(body: Any, decoder: msgspec.json.Decoder = _UNTYPED) -> Any:
+    """`decoder.decode(body)`, with every way the bytes can fail to be JSON answered as a 400 (ParseError).
+
+    msgspec.ValidationError (JSON, but not of the decoder's type) passes through for the caller to report
+    by field. Nesting deeper than the interpreter's recursion limit makes msgspec raise RecursionError (a
+    body of 100,000 brackets is 200 KB): that is a malformed body too, never a 500."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError:
+        raise  # a subclass of DecodeError: the caller reports it by field
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"Malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ParseError("The body is not valid UTF-8.") from None
+    except RecursionError:
+        raise ParseError("Malformed JSON: nested too deeply.") from None
+
+
 class RawJSONParser(BaseParser):
     """Hands the view the raw bytes (size-checked); the view decodes into its own msgspec type."""
 
@@ -36,10 +58,4 @@ class RawJSONParser(BaseParser):
 
 class StrictJSONParser(RawJSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        body = super().parse(stream, media_type, parser_context)
-        try:
-            return msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
-            raise ParseError(f"Malformed JSON: {exc}") from None
-        except UnicodeDecodeError:
-            raise ParseError("The body is not valid UTF-8.") from None
+        return decode_json(super().parse(stream, media_type, parser_context))

@@ -12,7 +12,7 @@ from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.response import Response
 
 from core.filters import UtcDateTimeFilter
-from core.parsers import RawJSONParser
+from core.parsers import RawJSONParser, decode_json
 from core.problems import RowsInvalid
 from recs.api.quota import EventsQuota
 from recs.api.serializers import EventOutSerializer, EventTypeSerializer
@@ -59,14 +59,10 @@ def _json_body(request) -> bytes:
 
 def _decode_json(body: bytes, decoder: msgspec.json.Decoder, what: str):
     try:
-        return decoder.decode(body)
+        return decode_json(body, decoder)
     except msgspec.ValidationError as exc:
         field, message = field_of(exc)
         raise ValidationError({field if field != "non_field_errors" else what: [message]}) from None
-    except msgspec.DecodeError as exc:
-        raise ParseError(f"Malformed JSON: {exc}") from None
-    except UnicodeDecodeError:
-        raise ParseError("The body is not valid UTF-8.") from None
 
 
 class EventFilter(django_filters.FilterSet):
@@ -118,7 +114,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         body = _json_body(request)
         try:
             batch = clean_batch_decoder.decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             batch = _decode_json(body, batch_decoder, "events")  # row by row, errors by index
         if not batch.events:
             raise ValidationError({"events": ["Send at least one event."]})

@@ -189,7 +189,7 @@ def validate_catalog_items(kind: str, rows: list, *, from_csv: bool = False) -> 
         if isinstance(raw, (bytes, str)):
             try:
                 data = msgspec.json.decode(raw)
-            except (msgspec.DecodeError, UnicodeDecodeError):
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
                 errors.append(RowError(index, {"non_field_errors": ["Malformed JSON line."]}))
                 continue
         elif from_csv:
