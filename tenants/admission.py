@@ -20,10 +20,8 @@ import dataclasses
 import datetime as dt
 import time
 
-from django.core.cache import cache
-
 from core.redis_client import raw_redis
-from tenants import api_keys, ratelimit
+from tenants import api_keys, key_cache, ratelimit
 from tenants.billing import counters
 from tenants.billing import usage as usage_meter
 from tenants.billing.periods import period_of
@@ -71,7 +69,7 @@ def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
     pipe = client.pipeline(transaction=False)
     usage_meter.queue_pending(pipe)  # first, so that the usage read below includes them
     waiting = len(pipe)
-    pipe.get(cache.make_key(api_keys.cache_key(prefix)))
+    pipe.get(key_cache.redis_name(prefix))
     pipe.hmget(usage_key, _METERS)
     if count_rate:
         pipe.incr(rate_key)
@@ -80,9 +78,9 @@ def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
         entry, usage_values, *counted = pipe.execute()[waiting:]
     except Exception:  # Redis down: serve, do not limit
         ratelimit.log.warning("rate limiter unavailable; request not counted", exc_info=True)
-        key = api_keys.authenticate_api_key(raw_key)  # through the cache API, which falls back to the database
+        key = api_keys.authenticate_api_key(raw_key)  # a failed cache read is a miss: the database answers
         return Admission(key, degraded=True) if key is not None else None
-    key = _decode_key(entry)
+    key = key_cache.decode(entry)
     if key is None or key.pk != identity.key_id:
         key = api_keys.load_key(prefix)
     if not api_keys.usable(key, raw_key):
@@ -90,14 +88,3 @@ def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
     api_keys.touch(key)
     usage = {m: int(v or 0) for m, v in zip(_METERS, usage_values, strict=True)}
     return Admission(key, rate_count=counted[0] if count_rate else None, retry_after=retry_after, usage=usage)
-
-
-def _decode_key(raw: bytes | None) -> ApiKey | None:
-    """The key of its shared cache entry, as django-redis stored it (an unreadable entry is a miss)."""
-    if raw is None:
-        return None
-    try:
-        key = cache.client.decode(raw)
-    except Exception:
-        return None
-    return key if isinstance(key, ApiKey) else None

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from django.core.cache import cache
 from django.utils import timezone
 
+from tenants import key_cache
 from tenants.models import ApiKey, Tenant
 
 KEY_PREFIX = "rsk_"
-_CACHE_SECONDS = 60
+_CACHE_SECONDS = key_cache.CACHE_SECONDS
 
 
 class InvalidScope(ValueError):
@@ -27,7 +29,7 @@ def _hash(raw_key: str) -> str:
 
 
 def _cache_key(prefix: str) -> str:
-    return f"apikey:{prefix}"
+    return key_cache.cache_key(prefix)
 
 
 def create_api_key(tenant: Tenant, *, name: str, scopes: Iterable[str], created_by=None) -> tuple[ApiKey, str]:
@@ -41,6 +43,7 @@ def create_api_key(tenant: Tenant, *, name: str, scopes: Iterable[str], created_
     key = ApiKey.objects.create(
         tenant=tenant, name=name, prefix=prefix, secret_hash=_hash(raw), scopes=scope_list, created_by=created_by
     )
+    _unknown.pop(prefix, None)
     return key, raw
 
 
@@ -80,6 +83,30 @@ class Identity(NamedTuple):
 _identities: dict[str, Identity] = {}
 _MAX_IDENTITIES = 10_000
 
+# Prefixes the database did not know, with when to ask again (time.monotonic). A client repeating an
+# unknown key is refused without a query for this long; new keys get fresh random prefixes, so a prefix
+# remembered here can only be one somebody guessed.
+_unknown: dict[str, float] = {}
+UNKNOWN_SECONDS = 30.0
+_MAX_UNKNOWN = 10_000
+_clock = time.monotonic
+
+
+def _known_missing(prefix: str) -> bool:
+    until = _unknown.get(prefix)
+    if until is None:
+        return False
+    if until > _clock():
+        return True
+    del _unknown[prefix]
+    return False
+
+
+def _remember_missing(prefix: str) -> None:
+    if len(_unknown) >= _MAX_UNKNOWN:
+        _unknown.clear()  # bounded; a cleared entry costs one query to learn again
+    _unknown[prefix] = _clock() + UNKNOWN_SECONDS
+
 
 def remember_identity(key: ApiKey) -> Identity:
     if len(_identities) >= _MAX_IDENTITIES:
@@ -92,8 +119,11 @@ def identity_of(prefix: str) -> Identity | None:
     """The key's immutable identity, from this process or the database (None: no such key)."""
     identity = _identities.get(prefix)
     if identity is None:
+        if _known_missing(prefix):
+            return None
         key = ApiKey.objects.filter(prefix=prefix).only("pk", "tenant", "secret_hash", "prefix").first()
         if key is None:
+            _remember_missing(prefix)
             return None
         identity = remember_identity(key)
     return identity
@@ -111,10 +141,14 @@ def cache_key(prefix: str) -> str:
 
 def load_key(prefix: str) -> ApiKey | None:
     """The key with its tenant from the database, put in the shared cache."""
+    if _known_missing(prefix):
+        return None
     key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
-    if key is not None:
-        cache.set(_cache_key(prefix), key, _CACHE_SECONDS)
-        remember_identity(key)
+    if key is None:
+        _remember_missing(prefix)
+        return None
+    key_cache.store(key)
+    remember_identity(key)
     return key
 
 
@@ -133,7 +167,7 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
     prefix = parse_prefix(raw_key)
     if prefix is None:
         return None
-    key = cache.get(_cache_key(prefix))
+    key = key_cache.read(prefix)
     if key is None:
         key = load_key(prefix)
     if not usable(key, raw_key):
@@ -148,4 +182,4 @@ def touch(key: ApiKey) -> None:
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > _CACHE_SECONDS:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
-        cache.set(_cache_key(key.prefix), key, _CACHE_SECONDS)
+        key_cache.store(key)
