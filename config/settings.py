@@ -200,6 +200,9 @@ SPECTACULAR_SETTINGS = {
 RECSVC_RATE_LIMIT_PER_MINUTE = env_int("RECSVC_RATE_LIMIT_PER_MINUTE", 6000, minimum=1)
 # JSON bodies above this answer 413 (a 10,000-event batch is about 2.5 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RECSVC_MAX_JSON_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+# Platform webhook bodies (Shopify, WooCommerce) above this answer 413 before they are read: a real
+# delivery is one resource, far below it (recs/integrations/views.py).
+RECSVC_MAX_WEBHOOK_BODY_BYTES = env_int("RECSVC_MAX_WEBHOOK_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 RECSVC_MAX_BULK_ROWS = env_int("RECSVC_MAX_BULK_ROWS", 10_000, minimum=1)
 # A single-event POST commits without waiting for its WAL flush (synchronous_commit off for that one
 # transaction): a PostgreSQL crash may lose the events acknowledged in the last ~0.6 s (3 x wal_writer_delay),

@@ -19,6 +19,11 @@ _SHOPIFY_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com")
 _HOST = re.compile(r"[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*(:\d{1,5})?")
 
 
+# Why a connection was disabled: by Shopify's app/uninstalled, or by the merchant (update_connection).
+DISABLED_BY_UNINSTALL = "app_uninstalled"
+DISABLED_BY_USER = "disabled_by_user"
+
+
 class ConnectionExists(Exception):
     pass
 
@@ -77,7 +82,7 @@ def update_connection(
     if status is not None and status != connection.status:
         connection.status = status
         # Re-enabled by hand: whatever disabled it no longer applies.
-        connection.disabled_reason = "" if status == IntegrationConnection.Status.ACTIVE else "disabled_by_user"
+        connection.disabled_reason = "" if status == IntegrationConnection.Status.ACTIVE else DISABLED_BY_USER
         fields += ["status", "disabled_reason"]
     if fields:
         connection.save(update_fields=fields)

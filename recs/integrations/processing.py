@@ -2,9 +2,12 @@
 
 Recording is what the webhook request does before answering: one row, unique per (connection,
 platform delivery id), written in the tenant's context, and the processing task queued when that row
-commits. Processing runs the topic's handler inside the tenant's context; the handler's writes and the
+commits; the body's digest is claimed in the same transaction (recs/integrations/replay.py).
+Processing runs the topic's handler inside the tenant's context; the handler's writes and the
 delivery's new status commit together, so a crash leaves the delivery queued for a retry, and a retry
-of a processed delivery does nothing.
+of a processed delivery does nothing. What the webhook request would refuse by now (the connection was
+disabled meanwhile, or a delivery recorded before the topic schemas existed does not fit its topic) is
+recorded as ignored instead of done.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from django.utils import timezone
 
 from recs.integrations import shopify, woocommerce
 from recs.integrations.base import Delivery, Handler, Ignored
-from recs.integrations.connections import touch_last_delivery
+from recs.integrations.connections import DISABLED_BY_UNINSTALL, touch_last_delivery
+from recs.integrations.replay import claim_body
+from recs.integrations.schemas import check_payload
 from recs.models import IntegrationConnection, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,21 @@ def is_compliance_topic(platform: str, topic: str) -> bool:
     return topic in _COMPLIANCE.get(platform, frozenset())
 
 
+def takes_topic(connection: IntegrationConnection, topic: str) -> bool:
+    """Whether the connection takes a delivery of `topic` now.
+
+    An active connection of an active shop takes every topic; of an inactive shop, only the privacy
+    topics. A disabled connection takes nothing, except after Shopify's app/uninstalled: then the
+    privacy topics still come (shop/redact 48 hours after the uninstall) and the law requires acting on
+    them. A connection the merchant disabled by hand erases nothing.
+    """
+    if connection.is_active and connection.tenant.is_active:
+        return True
+    if not is_compliance_topic(connection.platform, topic):
+        return False
+    return connection.is_active or connection.disabled_reason == DISABLED_BY_UNINSTALL
+
+
 @dataclass(frozen=True)
 class Recorded:
     delivery: WebhookDelivery
@@ -54,9 +74,13 @@ def record_delivery(
     triggered_at: dt.datetime | None, enqueue: Callable[[int, int], None],
 ) -> Recorded:
     """Store a verified delivery once and queue its processing after commit; a redelivery (same delivery
-    id) stores nothing and queues nothing. The caller has entered the connection's tenant context."""
+    id) stores nothing and queues nothing. Raises replay.BodySeenUnderAnotherTopic (nothing stored) when
+    the body was accepted before under a topic of another kind. The caller has entered the connection's
+    tenant context and checked the payload against its topic (schemas.check_payload)."""
     known = handler_for(connection.platform, topic) is not None
     with transaction.atomic():
+        # Unknown topics too: a shop/update body, ignored, must not come back as app/uninstalled.
+        claim_body(connection, topic=topic, body=body)
         delivery, created = WebhookDelivery.objects.for_tenant(connection.tenant_id).get_or_create(
             connection=connection, delivery_id=delivery_id,
             defaults={
@@ -82,8 +106,8 @@ def process_delivery(tenant_id: int, delivery_pk: int) -> str:
     """Run a recorded delivery's handler (the caller has entered the tenant's context)."""
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.for_tenant(tenant_id).select_for_update().select_related("connection")
-            .filter(pk=delivery_pk).first()
+            WebhookDelivery.objects.for_tenant(tenant_id).select_for_update(of=("self", "connection"))
+            .select_related("connection__tenant").filter(pk=delivery_pk).first()
         )
         if delivery is None or delivery.status != WebhookDelivery.Status.QUEUED:
             return "skipped"
@@ -92,6 +116,7 @@ def process_delivery(tenant_id: int, delivery_pk: int) -> str:
         status, result, error = WebhookDelivery.Status.PROCESSED, {}, ""
         try:
             payload = json.loads(bytes(delivery.body or b"{}"))
+            _check_still_taken(delivery.connection, delivery.topic, payload)
             with transaction.atomic():  # a failing handler leaves nothing half-written
                 result = handler(context, payload) if handler else {"ignored": "topic no longer handled"}
         except Ignored as reason:
@@ -111,3 +136,13 @@ def process_delivery(tenant_id: int, delivery_pk: int) -> str:
             **{name: getattr(delivery, name) for name in fields}
         )
     return status
+
+
+def _check_still_taken(connection: IntegrationConnection, topic: str, payload: object) -> None:
+    if not takes_topic(connection, topic):
+        raise Ignored(f"the connection no longer takes {topic} deliveries")
+    if not isinstance(payload, dict):
+        raise Ignored("the body is not a JSON object")
+    refusal = check_payload(connection, topic, payload)
+    if refusal is not None:
+        raise Ignored(refusal.detail)

@@ -27,7 +27,7 @@ from django.utils import timezone
 from recs.ingest.catalog import upsert_customers, upsert_products
 from recs.integrations import compliance, mapping
 from recs.integrations.base import Delivery, Handler, Ignored
-from recs.integrations.connections import disable_connection
+from recs.integrations.connections import DISABLED_BY_UNINSTALL, disable_connection
 from recs.integrations.orders import OrderLine, guest_customer_id, record_purchases
 from recs.models import AuditLog, Product
 
@@ -253,13 +253,15 @@ def record_order(delivery: Delivery, payload: dict) -> dict:
 def uninstall(delivery: Delivery, payload: dict) -> dict:
     """The merchant removed the app: stop taking catalog and order deliveries. The data stays until
     shop/redact (Shopify sends it 48 hours later), which a disabled connection still accepts."""
-    disable_connection(delivery.connection, reason="app_uninstalled")
+    disable_connection(delivery.connection, reason=DISABLED_BY_UNINSTALL)
     return {"connection": "disabled"}
 
 
 def _check_shop(delivery: Delivery, payload: dict) -> None:
+    """Already checked when the delivery was recorded (recs/integrations/schemas.py); checked again here
+    for deliveries recorded before that check existed. A request naming no shop is not ours either."""
     domain = payload.get("shop_domain")
-    if domain is not None and str(domain).lower() != delivery.connection.shop_domain:
+    if not isinstance(domain, str) or domain.strip().lower() != delivery.connection.shop_domain:
         raise Ignored("the request names another shop")
 
 

@@ -2,18 +2,30 @@
 
 No API key: the signature is the authentication (HMAC-SHA256 of the raw body with the connection's
 secret). The answer comes fast (Shopify allows 5 seconds): verify, record the delivery, queue the work.
+The signature covers the body only, not the topic or delivery id headers: a body is recorded only when
+it fits its topic (recs/integrations/schemas.py) and was not accepted before under a topic of another
+kind (recs/integrations/replay.py).
 
-Answers (problem+json for errors):
-- 200 recorded and queued; 200 also for a redelivery (nothing stored twice), for a topic we do not
-  handle (recorded as ignored) and for WooCommerce's unsigned creation ping (nothing stored);
-- 400 a required header is missing, or the body is not a JSON object;
+Answers (problem+json for errors), in the order they are decided:
+- 404 no such connection (or one of the other platform), before any byte of the body is read;
+- 413 the body is larger than RECSVC_MAX_WEBHOOK_BODY_BYTES (a declared length over it is refused
+  before reading; otherwise no more than the cap and one byte is read);
 - 401 the signature is missing or wrong, or the delivery is signed for another shop: nothing stored;
-- 404 no such connection (or one of the other platform);
-- 410 the connection is disabled (by the merchant, or by Shopify's app/uninstalled): "gone" on purpose,
-  so the platform stops retrying, which a 404 for a typo'd URL would not say. The mandatory privacy
-  topics are still accepted, since shop/redact comes 48 hours after an uninstall. The signature is
-  checked first, so only the platform itself learns that a connection is disabled;
-- 413 the body is larger than the JSON body limit.
+- 400 a required header is missing, or the body is not a JSON object;
+- 410 the connection does not take the topic: it is disabled (by the merchant, or by Shopify's
+  app/uninstalled): "gone" on purpose, so the platform stops retrying, which a 404 for a typo'd URL
+  would not say. After app/uninstalled the mandatory privacy topics are still accepted, since
+  shop/redact comes 48 hours after an uninstall; a connection disabled by hand takes nothing. The
+  signature is checked first, so only the platform itself learns that a connection is disabled;
+- 422 the payload is not its topic's (a body signed for products/update sent as shop/redact), and 401
+  when a privacy or uninstall payload names another shop;
+- 409 the same body was accepted before under a topic of another kind;
+- 200 recorded and queued; 200 also for a redelivery (nothing stored twice), for a topic we do not
+  handle (recorded as ignored) and for WooCommerce's unsigned creation ping (nothing stored).
+
+The 422 and 409 refusals store nothing and are logged. A platform retries a refused delivery, which
+cannot bring a forged one into effect (the same refusal answers each retry); a genuine delivery
+refused this way would be a payload its platform documents differently, and the warning says which.
 """
 
 from __future__ import annotations
@@ -31,7 +43,9 @@ from core.signatures import is_valid_signature
 from recs.integrations import mapping
 from recs.integrations.connections import connection_secret, find_connection_for_webhook, store_host
 from recs.integrations.crypto import SecretUnreadable
-from recs.integrations.processing import is_compliance_topic, record_delivery
+from recs.integrations.processing import record_delivery, takes_topic
+from recs.integrations.replay import BodySeenUnderAnotherTopic
+from recs.integrations.schemas import check_payload
 from recs.models import IntegrationConnection
 from recs.tasks.integrations import enqueue_delivery
 from tenants.context import tenant_context
@@ -40,7 +54,8 @@ log = logging.getLogger(__name__)
 Platform = IntegrationConnection.Platform
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _TITLES = {400: "Invalid request", 401: "Not authenticated", 404: "Not found", 405: "Method not allowed",
-           410: "Gone", 413: "Payload too large", 503: "Service unavailable"}
+           409: "Conflict", 410: "Gone", 413: "Payload too large", 422: "Unprocessable content",
+           503: "Service unavailable"}
 
 
 @dataclass(frozen=True)
@@ -61,9 +76,9 @@ def _problem(status: int, detail: str, code: str) -> JsonResponse:
     return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
-def _read_body(request: HttpRequest) -> bytes | None:
-    """The raw body, or None when it exceeds the limit (checked before reading, and while reading)."""
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+def _read_body(request: HttpRequest, limit: int) -> bytes | None:
+    """The raw body, or None when it exceeds `limit`: a declared length over it is refused before
+    reading, and no more than `limit` + 1 bytes are read whatever the length says."""
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -100,18 +115,19 @@ def _receive(request: HttpRequest, platform: str, connection_id: str) -> JsonRes
         response = _problem(405, "Webhooks are delivered with POST.", "method_not_allowed")
         response["Allow"] = "POST"
         return response
-    body = _read_body(request)
-    if body is None:
-        return _problem(413, f"The body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.", "payload_too_large")
+    # The connection first: a request naming none costs one indexed read, not a read of its body.
     connection = find_connection_for_webhook(platform, connection_id)
     if connection is None:
         return _problem(404, "No such connection.", "not_found")
-    active = connection.is_active and connection.tenant.is_active
+    limit = settings.RECSVC_MAX_WEBHOOK_BODY_BYTES
+    body = _read_body(request, limit)
+    if body is None:
+        return _problem(413, f"The body exceeds {limit} bytes.", "payload_too_large")
     names = _HEADERS[platform]
     signature = request.headers.get(names.signature)
 
     if platform == Platform.WOOCOMMERCE and not signature and _is_woocommerce_ping(request, body):
-        if not active:
+        if not (connection.is_active and connection.tenant.is_active):
             return _problem(410, "This connection is disabled.", "gone")
         return JsonResponse({"status": "ok"})
 
@@ -131,7 +147,7 @@ def _receive(request: HttpRequest, platform: str, connection_id: str) -> JsonRes
         return _problem(400, f"Missing header(s): {', '.join(missing)}.", "missing_header")
     if len(topic) > 100 or len(delivery_id) > 255:
         return _problem(400, "Topic or delivery id header too long.", "invalid_header")
-    if not active and not is_compliance_topic(platform, topic):
+    if not takes_topic(connection, topic):
         return _problem(410, "This connection is disabled.", "gone")
     mismatch = _source_mismatch(connection, request)
     if mismatch == "missing":
@@ -144,15 +160,25 @@ def _receive(request: HttpRequest, platform: str, connection_id: str) -> JsonRes
         return _problem(400, "The body is not valid JSON.", "malformed_json")
     if not isinstance(payload, dict):
         return _problem(400, "The body must be a JSON object.", "malformed_json")
+    refusal = check_payload(connection, topic, payload)
+    if refusal is not None:
+        log.warning("connection %s: a signed %s delivery refused: %s", connection.uuid, topic, refusal.detail)
+        code = "invalid_signature" if refusal.status == 401 else "invalid_payload"
+        return _problem(refusal.status, refusal.detail, code)
 
     triggered_at = None
     if platform == Platform.SHOPIFY:
         triggered_at = mapping.timestamp(request.headers.get("X-Shopify-Triggered-At", "").strip())
-    with tenant_context(connection.tenant_id):
-        recorded = record_delivery(
-            connection, delivery_id=delivery_id, topic=topic, body=body, triggered_at=triggered_at,
-            enqueue=enqueue_delivery,
-        )
+    try:
+        with tenant_context(connection.tenant_id):
+            recorded = record_delivery(
+                connection, delivery_id=delivery_id, topic=topic, body=body, triggered_at=triggered_at,
+                enqueue=enqueue_delivery,
+            )
+    except BodySeenUnderAnotherTopic as seen:
+        log.warning("connection %s: a body accepted as %s was sent again as %s", connection.uuid, seen.topic, topic)
+        return _problem(409, f"This body was already delivered as {seen.topic}; it is refused as {topic}.",
+                        "replayed_body")
     status = "duplicate" if not recorded.created else recorded.delivery.status
     return JsonResponse({"status": status, "delivery_id": delivery_id})
 

@@ -78,6 +78,27 @@ class WebhookDelivery(TenantOwnedModel):
         indexes = [models.Index(fields=["tenant", "connection", "-received_at"], name="delivery_recent_idx")]
 
 
+class WebhookBodyDigest(TenantOwnedModel):
+    """The SHA-256 of each body a connection accepted, with the topic it came under.
+
+    A platform's signature covers the body only; the topic header is the sender's to choose. One row per
+    (connection, body) lets a body accepted under one topic be refused under another of a different kind
+    (recs/integrations/replay.py). Kept when shop/redact erases the deliveries: a digest holds no
+    readable data, and without it an old body could be replayed under a new topic."""
+
+    connection = models.ForeignKey(IntegrationConnection, on_delete=models.CASCADE, related_name="+")
+    sha256 = models.CharField(max_length=64)
+    # The topic it was first accepted under, and that topic's kind (topics sharing one representation).
+    topic = models.CharField(max_length=100)
+    kind = models.CharField(max_length=100)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "connection", "sha256"], name="uniq_webhook_body_digest"),
+        ]
+
+
 class DataExport(TenantOwnedModel):
     """Everything held about one customer, answering a data subject request (Shopify customers/data_request).
 

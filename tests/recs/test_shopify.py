@@ -368,7 +368,7 @@ def test_only_post_is_accepted(client, shopify_connection):
 
 
 def test_a_body_over_the_limit_is_413(send, tenant, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    settings.RECSVC_MAX_WEBHOOK_BODY_BYTES = 1024
 
     response = send("products/create", payload("shopify/products_create"))
 
