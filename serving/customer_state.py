@@ -1,8 +1,8 @@
 """A known customer's events as one request needs them, read in one statement.
 
 An uncached answer needs three views of the customer's events: the latest ones (the customer embedding,
-serving.funnel.recent_history), the products they bought (the purchased filter,
-serving.funnel.purchased_products) and their activity per event type (the ranker's customer features,
+serving.funnel.recent_history), the products they consumed (bought, rated: the consumed filter,
+serving.funnel.consumed_products) and their activity per event type (the ranker's customer features,
 serving.online_features.customer_activity). Each was its own query, with the ORM's cost on top; here
 they are three branches of one UNION ALL over the (tenant, customer, ts) index, and the functions above
 take the rows instead of querying. The rows and their meaning are exactly those the separate queries
@@ -22,8 +22,6 @@ from django.utils import timezone
 from core.postgres import pk_by_external_id, server_bound_cursor
 from recs.models import Customer, Event
 
-PURCHASE = "purchase"
-
 
 def customer_pk(tenant_id: int, external_id: str | None) -> int | None:
     """The customer's row id (None: no id given, or a customer the shop has not sent)."""
@@ -36,15 +34,15 @@ class CustomerEvents:
     # (id, ts in unix seconds, product_id, event_type, value), newest first, at most the limit asked; a float
     # rather than a datetime, which psycopg (through Django's loader) parses in Python, row by row
     recent: list[tuple]
-    purchased: np.ndarray  # distinct product pks bought within the window asked
+    consumed: np.ndarray  # distinct product pks with an event of a consumed type within the window asked
     activity: list[tuple]  # (event_type, n, n_with_positive_value, sum of positive values)
 
 
 def read_customer_events(
-    tenant_id: int, customer_pk: int | None, *, recent_limit: int, purchased_days: int | None,
-    external_id: str | None = None,
+    tenant_id: int, customer_pk: int | None, *, recent_limit: int, consumed_types: tuple[str, ...],
+    consumed_days: int | None, external_id: str | None = None,
 ) -> CustomerEvents | None:
-    """`purchased_days`: as purchased_products (None: ever; 0: none are read). `external_id`: the shop's
+    """`consumed_types`, `consumed_days`: as consumed_products (None: ever; 0: none are read). `external_id`: the shop's
     id of the customer, resolved in the same statement (when `customer_pk` is None). None without a
     customer, for an id the shop has not sent, and on the embedded SQLite (the callers then read each part
     on its own)."""
@@ -67,13 +65,13 @@ def read_customer_events(
         f" sum(value) FILTER (WHERE value > 0) {who} GROUP BY event_type)",
     ]
     params += [*bind, recent_limit, *bind]
-    if purchased_days != 0:
-        since = "" if purchased_days is None else " AND ts >= %s"
+    if consumed_days != 0 and consumed_types:
+        since = "" if consumed_days is None else " AND ts >= %s"
         parts.append(f"(SELECT DISTINCT 'p', NULL::bigint, NULL::float8, product_id, NULL, NULL::float8,"
-                     f" NULL::bigint, NULL::bigint, NULL::float8 {who} AND event_type = %s{since})")
-        params += [*bind, PURCHASE]
-        if purchased_days is not None:
-            params.append(timezone.now() - dt.timedelta(days=purchased_days))
+                     f" NULL::bigint, NULL::bigint, NULL::float8 {who} AND event_type = ANY(%s){since})")
+        params += [*bind, list(consumed_types)]
+        if consumed_days is not None:
+            params.append(timezone.now() - dt.timedelta(days=consumed_days))
     if customer_pk is None:
         parts.append("(SELECT 'c', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM c)")
     with server_bound_cursor() as cursor:
@@ -87,6 +85,6 @@ def read_customer_events(
     return CustomerEvents(
         customer_pk=customer_pk,
         recent=[r[1:6] for r in rows if r[0] == "r"],
-        purchased=np.array([r[3] for r in rows if r[0] == "p"], dtype=np.int64),
+        consumed=np.array([r[3] for r in rows if r[0] == "p"], dtype=np.int64),
         activity=[(r[4], r[6], r[7], r[8]) for r in rows if r[0] == "a"],
     )

@@ -3,10 +3,11 @@
 Stages (see /work/shared/ARCHITECTURE.md, "The funnel"):
 * retrieval: the FAISS index of the active model, `num_candidates` deep to start with;
 * filtering: the candidates' current rows (serving/catalog.py) through the built-in filters (deleted,
-  out of stock, already purchased, the request's exclusions and context) and the tenant's compiled rules
-  (serving/rules.py), all vectorised masks. While fewer than k items survive (counting the diversity cap),
-  retrieval goes 4x deeper, up to MAX_CANDIDATES; what is still missing then comes from popular items
-  that pass the same filters (they keep their popularity score and rank after the model's items);
+  out of stock, already consumed: bought, rated or the shop's own types; the request's exclusions and
+  context) and the tenant's compiled rules (serving/rules.py), all vectorised masks. While fewer than k
+  items survive (counting the diversity cap), retrieval goes 4x deeper, up to MAX_CANDIDATES; what is
+  still missing then comes from popular items that pass the same filters (they keep their popularity
+  score and rank after the model's items);
 * scoring: `serving.ranking.score` once over all surviving candidates (one forward pass) for
   personalised answers; similar items are ordered by their item-to-item retrieval score (the ranker
   scores a customer against an item, and a product page may have no customer);
@@ -34,7 +35,7 @@ from recs.models import Event
 from serving import customer_state, forward, online_features, ranking
 from serving import index as item_index
 from serving.catalog import CandidateTable, empty_table, load_candidates
-from serving.customer_state import PURCHASE, CustomerEvents, read_customer_events
+from serving.customer_state import CustomerEvents, read_customer_events
 from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
 from serving.registry_cache import ServedModel, served_model
 from serving.rules import CompiledRules, compiled_rules
@@ -108,11 +109,15 @@ class Recommendation:
 # --- filtering ----------------------------------------------------------------------------------------
 
 
-def purchased_products(tenant_id: int, customer_pk: int | None, days: int | None = None) -> np.ndarray:
-    """Products the customer bought (within the last `days`; None: ever; 0: none are excluded)."""
-    if customer_pk is None or days == 0:
+def consumed_products(
+    tenant_id: int, customer_pk: int | None, days: int | None = None, *,
+    event_types: Collection[str] = ("purchase", "rating"),
+) -> np.ndarray:
+    """Products the customer consumed: has an event of one of `event_types` for (within the last `days`;
+    None: ever; 0: none are excluded)."""
+    if customer_pk is None or days == 0 or not event_types:
         return np.zeros(0, dtype=np.int64)
-    qs = Event.objects.for_tenant(tenant_id).filter(customer_id=customer_pk, event_type=PURCHASE)
+    qs = Event.objects.for_tenant(tenant_id).filter(customer_id=customer_pk, event_type__in=list(event_types))
     if days is not None:
         qs = qs.filter(ts__gte=timezone.now() - dt.timedelta(days=days))
     return np.fromiter(qs.values_list("product_id", flat=True).distinct(), dtype=np.int64)
@@ -389,9 +394,11 @@ def _filters(
     if context.product_pk is not None:
         exclusions["current_product"] = np.array([context.product_pk], dtype=np.int64)
     if events is not None:
-        exclusions["purchased"] = events.purchased
+        exclusions["consumed"] = events.consumed
     elif customer_pk is not None:
-        exclusions["purchased"] = purchased_products(tenant_id, customer_pk, rules.settings.exclude_purchased_days)
+        settings = rules.settings
+        exclusions["consumed"] = consumed_products(tenant_id, customer_pk, settings.exclude_consumed_days,
+                                                   event_types=settings.consumed_event_types)
     return Filters(rules, endpoint, context, exclusions)
 
 
@@ -413,7 +420,8 @@ def recommend(
     rules = compiled_rules(tenant_id)
     events = read_customer_events(
         tenant_id, customer_pk, recent_limit=2 * model.retrieval.history_len if model is not None else 0,
-        purchased_days=rules.settings.exclude_purchased_days, external_id=customer_external_id,
+        consumed_types=rules.settings.consumed_event_types, consumed_days=rules.settings.exclude_consumed_days,
+        external_id=customer_external_id,
     )
     if events is not None:
         customer_pk = events.customer_pk

@@ -74,7 +74,8 @@ class BoostSpec:
 @dataclass(frozen=True)
 class SettingsSpec:
     exclude_out_of_stock: bool = True
-    exclude_purchased_days: int | None = None  # None: ever purchased; 0: never excluded
+    consumed_event_types: tuple[str, ...] = ("purchase", "rating")
+    exclude_consumed_days: int | None = None  # None: ever consumed; 0: never excluded
     max_per_category: int | None = None
 
 
@@ -378,8 +379,9 @@ def load_specs(tenant_id: int) -> tuple[list[RuleSpec], list[PromotionSpec], lis
             continue
         boosts.append(BoostSpec(b.pk, b.name, conditions, b.factor, tuple(b.endpoints or ())))
     row = RecommendationSettings.objects.for_tenant(tenant_id).first()  # read only: no create on serving
-    settings = SettingsSpec(row.exclude_out_of_stock, row.exclude_purchased_days, row.max_per_category) if row \
-        else SettingsSpec()
+    settings = SettingsSpec(
+        row.exclude_out_of_stock, tuple(row.consumed_event_types), row.exclude_consumed_days, row.max_per_category
+    ) if row else SettingsSpec()
     return rules, promotions, boosts, settings
 
 

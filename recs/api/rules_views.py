@@ -84,10 +84,15 @@ class BoostSerializer(serializers.ModelSerializer):
 
 
 class RecommendationSettingsSerializer(serializers.ModelSerializer):
-    exclude_purchased_days = serializers.IntegerField(
+    consumed_event_types = serializers.ListField(
+        child=serializers.CharField(max_length=32), max_length=20, required=False,
+        help_text="event types that mean the customer has had the product (default: purchase, rating); such "
+        "products are not recommended back to them",
+    )
+    exclude_consumed_days = serializers.IntegerField(
         min_value=0, allow_null=True, required=False,
-        help_text="null: never recommend what the customer ever bought; 0: do not exclude purchases; "
-        "N: exclude purchases of the last N days",
+        help_text="null: never recommend what the customer ever consumed; 0: do not exclude consumed products; "
+        "N: exclude what they consumed in the last N days",
     )
     max_per_category = serializers.IntegerField(
         min_value=1, max_value=100, allow_null=True, required=False,
@@ -96,7 +101,8 @@ class RecommendationSettingsSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RecommendationSettings
-        fields = ["exclude_out_of_stock", "exclude_purchased_days", "max_per_category", "updated_at"]
+        fields = ["exclude_out_of_stock", "consumed_event_types", "exclude_consumed_days", "max_per_category",
+                  "updated_at"]
         read_only_fields = ["updated_at"]
 
 
@@ -243,7 +249,7 @@ class _OneObjectMetadata(SimpleMetadata):
 
 
 class RecommendationSettingsViewSet(TenantViewSet):
-    """The shop's one settings object: out-of-stock and already-purchased exclusion, diversity cap."""
+    """The shop's one settings object: out-of-stock and already-consumed exclusion, diversity cap."""
 
     model = RecommendationSettings
     metadata_class = _OneObjectMetadata

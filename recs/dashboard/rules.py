@@ -28,6 +28,7 @@ from recs.dashboard.rules_forms import (
     _DomainForm,
     pretty_json,
 )
+from recs.ingest.event_types import event_weights
 from recs.models import Boost, Promotion, Rule
 from tenants.dashboard.shop import require_owner, shop_view
 
@@ -102,10 +103,14 @@ RESOURCES = {
 }
 
 
+def _settings_form(request: HttpRequest, *args, **kwargs) -> SettingsForm:
+    return SettingsForm(*args, event_types=sorted(event_weights(request.shop.tenant.pk)), **kwargs)
+
+
 def _settings_context(request: HttpRequest, form: SettingsForm | None = None) -> dict:
     values = rules.current_values(rules.settings_for(request.shop.tenant.pk))
     if form is None:
-        form = SettingsForm(initial=SettingsForm.initial_from(values), read_only=not request.shop.is_owner)
+        form = _settings_form(request, initial=SettingsForm.initial_from(values), read_only=not request.shop.is_owner)
     return {"settings_form": form, "settings": values}
 
 
@@ -132,7 +137,7 @@ def rules_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def settings_update(request: HttpRequest) -> HttpResponse:
     require_owner(request)
-    form = SettingsForm(request.POST)
+    form = _settings_form(request, request.POST)
     if form.is_valid():
         try:
             rules.update_settings(request.shop.tenant.pk, form.domain_data)

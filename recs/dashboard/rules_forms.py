@@ -199,17 +199,21 @@ class BoostForm(_DomainForm):
 
 class SettingsForm(_DomainForm):
     validate = staticmethod(rules.validate_settings)
-    error_fields = {"exclude_purchased_days": "purchased_days"}
+    error_fields = {"exclude_consumed_days": "consumed_days"}
 
-    PURCHASED_CHOICES = [
-        ("always", "Never recommend anything the customer bought"),
-        ("days", "Skip what they bought in the last N days"),
-        ("never", "Recommend bought products again"),
+    CONSUMED_CHOICES = [
+        ("always", "Never recommend what the customer already had"),
+        ("days", "Skip what they had in the last N days"),
+        ("never", "Recommend it again"),
     ]
 
     exclude_out_of_stock = forms.BooleanField(label="Leave out products that are out of stock", required=False)
-    purchased = forms.ChoiceField(label="Already purchased", choices=PURCHASED_CHOICES)
-    purchased_days = forms.IntegerField(
+    consumed_event_types = forms.MultipleChoiceField(
+        label="A customer has had a product when they", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Views and carts are interest, not consumption.",
+    )
+    consumed = forms.ChoiceField(label="Products they already had", choices=CONSUMED_CHOICES)
+    consumed_days = forms.IntegerField(
         label="Days", required=False, min_value=1, max_value=3650,
         widget=forms.NumberInput(attrs={"placeholder": "30"}),
     )
@@ -219,26 +223,32 @@ class SettingsForm(_DomainForm):
         help_text="Diversity: how many products of one category an answer may hold (blank: no limit).",
     )
 
+    def __init__(self, *args, event_types: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["consumed_event_types"].choices = [(name, name.replace("_", " ")) for name in event_types]
+
     @classmethod
     def initial_from(cls, values: dict) -> dict:
-        days = values["exclude_purchased_days"]
-        purchased = "always" if days is None else "never" if days == 0 else "days"
+        days = values["exclude_consumed_days"]
+        consumed = "always" if days is None else "never" if days == 0 else "days"
         return {
-            "exclude_out_of_stock": values["exclude_out_of_stock"], "purchased": purchased,
-            "purchased_days": days or None, "max_per_category": values["max_per_category"],
+            "exclude_out_of_stock": values["exclude_out_of_stock"],
+            "consumed_event_types": values["consumed_event_types"], "consumed": consumed,
+            "consumed_days": days or None, "max_per_category": values["max_per_category"],
         }
 
     def clean(self):
         cleaned = self.cleaned_data
-        days_missing = not cleaned.get("purchased_days") and "purchased_days" not in self.errors
-        if cleaned.get("purchased") == "days" and days_missing:
-            self.add_error("purchased_days", "How many days?")
+        days_missing = not cleaned.get("consumed_days") and "consumed_days" not in self.errors
+        if cleaned.get("consumed") == "days" and days_missing:
+            self.add_error("consumed_days", "How many days?")
         return super().clean()
 
     def to_domain(self, cleaned: dict) -> dict:
-        purchased = cleaned["purchased"]
-        days = None if purchased == "always" else 0 if purchased == "never" else cleaned["purchased_days"]
+        consumed = cleaned["consumed"]
+        days = None if consumed == "always" else 0 if consumed == "never" else cleaned["consumed_days"]
         return {
-            "exclude_out_of_stock": cleaned["exclude_out_of_stock"], "exclude_purchased_days": days,
+            "exclude_out_of_stock": cleaned["exclude_out_of_stock"],
+            "consumed_event_types": cleaned["consumed_event_types"], "exclude_consumed_days": days,
             "max_per_category": cleaned["max_per_category"],
         }

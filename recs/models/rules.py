@@ -99,12 +99,20 @@ class Boost(TenantOwnedModel):
         return self.name
 
 
+def default_consumed_event_types() -> list[str]:
+    return ["purchase", "rating"]
+
+
 class RecommendationSettings(TenantOwnedModel):
     """One row per tenant (recs.rules.settings_for creates it with these defaults)."""
 
     exclude_out_of_stock = models.BooleanField(default=True)
-    # None: exclude everything the customer ever purchased; 0: never exclude; N: purchases of the last N days.
-    exclude_purchased_days = models.PositiveIntegerField(null=True, blank=True)
+    # Event types that mean "this customer has had the product" (bought it, rated it): such products are
+    # never recommended back to them. Views and carts are not consumption ("recently viewed" is a different
+    # widget).
+    consumed_event_types = models.JSONField(default=default_consumed_event_types)
+    # None: exclude everything the customer ever consumed; 0: never exclude; N: consumed in the last N days.
+    exclude_consumed_days = models.PositiveIntegerField(null=True, blank=True)
     # Diversity cap: at most this many products of one category in one answer (None: no cap).
     max_per_category = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

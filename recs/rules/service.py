@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils.dateparse import parse_datetime
 
+from recs.ingest.event_types import event_weights
 from recs.models import Boost, Promotion, RecommendationSettings, Rule
 from recs.models.rules import ENDPOINTS
 from recs.rules.predicates import MAX_IN_VALUES, MAX_STRING, normalise_conditions
@@ -28,7 +29,8 @@ from tenants.scoping import tenant_id_of
 MAX_NAME = 100
 MAX_PRODUCT_ID = 128  # Product.external_id
 MAX_FACTOR = 10.0
-MAX_PURCHASED_DAYS = 3650
+MAX_CONSUMED_DAYS = 3650
+MAX_CONSUMED_TYPES = 20
 MAX_PER_CATEGORY = 100
 # Per tenant and model: serving compiles every enabled row on each rules generation.
 MAX_ROWS_PER_TENANT = 500
@@ -36,7 +38,7 @@ MAX_ROWS_PER_TENANT = 500
 RULE_FIELDS = ("name", "kind", "params", "endpoints", "enabled")
 PROMOTION_FIELDS = ("name", "product_ids", "conditions", "threshold", "starts_at", "ends_at", "enabled")
 BOOST_FIELDS = ("name", "conditions", "factor", "endpoints", "enabled")
-SETTINGS_FIELDS = ("exclude_out_of_stock", "exclude_purchased_days", "max_per_category")
+SETTINGS_FIELDS = ("exclude_out_of_stock", "consumed_event_types", "exclude_consumed_days", "max_per_category")
 
 
 class _Errors:
@@ -195,6 +197,21 @@ def _optional_int(value: Any, low: int, high: int) -> int | None:
     return value
 
 
+def _event_type_names(value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_CONSUMED_TYPES or not all(isinstance(v, str) for v in value):
+        raise _invalid(f"A list of at most {MAX_CONSUMED_TYPES} event type names.")
+    return sorted(set(value))
+
+
+def _check_known_event_types(tenant_id: int, names: list[str]) -> None:
+    known = event_weights(tenant_id)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValidationError({"consumed_event_types": [
+            f"Unknown event type {unknown[0][:32]!r} (this shop has: {', '.join(sorted(known))})."
+        ]})
+
+
 # --- whole-object validators ----------------------------------------------------------------------------
 
 
@@ -272,8 +289,11 @@ def validate_settings(data: dict) -> dict:
     out["exclude_out_of_stock"] = errors.check(
         "exclude_out_of_stock", lambda: _bool(data.get("exclude_out_of_stock", True))
     )
-    out["exclude_purchased_days"] = errors.check(
-        "exclude_purchased_days", lambda: _optional_int(data.get("exclude_purchased_days"), 0, MAX_PURCHASED_DAYS)
+    out["consumed_event_types"] = errors.check(
+        "consumed_event_types", lambda: _event_type_names(data.get("consumed_event_types", ["purchase", "rating"]))
+    )
+    out["exclude_consumed_days"] = errors.check(
+        "exclude_consumed_days", lambda: _optional_int(data.get("exclude_consumed_days"), 0, MAX_CONSUMED_DAYS)
     )
     out["max_per_category"] = errors.check(
         "max_per_category", lambda: _optional_int(data.get("max_per_category"), 1, MAX_PER_CATEGORY)
@@ -384,4 +404,6 @@ def settings_for(tenant: Any) -> RecommendationSettings:
 def update_settings(tenant: Any, changes: dict) -> RecommendationSettings:
     with transaction.atomic():
         obj = settings_for(tenant)
-        return _update(obj, changes)
+        obj = _update(obj, changes)
+        _check_known_event_types(obj.tenant_id, obj.consumed_event_types)  # rolls the update back
+        return obj

@@ -110,7 +110,7 @@ def world_a(tenant):
     create_rule(tenant, {"name": MARK, "kind": "exclude_products", "params": {"product_ids": [f"{MARK}_hidden"]}})
     create_promotion(tenant, {"name": MARK, "product_ids": [A_SKU], "conditions": mark_brand, "threshold": 0.2})
     create_boost(tenant, {"name": MARK, "conditions": mark_brand, "factor": 2})
-    update_settings(tenant, {"exclude_out_of_stock": False, "exclude_purchased_days": 7, "max_per_category": 3})
+    update_settings(tenant, {"exclude_out_of_stock": False, "exclude_consumed_days": 7, "max_per_category": 3})
     return tenant
 
 

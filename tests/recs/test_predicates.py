@@ -215,12 +215,18 @@ def test_boost_needs_conditions():
 
 def test_settings_validation():
     assert validate_settings({}) == {
-        "exclude_out_of_stock": True, "exclude_purchased_days": None, "max_per_category": None,
+        "exclude_out_of_stock": True, "consumed_event_types": ["purchase", "rating"], "exclude_consumed_days": None,
+        "max_per_category": None,
     }
-    assert validate_settings({"exclude_purchased_days": 0, "max_per_category": 100})["exclude_purchased_days"] == 0
+    assert validate_settings({"consumed_event_types": ["rating", "purchase", "rating"]})["consumed_event_types"] == [
+        "purchase", "rating"]
+    assert validate_settings({"exclude_consumed_days": 0, "max_per_category": 100})["exclude_consumed_days"] == 0
     for body, field in [
-        ({"exclude_purchased_days": -1}, "exclude_purchased_days"),
-        ({"exclude_purchased_days": 1.5}, "exclude_purchased_days"),
+        ({"exclude_consumed_days": -1}, "exclude_consumed_days"),
+        ({"exclude_consumed_days": 1.5}, "exclude_consumed_days"),
+        ({"consumed_event_types": "purchase"}, "consumed_event_types"),
+        ({"consumed_event_types": [1]}, "consumed_event_types"),
+        ({"consumed_event_types": [f"t{i}" for i in range(21)]}, "consumed_event_types"),
         ({"max_per_category": 0}, "max_per_category"),
         ({"max_per_category": 101}, "max_per_category"),
         ({"exclude_out_of_stock": "false"}, "exclude_out_of_stock"),

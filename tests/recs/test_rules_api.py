@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from recs.ingest.event_types import set_event_type
 from recs.models import Boost, Promotion, RecommendationSettings, Rule
 from recs.rules import create_boost, create_promotion, create_rule, settings_for
 from serving.cache import rules_generation
@@ -151,7 +152,7 @@ def test_settings_options_describe_the_writable_fields(api, ingest_api):
     # DRF's OPTIONS checks PUT through get_object(), which a resource with no id in its path has not.
     described = api.options("/v1/recommendation-settings")
     assert described.status_code == 200, described.content
-    assert set(described.json()["actions"]["PUT"]) >= {"exclude_out_of_stock", "exclude_purchased_days",
+    assert set(described.json()["actions"]["PUT"]) >= {"exclude_out_of_stock", "exclude_consumed_days",
                                                         "max_per_category"}
     assert ingest_api.options("/v1/recommendation-settings").status_code == 403  # the admin scope, as for PUT
 
@@ -160,22 +161,35 @@ def test_settings_get_put_patch(api, tenant):
     got = api.get("/v1/recommendation-settings")
     assert got.status_code == 200
     assert {k: v for k, v in got.json().items() if k != "updated_at"} == {
-        "exclude_out_of_stock": True, "exclude_purchased_days": None, "max_per_category": None,
+        "exclude_out_of_stock": True, "consumed_event_types": ["purchase", "rating"], "exclude_consumed_days": None,
+        "max_per_category": None,
     }
     patched = api.patch("/v1/recommendation-settings", {"max_per_category": 3}, format="json")
     assert patched.status_code == 200 and patched.json()["max_per_category"] == 3
     assert patched.json()["exclude_out_of_stock"] is True
 
-    put = api.put("/v1/recommendation-settings", {"exclude_out_of_stock": False, "exclude_purchased_days": 30},
+    put = api.put("/v1/recommendation-settings", {"exclude_out_of_stock": False, "exclude_consumed_days": 30},
                   format="json")
     assert put.status_code == 200, put.content
-    assert (put.json()["max_per_category"], put.json()["exclude_purchased_days"]) == (None, 30)
+    assert (put.json()["max_per_category"], put.json()["exclude_consumed_days"]) == (None, 30)
 
     _problem(api.patch("/v1/recommendation-settings", {"max_per_category": 0}, format="json"))
     _problem(api.patch("/v1/recommendation-settings", {"diversity": 1}, format="json"))
     stored = RecommendationSettings.objects.for_tenant(tenant).get()
-    assert (stored.exclude_out_of_stock, stored.exclude_purchased_days, stored.max_per_category) == (False, 30, None)
+    assert (stored.exclude_out_of_stock, stored.exclude_consumed_days, stored.max_per_category) == (False, 30, None)
     assert settings_for(tenant.pk).pk == stored.pk
+
+
+def test_consumed_event_types_are_the_shops_own(api, tenant):
+    problem = _problem(api.patch("/v1/recommendation-settings", {"consumed_event_types": ["purchse"]}, format="json"))
+    assert "purchse" in problem["errors"]["consumed_event_types"][0]
+    assert settings_for(tenant.pk).consumed_event_types == ["purchase", "rating"]  # nothing half-written
+
+    set_event_type(tenant.pk, "subscribe", 3.0)
+    patched = api.patch("/v1/recommendation-settings", {"consumed_event_types": ["subscribe", "purchase"]},
+                        format="json")
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["consumed_event_types"] == ["purchase", "subscribe"]
 
 
 def test_every_write_bumps_the_rules_generation_after_commit(api, tenant, django_capture_on_commit_callbacks):

@@ -147,20 +147,20 @@ def test_promotion_status_against_a_given_clock():
 
 def test_owner_changes_the_settings(owner, tenant):
     client = client_for(owner)
-    saved = client.post("/rules/settings", {"purchased": "days", "purchased_days": "30", "max_per_category": "2"})
+    saved = client.post("/rules/settings", {"consumed": "days", "consumed_days": "30", "max_per_category": "2"})
     assert saved.status_code == 302
     values = settings_for(tenant)
-    assert (values.exclude_out_of_stock, values.exclude_purchased_days, values.max_per_category) == (False, 30, 2)
+    assert (values.exclude_out_of_stock, values.exclude_consumed_days, values.max_per_category) == (False, 30, 2)
 
-    client.post("/rules/settings", {"exclude_out_of_stock": "on", "purchased": "never", "max_per_category": ""})
+    client.post("/rules/settings", {"exclude_out_of_stock": "on", "consumed": "never", "max_per_category": ""})
     values = settings_for(tenant)
-    assert (values.exclude_out_of_stock, values.exclude_purchased_days, values.max_per_category) == (True, 0, None)
+    assert (values.exclude_out_of_stock, values.exclude_consumed_days, values.max_per_category) == (True, 0, None)
 
-    missing = client.post("/rules/settings", {"purchased": "days", "purchased_days": ""})
+    missing = client.post("/rules/settings", {"consumed": "days", "consumed_days": ""})
     assert missing.status_code == 400 and "How many days?" in missing.content.decode()
-    too_many = client.post("/rules/settings", {"purchased": "always", "max_per_category": "500"})
+    too_many = client.post("/rules/settings", {"consumed": "always", "max_per_category": "500"})
     assert too_many.status_code == 400
-    assert settings_for(tenant).exclude_purchased_days == 0
+    assert settings_for(tenant).exclude_consumed_days == 0
     assert client.get("/rules/settings").status_code == 405
 
 
@@ -182,11 +182,11 @@ def test_member_sees_everything_read_only_and_cannot_change_it(member, tenant, s
         assert client.post(f"/{kind}/{obj.pk}", {"name": "member's"}).status_code == 403
         assert client.get(f"/{kind}/{obj.pk}/delete").status_code == 403
         assert client.post(f"/{kind}/{obj.pk}/delete").status_code == 403
-    assert client.post("/rules/settings", {"purchased": "never"}).status_code == 403
+    assert client.post("/rules/settings", {"consumed": "never"}).status_code == 403
     for key, obj in shop_a_rules.items():
         obj.refresh_from_db()
         assert (obj.name, obj.updated_at) == before[key]
-    assert settings_for(tenant).exclude_purchased_days is None
+    assert settings_for(tenant).exclude_consumed_days is None
 
 
 def test_outsider_never_sees_or_changes_shop_a_rules(outsider, tenant, other_tenant, shop_a_rules):
@@ -199,8 +199,8 @@ def test_outsider_never_sees_or_changes_shop_a_rules(outsider, tenant, other_ten
         assert client.post(f"/{kind}/{pk}", {"name": "B's"}).status_code == 404
         assert client.get(f"/{kind}/{pk}/delete").status_code == 404
         assert client.post(f"/{kind}/{pk}/delete").status_code == 404
-    assert client.post("/rules/settings", {"purchased": "never"}).status_code == 302
-    assert settings_for(other_tenant).exclude_purchased_days == 0
+    assert client.post("/rules/settings", {"consumed": "never"}).status_code == 302
+    assert settings_for(other_tenant).exclude_consumed_days == 0
     assert not RecommendationSettings.objects.for_tenant(tenant).exists()
     for obj in shop_a_rules.values():
         obj.refresh_from_db()

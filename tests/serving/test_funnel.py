@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from recs.ingest.event_types import set_event_type
 from recs.ingest.events import ingest_events
 from recs.models import Boost, Customer, Event, Product, Promotion, RecommendationSettings
-from recs.rules import create_rule
+from recs.rules import create_rule, update_settings
 from serving import funnel, online_features, ordering, ranking, registry_cache
 from serving import rules as compiled_rules
 from serving.cache import bump_rules_generation
-from serving.funnel import Context, Reason, purchased_products, recommend, similar_items
+from serving.funnel import Context, Reason, consumed_products, recommend, similar_items
 from tests.factories import EventFactory, ProductFactory, TenantFactory, change_products
 from tests.serving.trained import train_active_version
 from training.registry import lifecycle
@@ -38,7 +39,7 @@ def _pks(rec) -> list[int]:
 def test_k_distinct_sellable_products_never_bought_before(shop):
     tenant, version = shop
     customer = _buyer(tenant)
-    bought = set(purchased_products(tenant.pk, customer.pk).tolist())
+    bought = set(consumed_products(tenant.pk, customer.pk).tolist())
     assert bought
 
     rec = recommend(tenant.pk, customer.pk, k=10)
@@ -192,7 +193,7 @@ def test_a_category_rule_removes_candidates_and_explain_counts_them(shop):
     assert all(top_category not in _product(tenant, pk).category_path for pk in _pks(after))
     step = _step(after, "no top")
     assert step["id"] == rule.pk and step["kind"] == "exclude_categories" and step["removed"] > 0
-    assert _step(after, "purchased")["removed"] >= 0 and after.explain["retrieval"]["depth"] >= 50
+    assert _step(after, "consumed")["removed"] >= 0 and after.explain["retrieval"]["depth"] >= 50
     assert after.explain["rules_generation"] > 0
 
 
@@ -318,22 +319,45 @@ def test_request_context_excludes_the_current_product_and_filters_category_and_p
     assert rec.explain["context"]["page_type"] == "product"
 
 
-def test_purchased_products_within_the_configured_days(shop):
+def test_consumed_products_within_the_configured_days(shop):
     tenant, _ = shop
     customer = _buyer(tenant)
-    ever = purchased_products(tenant.pk, customer.pk, None)
+    ever = consumed_products(tenant.pk, customer.pk, None)
     assert len(ever) > 0
-    assert len(purchased_products(tenant.pk, customer.pk, 0)) == 0  # 0: never excluded
+    assert len(consumed_products(tenant.pk, customer.pk, 0)) == 0  # 0: never excluded
     # The synthetic shop's events are in the past: none within the last day ...
-    assert len(purchased_products(tenant.pk, customer.pk, 1)) == 0
+    assert len(consumed_products(tenant.pk, customer.pk, 1)) == 0
     # ... until a fresh purchase.
     EventFactory(tenant=tenant, customer=customer, product_id=int(ever[0]), event_type="purchase", ts=timezone.now())
-    assert purchased_products(tenant.pk, customer.pk, 1).tolist() == [int(ever[0])]
+    assert consumed_products(tenant.pk, customer.pk, 1).tolist() == [int(ever[0])]
 
-    RecommendationSettings.objects.create(tenant=tenant, exclude_purchased_days=0)
+    RecommendationSettings.objects.create(tenant=tenant, exclude_consumed_days=0)
     _rules_changed(tenant)
     rec = recommend(tenant.pk, customer.pk, k=10)
-    assert "purchased" not in [s["name"] for s in rec.explain["retrieval"]["filters"]]
+    assert "consumed" not in [s["name"] for s in rec.explain["retrieval"]["filters"]]
+
+
+def test_rated_products_and_a_shop_marked_type_never_come_back(shop):
+    tenant, _ = shop
+    customer = _buyer(tenant)
+    first = _pks(recommend(tenant.pk, customer.pk, k=10))
+    now = timezone.now()
+    for pk in first[:3]:  # rating is consumption by default
+        EventFactory(tenant=tenant, customer=customer, product_id=pk, event_type="rating", value=4.0, ts=now)
+    set_event_type(tenant.pk, "subscribe", 2.0)
+    EventFactory(tenant=tenant, customer=customer, product_id=first[3], event_type="subscribe", ts=now)
+    EventFactory(tenant=tenant, customer=customer, product_id=first[4], event_type="view", ts=now)
+
+    kept = set(_pks(recommend(tenant.pk, customer.pk, k=10)))
+    assert not kept & set(first[:3]) and first[3] in kept and len(kept) == 10
+
+    update_settings(tenant, {"consumed_event_types": ["purchase", "rating", "subscribe"]})
+    _rules_changed(tenant)
+    rec = recommend(tenant.pk, customer.pk, k=10)
+    assert not set(_pks(rec)) & set(first[:4]) and len(rec.items) == 10  # retrieval went deeper for them
+    assert _step(rec, "consumed")["removed"] >= 4
+    marked = ("purchase", "rating", "subscribe")
+    assert first[4] not in consumed_products(tenant.pk, customer.pk, event_types=marked).tolist()  # a view is not
 
 
 def test_a_registered_reranker_reorders_the_answer(shop):
