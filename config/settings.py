@@ -337,6 +337,12 @@ def _plan(key: str, name: str, price_label: str, recommendations: int, events: i
         }
         if paid
         else {},
+# Keys that sign the object store's artifact manifests (HMAC-SHA256, training/registry/storage.py).
+# Comma-separated for rotation: the first signs, all verify. The default derives from SECRET_KEY, which
+# only the embedded demo may keep: set a key of its own in production (docs/deployment.md).
+RECSVC_ARTIFACT_SIGNING_KEYS = env_list(
+    "RECSVC_ARTIFACT_SIGNING_KEY", [derive_fernet_key(SECRET_KEY, purpose="recsvc artifact manifest signing v1")]
+)
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -268,6 +269,19 @@ SNAPSHOT_POINTER = "current.json"
 SNAPSHOTS_KEPT = 2  # the current one and its predecessor (a process may still be switching over)
 
 
+# The only names a pointer may give: the pointer is a file among the version's artifacts (it can come from
+# the object store), so a name with a separator or `..` would have numpy open any file the process can read.
+_SNAPSHOT_FILE = re.compile(r"items-[0-9]{1,20}-[0-9a-f]{12}\.npy")
+
+
+def snapshot_file(folder: str | Path, pointer: dict[str, Any]) -> Path:
+    """The snapshot file `pointer` names, refused (ValueError) unless it is a name save_item_snapshot makes."""
+    name = pointer.get("file")
+    if not isinstance(name, str) or not _SNAPSHOT_FILE.fullmatch(name):
+        raise ValueError(f"{folder}: the item snapshot pointer names {name!r}, not a snapshot file")
+    return Path(folder) / SNAPSHOT_DIR / name
+
+
 def snapshot_pointer(folder: str | Path) -> Path:
     """The small file naming a version's current snapshot; its mtime tells readers to reload."""
     return Path(folder) / SNAPSHOT_DIR / SNAPSHOT_POINTER
@@ -281,7 +295,7 @@ def save_item_snapshot(folder: str | Path, snapshot: ItemSnapshot) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     current = read_snapshot_pointer(folder)
     if current is not None and int(current["as_of"]) > snapshot.as_of:
-        return directory / current["file"]
+        return snapshot_file(folder, current)
     name = f"items-{snapshot.as_of}-{uuid.uuid4().hex[:12]}.npy"
     tmp = directory / f".{name}.tmp"
     with open(tmp, "wb") as f:
@@ -323,8 +337,7 @@ def load_item_snapshot(folder: str | Path, *, mmap: bool = True) -> ItemSnapshot
         return None
     if tuple(pointer.get("columns", ())) != ITEM_FEATURES:
         raise ValueError(f"{folder}: item snapshot columns {pointer.get('columns')} are not {list(ITEM_FEATURES)}")
-    columns = np.load(Path(folder) / SNAPSHOT_DIR / pointer["file"], mmap_mode="r" if mmap else None,
-                      allow_pickle=False)
+    columns = np.load(snapshot_file(folder, pointer), mmap_mode="r" if mmap else None, allow_pickle=False)
     if columns.shape != (int(pointer["n_items"]), len(ITEM_FEATURES)):
         raise ValueError(f"{folder}: item snapshot has shape {columns.shape}")
     return ItemSnapshot(columns, int(pointer["as_of"]), float(pointer["global_mean_weight"]), int(pointer["n_events"]))

@@ -14,6 +14,7 @@ snapshots) can be sent up with `publish` so other machines need not rebuild them
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -25,7 +26,14 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 
 log = logging.getLogger(__name__)
-MANIFEST = "_artifacts.json"  # the S3 manifest: {"files": {relative path: {"size", "sha256"}}}
+MANIFEST = "_artifacts.json"  # the S3 manifest: {"files": {relative path: {"size", "sha256"}}, "signature"}
+# The manifest's digests sit in the same bucket as the files they describe, so whoever can write to the
+# bucket could replace a file and its digest together; and the files (a FAISS index, numpy arrays, torch
+# weights) are parsed by native code. So the manifest is signed: HMAC-SHA256 with the service's key
+# (RECSVC_ARTIFACT_SIGNING_KEY) over its files and the version's place in the store, and a manifest whose
+# signature no configured key produced is refused before anything is downloaded. Binding the place stops
+# a signed manifest of one version (another tenant's) from being copied beside another.
+_SIGNATURE_SCHEME = "hmac-sha256:"
 
 
 class ArtifactError(Exception):
@@ -186,8 +194,30 @@ def _upload(folder: Path, location: S3Location) -> None:
     _write_manifest(client, location, manifest)  # last: its presence says the upload finished
 
 
+def _signed_text(location: S3Location, files: dict) -> bytes:
+    version = "/".join(PurePosixPath(location.prefix).parts[-2:])  # "<tenant>/<version>"
+    return json.dumps({"files": files, "version": version}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _signature(key: str, location: S3Location, files: dict) -> str:
+    return _SIGNATURE_SCHEME + hmac.new(key.encode(), _signed_text(location, files), hashlib.sha256).hexdigest()
+
+
+def sign_manifest(location: S3Location, files: dict) -> str:
+    """The signature a manifest of `files` at `location` carries (the first configured key signs)."""
+    return _signature(settings.RECSVC_ARTIFACT_SIGNING_KEYS[0], location, files)
+
+
+def signature_matches(location: S3Location, files: dict, signature: object) -> bool:
+    """Whether any configured key (rotation: old keys still verify) produced `signature`."""
+    if not isinstance(signature, str):
+        return False
+    keys = settings.RECSVC_ARTIFACT_SIGNING_KEYS
+    return any(hmac.compare_digest(_signature(key, location, files), signature) for key in keys)
+
+
 def _write_manifest(client, location: S3Location, files: dict) -> None:
-    body = json.dumps({"files": files}, indent=1, sort_keys=True).encode()
+    body = json.dumps({"files": files, "signature": sign_manifest(location, files)}, indent=1, sort_keys=True).encode()
     client.put_object(Bucket=location.bucket, Key=location.key(MANIFEST), Body=body,
                       ContentType="application/json")
 
@@ -204,9 +234,16 @@ def _read_manifest(client, location: S3Location) -> dict:
             ) from None
         raise ArtifactError(f"cannot read {location.uri}{MANIFEST}: {exc}") from exc
     try:
-        return dict(json.loads(body)["files"])
+        document = json.loads(body)
+        files = dict(document["files"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactCorrupted(f"{location.uri}{MANIFEST} is not a valid manifest: {exc}") from None
+    if not signature_matches(location, files, document.get("signature")):
+        raise ArtifactCorrupted(
+            f"{location.uri}{MANIFEST} is not signed with this service's key (RECSVC_ARTIFACT_SIGNING_KEY):"
+            " refusing the version's files"
+        )
+    return files
 
 
 def _download(location: S3Location, target: Path) -> None:
