@@ -141,9 +141,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "recs.tasks.ingest.*": {"queue": "ingest"},
+    # A shop's webhook deliveries never wait behind another shop's file import.
+    "recs.tasks.integrations.*": {"queue": "webhooks"},
     "training.tasks.*": {"queue": "training"},
     "serving.tasks.*": {"queue": "serving"},
 }
+# Every task is time-limited: at the soft limit the task gets SoftTimeLimitExceeded (and records why it
+# stopped), at the hard limit its process is killed. Tasks that legitimately run long set their own
+# (imports: RECSVC_IMPORT_TIME_LIMIT_S; training runs: hours, training/tasks.py).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 900, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", CELERY_TASK_SOFT_TIME_LIMIT + 60, minimum=2)
+if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ImproperlyConfiguredEnv("CELERY_TASK_TIME_LIMIT must be above CELERY_TASK_SOFT_TIME_LIMIT")
 CELERY_BEAT_SCHEDULE: dict = {}  # entries are added by the sections below
 
 # --- Auth, dashboard -------------------------------------------------------------------------------
@@ -208,8 +217,20 @@ RECSVC_MAX_BULK_ROWS = env_int("RECSVC_MAX_BULK_ROWS", 10_000, minimum=1)
 # transaction): a PostgreSQL crash may lose the events acknowledged in the last ~0.6 s (3 x wal_writer_delay),
 # never corrupts anything. Bulk requests and imports always wait for the flush (docs/adr/0004-*).
 RECSVC_SINGLE_EVENT_ASYNC_COMMIT = env_bool("RECSVC_SINGLE_EVENT_ASYNC_COMMIT", True)
-RECSVC_MAX_IMPORT_BYTES = env_int("RECSVC_MAX_IMPORT_BYTES", 20 * 1024**3, minimum=1024)
+RECSVC_MAX_IMPORT_BYTES = env_int("RECSVC_MAX_IMPORT_BYTES", 2 * 1024**3, minimum=1024)
 RECSVC_IMPORT_DIR = Path(env_str("RECSVC_IMPORT_DIR", str(VAR_DIR / "imports")))
+# Per shop: imports queued or running at once, and bytes of upload files held (queued, running and failed
+# jobs' files; a failed job's file is kept RECSVC_IMPORT_FAILED_RETENTION_DAYS, then swept by beat).
+RECSVC_MAX_CONCURRENT_IMPORTS = env_int("RECSVC_MAX_CONCURRENT_IMPORTS", 2, minimum=1, maximum=100)
+RECSVC_IMPORT_QUOTA_BYTES = env_int("RECSVC_IMPORT_QUOTA_BYTES", 20 * 1024**3, minimum=1024)
+RECSVC_IMPORT_FAILED_RETENTION_DAYS = env_int("RECSVC_IMPORT_FAILED_RETENTION_DAYS", 7, minimum=0, maximum=365)
+RECSVC_IMPORT_MAX_CSV_COLUMNS = env_int("RECSVC_IMPORT_MAX_CSV_COLUMNS", 1000, minimum=10, maximum=10_000)
+# An import's soft time limit (its hard limit is a minute later); the job then fails, with what it stored.
+RECSVC_IMPORT_TIME_LIMIT_S = env_int("RECSVC_IMPORT_TIME_LIMIT_S", 3600, minimum=10, maximum=7 * 86_400)
+# A job still queued this long (its message was lost, or no worker takes the ingest queue) is failed.
+RECSVC_IMPORT_QUEUED_TIMEOUT_S = env_int("RECSVC_IMPORT_QUEUED_TIMEOUT_S", 86_400, minimum=60, maximum=30 * 86_400)
+CELERY_TASK_ROUTES["recs.tasks.ingest.sweep_imports"] = {"queue": "default"}  # bookkeeping: not behind imports
+CELERY_BEAT_SCHEDULE["recs-sweep-imports"] = {"task": "recs.tasks.ingest.sweep_imports", "schedule": 3600.0}
 RECSVC_ARTIFACT_DIR = Path(env_str("RECSVC_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
 # Model artifacts in S3-compatible object storage (AWS S3, MinIO, Ceph, R2...): `s3://bucket/prefix`. Unset:
 # RECSVC_ARTIFACT_DIR is the store. Credentials and region come the standard AWS way (AWS_ACCESS_KEY_ID,

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(name="serving.tasks.build_index", acks_late=True, autoretry_for=(OperationalError,),
-             retry_backoff=True, max_retries=3)
+             retry_backoff=True, max_retries=3, soft_time_limit=3600, time_limit=3660)
 def build_index(tenant_id: int, version_id: int, activate: bool = False) -> str:
     """Build the version's FAISS index and record its parameters; then activate it (`activate`), or
     queue the precompute of answers when it is the active version."""
@@ -28,7 +28,7 @@ def build_index(tenant_id: int, version_id: int, activate: bool = False) -> str:
 
 
 @shared_task(name=prepare.PRECOMPUTE_TASK, acks_late=True, autoretry_for=(OperationalError,),
-             retry_backoff=True, max_retries=3)
+             retry_backoff=True, max_retries=3, soft_time_limit=3600, time_limit=3660)
 def precompute_recommendations(tenant_id: int, version_id: int | None = None) -> dict:
     """Warm the answer cache for the tenant's recently active customers (after activation, and nightly)."""
     with tenant_context(tenant_id):
@@ -46,7 +46,7 @@ def precompute_all_tenants() -> int:
 
 
 @shared_task(name=online_features.BUILD_SNAPSHOT_TASK, acks_late=True, autoretry_for=(OperationalError,),
-             retry_backoff=True, max_retries=3)
+             retry_backoff=True, max_retries=3, soft_time_limit=3600, time_limit=3660)
 def build_online_features(tenant_id: int, version_id: int) -> int | None:
     """Rebuild the version's item-feature snapshot (serving/online_features.py); idempotent: the newest
     snapshot wins. Returns its as_of (None: the version has no artifacts)."""

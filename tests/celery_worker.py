@@ -31,7 +31,7 @@ import pytest
 
 from config.celery import app as celery_app
 
-QUEUES = ("default", "ingest", "training", "serving")
+QUEUES = ("default", "ingest", "webhooks", "training", "serving")
 START_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 30
 REPO = Path(__file__).resolve().parents[1]

@@ -16,6 +16,7 @@ from training.registry.models import ModelVersion
 @shared_task(
     name=lifecycle.TRAIN_TASK, acks_late=True, autoretry_for=(OperationalError,),
     retry_backoff=True, max_retries=3,
+    soft_time_limit=6 * 3600, time_limit=6 * 3600 + 600,  # a run takes hours; the default limits minutes
 )
 def train_model_version(tenant_id: int, version_id: int) -> str:
     """Train a queued version. A redelivered message (its worker was killed) takes the run over only if the

@@ -1,21 +1,21 @@
-"""Bulk back-fill: upload an NDJSON or CSV file (streamed to disk), then follow the job's progress."""
+"""Bulk back-fill: upload an NDJSON or CSV file (streamed to disk), then follow the job's progress.
+
+The job is reserved (recs/ingest/import_jobs.py: concurrent imports and stored bytes per shop) before a
+byte is written; a refused upload writes nothing."""
 
 from __future__ import annotations
-
-import contextlib
-import os
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
 from core.problems import PayloadTooLarge
 from recs.api.quota import EventsQuota
 from recs.api.serializers import ImportJobSerializer
-from recs.ingest.imports import new_upload_path
+from recs.ingest import import_jobs
 from recs.models import ImportJob
 from recs.tasks.ingest import enqueue_import
 from tenants.auth import HasTenantScope
@@ -23,6 +23,11 @@ from tenants.viewsets import TenantViewSet
 
 _BLOCK = 1 << 20
 _FORMATS = {"application/x-ndjson": "ndjson", "application/ndjson": "ndjson", "text/csv": "csv"}
+
+
+class TooManyImports(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_imports"
 
 
 class StreamParser(BaseParser):
@@ -73,10 +78,15 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
         stream = request.stream
         if stream is None or declared <= 0:
             raise ValidationError({"file": ["The upload is empty: send the file as the body, with a Content-Length."]})
-        path = new_upload_path(self.tenant_id, fmt)
+        try:
+            job = import_jobs.reserve(self.tenant_id, kind, fmt, declared)
+        except import_jobs.TooManyImports as exc:
+            raise TooManyImports(str(exc)) from None
+        except import_jobs.UploadQuotaExceeded as exc:
+            raise PayloadTooLarge(str(exc)) from None
         size = 0
         try:
-            with open(path, "wb") as out:
+            with open(job.file_path, "wb") as out:
                 while block := stream.read(_BLOCK):
                     size += len(block)
                     if size > limit:
@@ -84,13 +94,12 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
                     out.write(block)
             if size == 0:
                 raise ValidationError({"file": ["The upload is empty."]})
-            job = ImportJob.objects.create(
-                tenant_id=self.tenant_id, kind=kind, format=fmt, file_path=str(path), size_bytes=size
-            )
+            job.size_bytes = size
+            job.save(update_fields=["size_bytes"])
         except BaseException:
-            # Nothing half-written: a refused, interrupted or unrecorded upload leaves no file behind.
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+            # Nothing half-written: a refused or interrupted upload leaves no file and no job behind.
+            import_jobs.remove_upload(job)
+            job.delete()
             raise
         enqueue_import(job)
         job.refresh_from_db()

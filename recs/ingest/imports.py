@@ -2,33 +2,36 @@
 
 The upload is streamed to disk by the API; a Celery worker reads it chunk by chunk and loads each
 chunk through the same functions the REST API uses (COPY into a staging table for events), so a
-10-million-row back-fill holds one chunk in memory at a time.
+10-million-row back-fill holds one chunk in memory at a time. A chunk ends at CHUNK_ROWS rows or once it
+holds CHUNK_BYTES, whichever comes first, so a file of long lines is held no more than one of short ones.
 
 Bad rows never stop an import: each is reported with its record number (`row`, from 0, header and
 blank lines not counted) and the file line it starts on (`line`, from 1), and the rest is loaded. That
 includes lines that are not valid UTF-8 and NDJSON lines longer than MAX_LINE_BYTES. Only a file that
-cannot be read as a whole (a CSV header that is not UTF-8 or repeats a column, a CSV syntax error)
-fails the job, with `error_message` saying why and where; the chunks before it stay loaded and a
-re-run (re-upload) stores nothing twice.
+cannot be read as a whole (a CSV header that is not UTF-8, repeats a column, has more than
+RECSVC_IMPORT_MAX_CSV_COLUMNS columns or more than MAX_HEADER_CHARS characters; a CSV record longer
+than MAX_LINE_BYTES characters, a CSV syntax error) fails the job, with `error_message` saying why and
+where, as does the import's time limit; the chunks before it stay loaded and a re-run (re-upload) stores
+nothing twice. Every check reads a bounded amount and costs time linear in it: a hostile header is
+refused before it is split into more columns than the limit.
 """
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import csv
+import datetime as dt
 import io
 import logging
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
-from recs.ingest import catalog
+from recs.ingest import catalog, import_jobs
 from recs.ingest.errors import IngestResult, RowError
 from recs.ingest.events import ingest_events
 from recs.models import ImportJob
@@ -38,16 +41,16 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 CATALOG_CHUNK_ROWS = 1_000
+# Rows parsed from a chunk take several times its bytes (dicts, validated rows): 32 MiB keeps a worker's
+# peak within a few hundred MB whatever the lines' length (tests/bench/import_memory.py measures it).
+CHUNK_BYTES = 32 << 20
 MAX_KEPT_ERRORS = 100
-# A longer NDJSON line is reported as a bad row and skipped without ever being held in memory whole.
+# A longer NDJSON line is reported as a bad row and skipped without ever being held in memory whole; a
+# longer CSV record (in characters: a quoted field may span lines) fails the job.
 MAX_LINE_BYTES = 1 << 20
+# Room for RECSVC_IMPORT_MAX_CSV_COLUMNS names of 64 characters; read before the header is split.
+MAX_HEADER_CHARS = 1 << 16
 _BLOCK = 1 << 20
-
-
-def new_upload_path(tenant_id: int, fmt: str) -> Path:
-    folder = Path(settings.RECSVC_IMPORT_DIR) / str(tenant_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{uuid.uuid4().hex}.{fmt}"
 
 
 class ImportFileError(Exception):
@@ -73,7 +76,7 @@ class _Chunk:
 
 
 def _ndjson_chunks(handle, size: int) -> Iterator[_Chunk]:
-    chunk, line_no = _Chunk(), 0
+    chunk, held, line_no = _Chunk(), 0, 0
     while line := handle.readline(MAX_LINE_BYTES + 1):
         line_no += 1
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
@@ -81,28 +84,25 @@ def _ndjson_chunks(handle, size: int) -> Iterator[_Chunk]:
                 pass
             chunk.add(_Rejected(f"The line is longer than {MAX_LINE_BYTES} bytes."), line_no)
         elif line.strip():
-            chunk.add(line, line_no)
-        if len(chunk.rows) >= size:
-            yield _checked_utf8(chunk, handle.tell())
-            chunk = _Chunk()
+            chunk.add(_checked_utf8(line), line_no)
+            held += len(line)
+        if len(chunk.rows) >= size or held >= CHUNK_BYTES:
+            chunk.position = handle.tell()
+            yield chunk
+            chunk, held = _Chunk(), 0
     if chunk.rows:
-        yield _checked_utf8(chunk, handle.tell())
+        chunk.position = handle.tell()
+        yield chunk
 
 
-def _checked_utf8(chunk: _Chunk, position: int) -> _Chunk:
-    """Replace lines that are not UTF-8 by a clear row error (one decode of the chunk in the usual case)."""
-    chunk.position = position
-    lines = [row for row in chunk.rows if isinstance(row, bytes)]
-    try:
-        b"".join(lines).decode("utf-8")
-    except UnicodeDecodeError:
-        for i, row in enumerate(chunk.rows):
-            if isinstance(row, bytes):
-                try:
-                    row.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    chunk.rows[i] = _Rejected(f"The line is not valid UTF-8 (byte {exc.start + 1}).")
-    return chunk
+def _checked_utf8(line: bytes) -> bytes | _Rejected:
+    """The line, or a clear row error when it is not UTF-8 (ASCII lines, the usual case, are not decoded)."""
+    if not line.isascii():
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _Rejected(f"The line is not valid UTF-8 (byte {exc.start + 1}).")
+    return line
 
 
 def _is_utf8(text: str) -> bool:
@@ -114,28 +114,78 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+class _RecordTooLong(Exception):
+    pass
+
+
+class _BoundedLines:
+    """The text's lines for csv.reader, each record (header or row, which may span lines) read up to a
+    budget of characters: a longer one raises _RecordTooLong before more than the budget is held."""
+
+    def __init__(self, text: io.TextIOWrapper):
+        self.text = text
+        self.budget = 0
+        self.read = 0  # characters read since the record began
+        self.total = 0  # characters read in all
+
+    def start_record(self, budget: int) -> None:
+        self.budget, self.read = budget, 0
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(self.budget - self.read + 1)
+        if not line:
+            raise StopIteration
+        self.read += len(line)
+        self.total += len(line)
+        if self.read > self.budget:
+            raise _RecordTooLong
+        return line
+
+
+def _csv_header(reader, lines: _BoundedLines) -> list[str] | None:
+    lines.start_record(MAX_HEADER_CHARS)
+    try:
+        header = next(reader, None)
+    except _RecordTooLong:
+        raise ImportFileError(f"The CSV header (line 1) is longer than {MAX_HEADER_CHARS} characters.") from None
+    except csv.Error as exc:
+        raise ImportFileError(f"The CSV header (line 1) cannot be parsed: {exc}.") from None
+    if header is None:
+        return None
+    limit = settings.RECSVC_IMPORT_MAX_CSV_COLUMNS
+    if len(header) > limit:
+        raise ImportFileError(f"The CSV header has {len(header)} columns; at most {limit} are accepted.")
+    header = [name.strip() for name in header]
+    if not _is_utf8("".join(header)):
+        raise ImportFileError("The CSV header (line 1) is not valid UTF-8.")
+    repeated = sorted(name for name, seen in collections.Counter(header).items() if seen > 1)
+    if repeated:
+        raise ImportFileError(f"The CSV header repeats the column(s) {', '.join(repeated)}.")
+    return header
+
+
 def _csv_chunks(handle, size: int) -> Iterator[_Chunk]:
     # utf-8-sig: spreadsheet exports often start with a byte-order mark, which would corrupt the first column.
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
-        reader = csv.reader(text)
-        try:
-            header = next(reader, None)
-        except csv.Error as exc:
-            raise ImportFileError(f"The CSV header (line 1) cannot be parsed: {exc}.") from None
+        lines = _BoundedLines(text)
+        reader = csv.reader(lines)
+        header = _csv_header(reader, lines)
         if header is None:
             return
-        header = [name.strip() for name in header]
-        if not _is_utf8("".join(header)):
-            raise ImportFileError("The CSV header (line 1) is not valid UTF-8.")
-        repeated = sorted({name for name in header if header.count(name) > 1})
-        if repeated:
-            raise ImportFileError(f"The CSV header repeats the column(s) {', '.join(repeated)}.")
-        chunk, line_no = _Chunk(), reader.line_num
+        chunk, line_no, chunk_start = _Chunk(), reader.line_num, lines.total
         while True:
             start = line_no + 1
+            lines.start_record(MAX_LINE_BYTES)
             try:
                 record = next(reader, None)
+            except _RecordTooLong:
+                raise ImportFileError(
+                    f"The CSV record starting at line {start} is longer than {MAX_LINE_BYTES} characters."
+                ) from None
             except csv.Error as exc:
                 raise ImportFileError(f"CSV syntax error at line {start}: {exc}.") from None
             line_no = reader.line_num
@@ -149,10 +199,10 @@ def _csv_chunks(handle, size: int) -> Iterator[_Chunk]:
                 chunk.add(_Rejected("The row is not valid UTF-8."), start)
             else:
                 chunk.add(dict(zip(header, record, strict=False)), start)
-            if len(chunk.rows) >= size:
+            if len(chunk.rows) >= size or lines.total - chunk_start >= CHUNK_BYTES:
                 chunk.position = handle.tell()
                 yield chunk
-                chunk = _Chunk()
+                chunk, chunk_start = _Chunk(), lines.total
         if chunk.rows:
             chunk.position = handle.tell()
             yield chunk
@@ -171,11 +221,20 @@ def _jsonb_safe(value: Any) -> Any:
     return value
 
 
-def run_import(job: ImportJob) -> ImportJob:
+def run_import(job: ImportJob, now: dt.datetime | None = None) -> ImportJob:
     """Load the job's file. Idempotent: a re-run after a crash skips the rows already stored
-    (event_ids dedupe; catalog rows upsert)."""
+    (event_ids dedupe; catalog rows upsert).
+
+    A job's time budget (RECSVC_IMPORT_TIME_LIMIT_S, also the task's soft time limit) counts from its
+    first start: a job redelivered after its worker was killed runs again only within it, so a file that
+    outlasts the limit fails once instead of being re-run for ever."""
+    now = now or timezone.now()
+    limit = settings.RECSVC_IMPORT_TIME_LIMIT_S
+    if job.started_at is not None and now - job.started_at > dt.timedelta(seconds=limit):
+        return _fail(job, f"The import was stopped at its time limit ({limit} s) and not started again. "
+                     "Upload the rest, or the file in parts (stored rows are not duplicated).")
     job.status = ImportJob.Status.RUNNING
-    job.started_at = timezone.now()
+    job.started_at = job.started_at or now
     job.processed_bytes = job.rows_ok = job.rows_duplicate = job.rows_failed = 0
     job.errors = []
     job.error_message = ""
@@ -201,6 +260,12 @@ def run_import(job: ImportJob) -> ImportJob:
                 job.save(update_fields=["processed_bytes", "rows_ok", "rows_duplicate", "rows_failed", "errors"])
     except ImportFileError as exc:
         job.status, job.error_message = ImportJob.Status.FAILED, str(exc)
+    except SoftTimeLimitExceeded:
+        job.status = ImportJob.Status.FAILED
+        job.error_message = (
+            f"The import took longer than {limit} s, the limit; the rows before were stored. Upload the rest, "
+            "or the file in parts (stored rows are not duplicated)."
+        )
     except OSError as exc:
         # strerror only: the message is shown to the shop, the server's path is not theirs to see.
         job.status = ImportJob.Status.FAILED
@@ -218,13 +283,14 @@ def run_import(job: ImportJob) -> ImportJob:
     job.finished_at = timezone.now()
     job.save()
     if job.status == ImportJob.Status.SUCCEEDED:
-        _remove(job.file_path)
+        import_jobs.remove_upload(job)
     return job
 
 
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
+def _fail(job: ImportJob, message: str) -> ImportJob:
+    job.status, job.error_message, job.finished_at = ImportJob.Status.FAILED, message, timezone.now()
+    job.save(update_fields=["status", "error_message", "finished_at"])
+    return job
 
 
 def _load_chunk(job: ImportJob, rows: list) -> IngestResult:

@@ -26,6 +26,7 @@ class ImportJob(TenantOwnedModel):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     format = models.CharField(max_length=8, choices=Format.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Emptied once the upload file is deleted (recs/ingest/import_jobs.py): the shop's quota counts the rest.
     file_path = models.CharField(max_length=500)
     size_bytes = models.BigIntegerField(default=0)
     processed_bytes = models.BigIntegerField(default=0)

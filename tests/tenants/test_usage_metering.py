@@ -17,7 +17,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from core.redis_client import raw_redis
-from recs.ingest.imports import new_upload_path, run_import
+from recs.ingest.import_jobs import new_upload_path
+from recs.ingest.imports import run_import
 from recs.models import Event, ImportJob
 from tenants.billing import counters, quota, reporting, tasks, usage
 from tenants.billing.models import UsageCounter, UsageReport

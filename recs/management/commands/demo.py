@@ -90,7 +90,7 @@ class Command(BaseCommand):
             settings.VAR_DIR.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives there
             children.append(subprocess.Popen([
                 sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q",
-                "default,ingest,training,serving", "--concurrency", "1", "--loglevel", "WARNING",
+                "default,ingest,webhooks,training,serving", "--concurrency", "1", "--loglevel", "WARNING",
                 "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
             ]))
         gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
