@@ -117,10 +117,16 @@ def find_connection_for_webhook(platform: str, connection_uuid: str) -> Integrat
     finding the owner must look across tenants, like looking up an API key by its prefix. This is the
     one read done with the database wall lifted: a single indexed row by an unguessable uuid, whose
     tenant the caller then enters (tenant_context) before anything else is read or written.
+
+    Only the uuid's canonical spelling (lowercase, hyphenated: the webhook URL the API hands out) names
+    it: the proxy limits each connection URL's request rate (deploy/nginx), which other spellings of
+    the same uuid would otherwise split.
     """
     try:
         key = uuid.UUID(connection_uuid)
     except (ValueError, TypeError, AttributeError):
+        return None
+    if str(key) != connection_uuid:
         return None
     with dangerously_all_tenants():
         connections = IntegrationConnection.objects.dangerously_all_tenants().select_related("tenant")

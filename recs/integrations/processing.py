@@ -74,14 +74,18 @@ def record_delivery(
     triggered_at: dt.datetime | None, enqueue: Callable[[int, int], None],
 ) -> Recorded:
     """Store a verified delivery once and queue its processing after commit; a redelivery (same delivery
-    id) stores nothing and queues nothing. Raises replay.BodySeenUnderAnotherTopic (nothing stored) when
-    the body was accepted before under a topic of another kind. The caller has entered the connection's
+    id) stores nothing and queues nothing. Raises replay.BodyReplayed (nothing stored) when the body was
+    accepted before and may not be taken again under this topic. The caller has entered the connection's
     tenant context and checked the payload against its topic (schemas.check_payload)."""
     known = handler_for(connection.platform, topic) is not None
+    deliveries = WebhookDelivery.objects.for_tenant(connection.tenant_id)
     with transaction.atomic():
+        redelivered = deliveries.filter(connection=connection, delivery_id=delivery_id).first()
+        if redelivered is not None:
+            return Recorded(redelivered, False)
         # Unknown topics too: a shop/update body, ignored, must not come back as app/uninstalled.
         claim_body(connection, topic=topic, body=body)
-        delivery, created = WebhookDelivery.objects.for_tenant(connection.tenant_id).get_or_create(
+        delivery, created = deliveries.get_or_create(
             connection=connection, delivery_id=delivery_id,
             defaults={
                 "tenant_id": connection.tenant_id, "topic": topic, "triggered_at": triggered_at,

@@ -9,8 +9,13 @@ on the connection.
 
 Topics of one kind carry the same representation of a resource, and the platforms do send identical
 bytes under them (orders/create and orders/paid, product.created and product.updated): those may share
-a body. Every other topic is a kind of its own. A redelivery (same topic, same delivery id) shares its
-body with itself and is recognised by its delivery id as before.
+a body. Every other topic is a kind of its own. A redelivery (same delivery id) is recognised by its
+delivery id before its body is claimed.
+
+What this cannot tell apart: the same bytes sent again under their own topic with a fresh delivery id.
+A shop/redact body (`{shop_id, shop_domain}`) is the same bytes for every uninstall of the shop, and
+Shopify sends it after each one, so a repeat cannot be refused without refusing the next genuine
+erasure (docs/integrations.md, residual risks).
 """
 
 from __future__ import annotations
@@ -25,10 +30,8 @@ from recs.models.integrations import WebhookBodyDigest
 _REPRESENTATION_ACTIONS = frozenset({"create", "update", "paid", "created", "updated", "restored"})
 
 
-class BodySeenUnderAnotherTopic(Exception):
-    def __init__(self, topic: str):
-        super().__init__(topic)
-        self.topic = topic
+class BodyReplayed(Exception):
+    """The body was accepted before and may not be taken again under this topic (the message says why)."""
 
 
 def topic_kind(topic: str) -> str:
@@ -41,12 +44,13 @@ def body_digest(body: bytes) -> str:
 
 
 def claim_body(connection: IntegrationConnection, *, topic: str, body: bytes) -> None:
-    """Record that the connection accepted `body` under `topic`, or raise BodySeenUnderAnotherTopic
-    when it was accepted before under a topic of another kind. Call it inside the transaction that
-    records the delivery: the unique (connection, digest) row makes concurrent claims agree."""
+    """Record that the connection accepted `body` under `topic` (a new delivery, not a redelivery), or
+    raise BodyReplayed when it was accepted before under a topic of another kind. Call it inside the
+    transaction that records the delivery: the unique (connection, digest) row makes concurrent claims
+    agree."""
     seen, _ = WebhookBodyDigest.objects.for_tenant(connection.tenant_id).get_or_create(
         connection=connection, sha256=body_digest(body),
         defaults={"tenant_id": connection.tenant_id, "topic": topic, "kind": topic_kind(topic)},
     )
     if seen.kind != topic_kind(topic):
-        raise BodySeenUnderAnotherTopic(seen.topic)
+        raise BodyReplayed(f"This body was already delivered as {seen.topic}; it is refused as {topic}.")

@@ -44,7 +44,7 @@ from recs.integrations import mapping
 from recs.integrations.connections import connection_secret, find_connection_for_webhook, store_host
 from recs.integrations.crypto import SecretUnreadable
 from recs.integrations.processing import record_delivery, takes_topic
-from recs.integrations.replay import BodySeenUnderAnotherTopic
+from recs.integrations.replay import BodyReplayed
 from recs.integrations.schemas import check_payload
 from recs.models import IntegrationConnection
 from recs.tasks.integrations import enqueue_delivery
@@ -175,10 +175,9 @@ def _receive(request: HttpRequest, platform: str, connection_id: str) -> JsonRes
                 connection, delivery_id=delivery_id, topic=topic, body=body, triggered_at=triggered_at,
                 enqueue=enqueue_delivery,
             )
-    except BodySeenUnderAnotherTopic as seen:
-        log.warning("connection %s: a body accepted as %s was sent again as %s", connection.uuid, seen.topic, topic)
-        return _problem(409, f"This body was already delivered as {seen.topic}; it is refused as {topic}.",
-                        "replayed_body")
+    except BodyReplayed as replayed:
+        log.warning("connection %s: a signed %s delivery refused: %s", connection.uuid, topic, replayed)
+        return _problem(409, str(replayed), "replayed_body")
     status = "duplicate" if not recorded.created else recorded.delivery.status
     return JsonResponse({"status": status, "delivery_id": delivery_id})
 

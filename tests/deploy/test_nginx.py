@@ -1,6 +1,7 @@
 """The buffering proxy of deploy/nginx/ in front of a real gunicorn as deployed (config/gunicorn.py), with
 one sync worker so that one stuck connection would show: nginx keeps clients' connections alive, holds a
-stalled client itself instead of handing it to the worker, and refuses an oversized body as a problem.
+stalled client itself instead of handing it to the worker, refuses an oversized body as a problem, and
+limits the rate of webhook deliveries per connection.
 
 Runs where nginx is installed (CI installs Debian's nginx-light); elsewhere it is skipped, saying so."""
 
@@ -14,6 +15,7 @@ import socket
 import string
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,44 @@ def test_a_body_over_the_limit_is_refused_by_the_proxy_as_a_problem(stack):
         assert response.getheader("Content-Type") == "application/problem+json"
         body = json.loads(response.read())
     assert body["status"] == 413 and body["type"] == "/problems/payload-too-large"
+
+
+def _post(conn: http.client.HTTPConnection, path: str) -> http.client.HTTPResponse:
+    conn.request("POST", path, body=b"{}", headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.body = response.read()
+    return response
+
+
+def test_webhook_deliveries_are_rate_limited_per_connection_at_the_proxy(stack):
+    """A burst of 200 passes; beyond it, at 20 per second sustained, nginx answers 429 itself, and another
+    connection's URL and the API are not held back. (An unknown connection: the app answers 404.)"""
+    nginx_port, _ = stack
+    flooded, other = (f"/webhooks/shopify/{uuid.uuid4()}" for _ in range(2))
+    conn = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=10)
+    started = time.monotonic()
+    responses = [_post(conn, flooded) for _ in range(400)]
+    elapsed = time.monotonic() - started
+
+    statuses = [r.status for r in responses]
+    assert statuses[:200] == [404] * 200
+    refused = [r for r in responses if r.status == 429]
+    # At most the burst and what the rate refilled meanwhile got through (nginx counts in milliseconds).
+    assert len(refused) >= 400 - 201 - 20 * elapsed - 1, (len(refused), elapsed)
+    assert refused[0].getheader("Content-Type") == "application/problem+json"
+    assert refused[0].getheader("Retry-After") == "1"
+    assert json.loads(refused[0].body)["status"] == 429
+    assert _post(conn, other).status == 404
+    conn.close()
+    assert _healthz(nginx_port) == 200
+
+
+def test_a_webhook_body_over_its_cap_is_refused_by_the_proxy(stack):
+    nginx_port, _ = stack
+    with socket.create_connection(("127.0.0.1", nginx_port), timeout=5) as sock:
+        sock.sendall(f"POST /webhooks/woocommerce/{uuid.uuid4()} HTTP/1.1\r\nHost: shop.example\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 4194304\r\n\r\n".encode())  # 4 MiB, none sent
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 413
+        assert response.getheader("Content-Type") == "application/problem+json"

@@ -352,6 +352,17 @@ def test_an_unknown_connection_is_404(post_webhook, tenant, connection_id):
     assert response["Content-Type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("spelling", [str.upper, lambda u: u.replace("-", "")])
+def test_only_the_canonical_spelling_of_the_uuid_names_the_connection(post_webhook, shopify_connection, spelling):
+    """The proxy limits the rate per connection URL: another spelling of the uuid must not be a new URL."""
+    body = body_of(payload("shopify/products_create"))
+
+    response = post_webhook("shopify", spelling(str(shopify_connection.uuid)), body,
+                            shopify_headers("products/create", body))
+
+    assert response.status_code == 404
+
+
 def test_a_woocommerce_connection_is_not_reachable_as_shopify(post_webhook, woo_connection, tenant):
     body = body_of(payload("shopify/products_create"))
 
