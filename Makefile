@@ -25,8 +25,13 @@ services:
 demo: venv
 	$(PY) manage.py demo
 
+# With DATABASE_URL set the service refuses to start without keys of its own (config/settings.py): the
+# suite gets throw-away keys made for this run, never the caller's, and plain http for the test client.
 test: venv services
 	DATABASE_URL=$${TEST_DATABASE_URL:-$(LOCAL_DB)} REDIS_URL=$${TEST_REDIS_URL:-$(TEST_REDIS)} \
+	DJANGO_SECRET_KEY="test-only-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(48))')" \
+	RECSVC_FIELD_ENCRYPTION_KEY="$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
+	RECSVC_HTTPS_ONLY=0 \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

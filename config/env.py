@@ -102,15 +102,20 @@ def derive_fernet_key(secret: str, *, purpose: str) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def env_fernet_keys(name: str, *, default: str) -> list[str]:
+def env_fernet_keys(name: str, *, default: str | None, why_required: str = "") -> list[str]:
     """Fernet keys from a comma-separated variable: the first encrypts, every one decrypts (key rotation).
 
-    Unset: `[default]`. A malformed key fails at start-up, never at the first decryption.
+    Unset: `[default]`, or a start-up error (ending with `why_required`) when there is no default. A
+    malformed key fails at start-up, never at the first decryption.
     """
     import base64
     import binascii
 
-    keys = env_list(name, [default])
+    keys = env_list(name, [default] if default is not None else [])
+    if not keys:
+        raise ImproperlyConfiguredEnv(
+            f"{name} must be set{why_required}; make one with cryptography.fernet.Fernet.generate_key()"
+        )
     for key in keys:
         try:
             ok = len(base64.urlsafe_b64decode(key.encode())) == 32

@@ -30,15 +30,29 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RECSVC_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# --- Secrets ---------------------------------------------------------------------------------------
+# The embedded demo is the service with neither PostgreSQL nor Redis (`make demo` on a laptop, one process
+# on loopback). Anything else is an install that others reach: it never runs on the key printed below,
+# which anyone can read here and which would let them forge sessions and password-reset tokens.
+RECSVC_EMBEDDED_DEMO = env_str("DATABASE_URL") is None and env_str("REDIS_URL") is None
 _INSECURE_DEV_KEY = "insecure-dev-key-only-for-the-embedded-demo"
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", _INSECURE_DEV_KEY)
-if env_bool("RECSVC_PRODUCTION", False) and SECRET_KEY == _INSECURE_DEV_KEY:
-    raise ImproperlyConfiguredEnv("DJANGO_SECRET_KEY must be set when RECSVC_PRODUCTION is on")
-# Secrets stored in the database (shop webhook secrets) are encrypted with this Fernet key. Set it in
-# production: the default is derived from DJANGO_SECRET_KEY, so rotating that key would make the stored
-# secrets unreadable. Comma-separated for rotation: the first key encrypts, all of them decrypt.
+_WHY_KEYS = " whenever DATABASE_URL or REDIS_URL is set (only the embedded demo runs on built-in keys)"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if SECRET_KEY is None or SECRET_KEY == _INSECURE_DEV_KEY:
+    if not RECSVC_EMBEDDED_DEMO:
+        raise ImproperlyConfiguredEnv(
+            f"DJANGO_SECRET_KEY must be set to a long random value of your own{_WHY_KEYS}; make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    SECRET_KEY = _INSECURE_DEV_KEY
+# Secrets stored in the database (shop webhook secrets) are encrypted with these Fernet keys,
+# comma-separated for rotation: the first encrypts, all of them decrypt. Outside the embedded demo they
+# must be set: a key derived from DJANGO_SECRET_KEY would fall with it, and rotating that key would make
+# the stored secrets unreadable.
 RECSVC_FIELD_ENCRYPTION_KEYS = env_fernet_keys(
-    "RECSVC_FIELD_ENCRYPTION_KEY", default=derive_fernet_key(SECRET_KEY, purpose="recsvc field encryption v1")
+    "RECSVC_FIELD_ENCRYPTION_KEY",
+    default=derive_fernet_key(SECRET_KEY, purpose="recsvc field encryption v1") if RECSVC_EMBEDDED_DEMO else None,
+    why_required=_WHY_KEYS,
 )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
