@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     "recs",
     "training.registry",
     "tenants.billing",
+    "axes",  # dashboard login throttling (the Auth section below)
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -80,6 +82,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: turns a refused login (locked out) into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -171,9 +176,82 @@ CELERY_BEAT_SCHEDULE: dict = {}  # entries are added by the sections below
 
 # --- Auth, dashboard -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes, its database handler: the same on SQLite and PostgreSQL, shared by every
+# web process, and not switched off by Redis going away). Its backend comes first, so a locked-out
+# address or account is refused before the password's hash is computed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Either limit locks: failures from one address (password spraying over many accounts) or against one
+# account (guessing from many addresses). A lock lasts the cool-off after the last failure.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_FAILURE_LIMIT = env_int("RECSVC_LOGIN_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = env_int("RECSVC_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60) / 60  # hours
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept (and expire); a row per successful login is not needed
+AXES_LOCKOUT_CALLABLE = "tenants.dashboard.views.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "tenants.dashboard.client_ip.client_ip"
+AXES_VERBOSE = False
+# Proxies in front of the web server that append the client's address to X-Forwarded-For (deploy/nginx:
+# one). The client is the address the outermost of them saw; without proxies, REMOTE_ADDR.
+RECSVC_TRUSTED_PROXY_COUNT = env_int("RECSVC_TRUSTED_PROXY_COUNT", 0 if RECSVC_EMBEDDED_DEMO else 1, minimum=0)
+# Sign-ups from one address per hour (tenants.ratelimit counters).
+RECSVC_SIGNUPS_PER_HOUR = env_int("RECSVC_SIGNUPS_PER_HOUR", 5, minimum=1)
+# Sign-up sends a confirmation link; the account cannot log in before it is followed. The embedded demo
+# prints the mail on the console.
+EMAIL_BACKEND = env_str(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if RECSVC_EMBEDDED_DEMO
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "Recommend <no-reply@localhost>")
+# How long a sign-up's confirmation link works (it also ends once followed).
+RECSVC_SIGNUP_LINK_HOURS = env_int("RECSVC_SIGNUP_LINK_HOURS", 48, minimum=1, maximum=14 * 24)
+
+# --- Transport, cookies, content security -------------------------------------------------------------
+# Outside the embedded demo and DEBUG, the service is reached over HTTPS only (nginx, or a load balancer,
+# terminates TLS; gunicorn takes the scheme from its X-Forwarded-Proto: FORWARDED_ALLOW_IPS, so no
+# SECURE_PROXY_SSL_HEADER here). The probes stay on plain HTTP for the cluster's health checks.
+RECSVC_HTTPS_ONLY = env_bool("RECSVC_HTTPS_ONLY", not (RECSVC_EMBEDDED_DEMO or DEBUG))
+SECURE_SSL_REDIRECT = RECSVC_HTTPS_ONLY
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = RECSVC_HTTPS_ONLY
+SECURE_HSTS_SECONDS = env_int("RECSVC_HSTS_SECONDS", 31_536_000 if RECSVC_HTTPS_ONLY else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+# A dashboard session ends this long after login (Django's default is two weeks).
+SESSION_COOKIE_AGE = env_int("RECSVC_SESSION_HOURS", 8, minimum=1, maximum=12) * 3600
+# Dashboard pages load scripts from this origin only (recs/static/dashboard/dashboard.js): no inline
+# script or handler runs, so injected markup cannot run code. Inline style attributes stay allowed (bar
+# widths are computed per row); the API's documentation pages load Swagger UI / ReDoc from their CDN.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/v1/docs", "/v1/redoc"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        # Billing's forms answer with a redirect to Stripe's hosted pages.
+        "form-action": ["'self'", "https://checkout.stripe.com", "https://billing.stripe.com"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 LOGIN_URL = "dashboard:login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "dashboard:login"

@@ -40,16 +40,13 @@ class SignUpForm(ShopNameForm):
         label="Password",
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 8 characters, not a common password.",
+        help_text="At least 12 characters, not a common password, not all digits, unlike your email.",
     )
 
     def clean_email(self) -> str:
-        email = get_user_model().objects.normalize_email(self.cleaned_data["email"].strip())
-        # Sign-up never attaches a shop to an existing account: that would let anyone create shops in
-        # someone else's name. Existing users log in and add a shop from the dashboard.
-        if get_user_model().objects.filter(username__iexact=email).exists():
-            raise forms.ValidationError("An account with this email already exists. Log in to add a shop.")
-        return email
+        # Whether the address has an account is not checked here: the form's answer must not tell
+        # (tenants.accounts.register decides, and the address's owner is told by e-mail).
+        return get_user_model().objects.normalize_email(self.cleaned_data["email"].strip())
 
     def clean(self):
         cleaned = super().clean()

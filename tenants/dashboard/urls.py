@@ -15,6 +15,7 @@ urlpatterns = [
     ),
     path("logout", auth_views.LogoutView.as_view(), name="logout"),
     path("signup", views.signup, name="signup"),
+    path("signup/confirm/<str:token>", views.signup_confirm, name="signup_confirm"),
     path("shops/new", views.shop_new, name="shop_new"),
     path("shops/switch", views.switch_shop, name="switch_shop"),
     path("keys", views.api_keys, name="keys"),

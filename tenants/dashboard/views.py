@@ -1,4 +1,5 @@
-"""The dashboard's pages of the tenancy: signing up, creating and switching shops, API keys.
+"""The dashboard's pages of the tenancy: signing up (and confirming the address), creating and switching
+shops, API keys.
 
 They check input and permissions, call tenants' domain functions and render.
 """
@@ -7,22 +8,26 @@ from __future__ import annotations
 
 import secrets
 
-from django.contrib.auth import get_user_model, login
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.dashboard.pages import render_page
+from tenants.accounts import InvalidConfirmation, confirm_account, read_confirmation, register
 from tenants.api_keys import create_api_key, revoke_api_key
+from tenants.dashboard.client_ip import client_ip
 from tenants.dashboard.forms import ApiKeyForm, ShopNameForm, SignUpForm, SwitchShopForm
 from tenants.dashboard.shop import choose_shop, require_owner, shop_view
+from tenants.dashboard.signup_mail import send_signup_mail
 from tenants.models import ApiKey, Tenant
+from tenants.ratelimit import hit
 from tenants.services import SignupError, sign_up_tenant, tenants_of
 
 # --- Shops ------------------------------------------------------------------------------------------
@@ -49,43 +54,78 @@ def _unique_slug(name: str) -> str | None:
     return None
 
 
-class _AccountTaken(Exception):
-    pass
-
-
-def _create_shop(form, *, email: str, password: str | None, new_account: bool) -> Tenant | None:
+def _create_shop(form, *, email: str) -> Tenant | None:
+    """A shop owned by the account `email` (which exists); None with the reason on the form."""
     name = form.cleaned_data["shop_name"]
-    started = timezone.now()
     try:
         with transaction.atomic():
-            tenant = sign_up_tenant(name=name, slug=_unique_slug(name), owner_email=email, owner_password=password)
-            # sign_up_tenant attaches an existing account; a public sign-up must never do that (an account
-            # created concurrently under the same email would otherwise get this shop and this session).
-            if new_account and get_user_model().objects.get(username=email).date_joined < started:
-                raise _AccountTaken
-            return tenant
-    except _AccountTaken:
-        form.add_error("email", "An account with this email already exists. Log in to add a shop.")
+            return sign_up_tenant(name=name, slug=_unique_slug(name), owner_email=email, owner_password=None)
     except SignupError as exc:
         form.add_error("shop_name", str(exc))
-    except IntegrityError:  # a concurrent sign-up took the slug or the email first
+    except IntegrityError:  # a concurrent sign-up took the slug first
         form.add_error(None, "That did not go through; please try again.")
     return None
 
 
+def _too_many(request: HttpRequest, template: str, context: dict, retry_after: float) -> HttpResponse:
+    response = render(request, template, {**context, "throttled": True}, status=429)
+    response["Retry-After"] = str(max(1, int(retry_after) + 1))
+    return response
+
+
+def login_locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+    """The answer to a login refused by django-axes (AXES_LOCKOUT_CALLABLE): 429, nothing was checked."""
+    context = {"failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": round(settings.AXES_COOLOFF_TIME * 60)}
+    return _too_many(request, "registration/locked_out.html", context, settings.AXES_COOLOFF_TIME * 3600)
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """Open a pending account and mail its confirmation link. The answer is the same whether or not the
+    address has an account (its owner is told by e-mail), and sign-ups per address are limited."""
     if request.user.is_authenticated:
         return redirect("dashboard:shop_new")
+    if request.method == "POST":
+        allowed, retry_after = hit(f"signup-ip:{client_ip(request)}", settings.RECSVC_SIGNUPS_PER_HOUR, window=3600)
+        if not allowed:
+            return _too_many(request, "registration/signup.html", {"form": SignUpForm()}, retry_after)
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
-        tenant = _create_shop(form, email=email, password=form.cleaned_data["password"], new_account=True)
-        if tenant is not None:
-            login(request, get_user_model().objects.get(username=email))
-            choose_shop(request, tenant.pk)
-            return redirect("dashboard:home")
+        outcome, user = register(email, form.cleaned_data["password"])
+        send_signup_mail(request, outcome, email, user, form.cleaned_data["shop_name"])
+        return render(request, "registration/signup_sent.html", {"email": email})
     return render(request, "registration/signup.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link of the confirmation e-mail: a page with one button (mail scanners follow links with GET),
+    whose POST activates the account and opens its shop."""
+    try:
+        pending = read_confirmation(token)
+    except InvalidConfirmation as exc:
+        return render(request, "registration/signup_confirm.html", {"error": str(exc)}, status=400)
+    if request.method == "POST":
+        try:
+            with transaction.atomic():
+                confirmed = confirm_account(token)
+                name = confirmed.shop_name
+                tenant = sign_up_tenant(
+                    name=name, slug=_unique_slug(name), owner_email=confirmed.user.get_username(), owner_password=None
+                )
+        except InvalidConfirmation as exc:
+            return render(request, "registration/signup_confirm.html", {"error": str(exc)}, status=400)
+        except (SignupError, IntegrityError):  # a concurrent sign-up took the slug: nothing was changed
+            return render(
+                request,
+                "registration/signup_confirm.html",
+                {"pending": pending, "token": token, "retry": True},
+                status=409,
+            )
+        messages.success(request, f"Your e-mail address is confirmed and {tenant.name} is ready. Log in to start.")
+        return redirect("dashboard:login")
+    return render(request, "registration/signup_confirm.html", {"pending": pending, "token": token})
 
 
 @login_required
@@ -94,7 +134,7 @@ def shop_new(request: HttpRequest) -> HttpResponse:
     """A signed-in user creates another shop, of which they become the owner."""
     form = ShopNameForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        tenant = _create_shop(form, email=request.user.get_username(), password=None, new_account=False)
+        tenant = _create_shop(form, email=request.user.get_username())
         if tenant is not None:
             choose_shop(request, tenant.pk)
             return redirect("dashboard:home")

@@ -120,15 +120,16 @@ def test_runs_show_status_badges_and_live_progress(owner, models_a):
     assert "ranker" in row[:2000] and "loss 0.6900" in row[:2000]
     assert 'class="badge green">Active' in html and 'class="badge violet">Ready' in html
     assert "regresses" in html  # why the newer version is not serving
-    # A run is in flight: the page polls itself, and "Train now" waits for it.
-    assert 'data-live="1"' in html and "setTimeout(function poll()" in html
+    # A run is in flight: the page polls itself (dashboard.js polls a page whose #live is data-live="1"),
+    # and "Train now" waits for it.
+    assert 'data-live="1"' in html and "dashboard/dashboard.js" in html
     assert re.search(r'id="train-now" disabled', html)
 
 
 def test_without_a_run_in_flight_the_page_stays_still(owner, tenant):
     version(tenant, status="failed", status_reason="NotEnoughData: 3 usable events")
     html = client_for(owner).get("/training").content.decode()
-    assert 'data-live="0"' in html and "setTimeout" not in html
+    assert 'data-live="0"' in html and 'data-live="1"' not in html
     assert 'class="badge red">Failed' in html and "3 usable events" in html
     assert re.search(r'id="train-now"\s*>', html)
 
