@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from recs.ingest.event_types import event_weights
@@ -233,18 +233,33 @@ def _popular(
 ) -> Segment:
     """The most interacted-with products over the trailing window that pass the filters, score = share of
     the top one. The window ends at the tenant's newest event rather than now, so a shop whose feed paused
-    (or a historical demo data set) still has a meaningful "recent"."""
+    (or a historical demo data set) still has a meaningful "recent"; while it holds fewer than k products
+    that pass, it widens (x4) until it does or it covers the whole history, so a back-filled shop's first
+    fresh event does not leave a window of one event."""
     taken = np.zeros(0, dtype=np.int64) if taken is None else taken
     have = np.zeros(0, dtype=np.dtypes.StringDType()) if have_categories is None else have_categories
-    events = Event.objects.for_tenant(tenant_id)
-    latest = events.aggregate(latest=Max("ts"))["latest"]
-    empty = Segment(empty_table(), np.zeros(0, np.int64), np.zeros(0), None, "popular",
-                    {"considered": 0, "after_filters": 0, "filters": []}, "popularity")
-    if latest is None or k <= 0:
-        return empty
+    span = Event.objects.for_tenant(tenant_id).aggregate(latest=Max("ts"), earliest=Min("ts"))
+    if span["latest"] is None or k <= 0:
+        return Segment(empty_table(), np.zeros(0, np.int64), np.zeros(0), None, "popular",
+                       {"considered": 0, "after_filters": 0, "filters": [], "window_days": window_days},
+                       "popularity")
+    days = window_days
+    while True:
+        since = span["latest"] - dt.timedelta(days=days)
+        seg, enough = _popular_since(tenant_id, k, filters, since, taken, have)
+        if enough or since < span["earliest"]:
+            break
+        days *= 4
+    seg.summary["window_days"] = days
+    return seg
+
+
+def _popular_since(
+    tenant_id: int, k: int, filters: Filters, since: dt.datetime, taken: np.ndarray, have: np.ndarray,
+) -> tuple[Segment, bool]:
+    """Popular products with events after `since`, and whether k of them pass the filters and the cap."""
     positive = [name for name, weight in event_weights(tenant_id).items() if weight > 0]
-    qs = events.filter(ts__gt=latest - dt.timedelta(days=window_days), event_type__in=positive,
-                       product__deleted=False)
+    qs = Event.objects.for_tenant(tenant_id).filter(ts__gt=since, event_type__in=positive, product__deleted=False)
     category = filters.context.category
     if category:  # narrows the SQL early; the mask below is the authority
         if connection.vendor == "postgresql":
@@ -256,8 +271,6 @@ def _popular(
     limit = max(50, 4 * (k + len(taken)) + filters.excluded_count)
     while True:
         rows = list(ranked.values_list("product_id", "n")[:limit])
-        if not rows:
-            return empty
         pks = np.array([r[0] for r in rows], dtype=np.int64)
         counts = np.array([r[1] for r in rows], dtype=np.float64)
         table = load_candidates(tenant_id, pks, filters.rules.attribute_keys)
@@ -272,7 +285,7 @@ def _popular(
     top = counts[kept].max() if len(kept) else 1.0
     share = np.round(counts[kept] / top, 6)
     summary = {"considered": len(rows), "after_filters": len(kept), "filters": steps}
-    return Segment(table, kept, share, None, "popular", summary, "popularity")
+    return Segment(table, kept, share, None, "popular", summary, "popularity"), enough
 
 
 def _score(

@@ -110,6 +110,24 @@ def test_without_a_model_popular_items_come_with_the_reason(recommend_api, tenan
     assert _ids(popular) == [shoes.external_id] and popular.json()["reason"] == "popular"
 
 
+def test_a_back_filled_shops_first_fresh_event_does_not_collapse_popular(recommend_api, tenant):
+    years_ago = timezone.now() - dt.timedelta(days=3 * 365)
+    products = [ProductFactory(tenant=tenant) for _ in range(12)]
+    for rank, product in enumerate(products):  # an imported history: product i has 12 - i events
+        for n in range(12 - rank):
+            EventFactory(tenant=tenant, product=product, ts=years_ago + dt.timedelta(hours=n))
+    EventFactory(tenant=tenant, product=products[-1], ts=timezone.now())  # the shop goes live
+
+    for path, params in (("/v1/popular", {}), ("/v1/recommendations", {"customer_id": "new"})):
+        body = recommend_api.get(path, {**params, "k": 8, "explain": "true"}).json()
+        assert [i["id"] for i in body["items"]] == [p.external_id for p in products[:8]]
+        assert body["explain"]["popular"]["window_days"] >= 3 * 365  # widened to the history
+
+    recent = recommend_api.get("/v1/popular", {"k": 1, "explain": "true"}).json()
+    assert recent["explain"]["popular"]["window_days"] == 30  # one product asked: the last 30 days hold it
+    assert [i["id"] for i in recent["items"]] == [products[-1].external_id]
+
+
 @pytest.mark.parametrize("path", ["/v1/recommendations", "/v1/popular", "/v1/products/{id}/similar"])
 @pytest.mark.parametrize("k", ["0", "101", "abc"])
 def test_k_outside_1_to_100_is_a_problem(recommend_api, tenant, path, k):

@@ -140,11 +140,15 @@ def test_without_an_active_model_popular_sellable_items_are_served(all_tenants):
         EventFactory(tenant=tenant, product=warm, event_type="impression", ts=now)
     EventFactory(tenant=tenant, product=warm, ts=now - dt.timedelta(days=31))  # outside the 30-day window
 
-    rec = recommend(tenant.pk, None, k=5)
+    rec = recommend(tenant.pk, None, k=2)
 
     assert (rec.reason, rec.model_version) == (Reason.NO_ACTIVE_MODEL, None)
     assert _pks(rec) == [hot.pk, warm.pk]
     assert [round(i.score, 3) for i in rec.items] == [1.0, 0.667]
+    # Asked for more than the window holds, the window widens: the older view counts too.
+    wider = recommend(tenant.pk, None, k=5)
+    assert _pks(wider) == [hot.pk, warm.pk] and [i.score for i in wider.items] == [1.0, 1.0]
+    assert wider.explain["popular"]["window_days"] == 120
 
 
 def test_serving_never_imports_the_trainers():
