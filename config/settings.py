@@ -114,8 +114,7 @@ if DATABASE_URL:
         # Django's backend plus the lazily applied row-level-security tenant setting.
         DATABASES["default"]["ENGINE"] = "tenants.postgres"
         # Statements run through core.postgres are prepared after five executions on a connection
-        # (Django's own cursors bind on the client and are never prepared). A transaction-mode pooler in
-        # front of PostgreSQL would need its prepared-statement support (PgBouncer >= 1.21).
+        # (Django's own cursors bind on the client and are never prepared).
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -127,10 +126,33 @@ else:
         }
     }
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "tenants.postgres"
+# A pooler between the service and PostgreSQL must keep one server connection per client connection
+# (session pooling): the tenant setting and the role are set per session and remembered per process
+# (tenants/postgres/base.py), so under transaction or statement pooling a statement could run on a
+# server connection holding another client's tenant (ADR 0013). Declare the pooler's mode here.
+RECSVC_DB_POOL_MODE = env_str("RECSVC_DB_POOL_MODE", "") or ""
+if RECSVC_DB_POOL_MODE not in ("", "none", "session"):
+    raise ImproperlyConfiguredEnv(
+        f"RECSVC_DB_POOL_MODE={RECSVC_DB_POOL_MODE!r}: only session pooling (or none) is supported, since the"
+        " row-level-security tenant setting is per session; set the pooler to pool_mode=session"
+    )
+# The role the service connects as at run time: the migration grants it row access (tenants/rls.py).
+RECSVC_DB_RUNTIME_ROLE = env_str("RECSVC_DB_RUNTIME_ROLE", "recsvc")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker ---------------------------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
+# Redis holds the API key cache, rate limits and the Celery broker: beyond loopback it must require a
+# password (AUTH), given in the URL (redis://:password@host:6379/0 or redis://user:password@...).
+if REDIS_URL:
+    from urllib.parse import urlsplit
+
+    _redis = urlsplit(REDIS_URL)
+    if not _redis.password and _redis.hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise ImproperlyConfiguredEnv(
+            f"REDIS_URL names {_redis.hostname} without a password: require AUTH on that Redis (requirepass)"
+            " and give it in the URL, redis://:password@host:6379/0"
+        )
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -337,6 +359,12 @@ if RECSVC_ARTIFACT_STORE is not None and not re.fullmatch(
     )
 RECSVC_ARTIFACT_S3_ENDPOINT_URL = env_url("RECSVC_ARTIFACT_S3_ENDPOINT_URL", schemes=("http", "https"))
 RECSVC_ARTIFACT_CACHE_DIR = Path(env_str("RECSVC_ARTIFACT_CACHE_DIR", str(VAR_DIR / "artifact-cache")))
+# Keys that sign the object store's artifact manifests (HMAC-SHA256, training/registry/storage.py).
+# Comma-separated for rotation: the first signs, all verify. The default derives from SECRET_KEY, which
+# only the embedded demo may keep: set a key of its own in production (docs/deployment.md).
+RECSVC_ARTIFACT_SIGNING_KEYS = env_list(
+    "RECSVC_ARTIFACT_SIGNING_KEY", [derive_fernet_key(SECRET_KEY, purpose="recsvc artifact manifest signing v1")]
+)
 # Serving: how long an answer is reused, and how stale a process's view of the active version may be.
 RECSVC_RECS_CACHE_SECONDS = env_int("RECSVC_RECS_CACHE_SECONDS", 30, minimum=0, maximum=86_400)
 RECSVC_ACTIVE_VERSION_TTL_SECONDS = env_int("RECSVC_ACTIVE_VERSION_TTL_SECONDS", 5, minimum=1, maximum=3600)
@@ -450,12 +478,6 @@ def _plan(key: str, name: str, price_label: str, recommendations: int, events: i
         }
         if paid
         else {},
-# Keys that sign the object store's artifact manifests (HMAC-SHA256, training/registry/storage.py).
-# Comma-separated for rotation: the first signs, all verify. The default derives from SECRET_KEY, which
-# only the embedded demo may keep: set a key of its own in production (docs/deployment.md).
-RECSVC_ARTIFACT_SIGNING_KEYS = env_list(
-    "RECSVC_ARTIFACT_SIGNING_KEY", [derive_fernet_key(SECRET_KEY, purpose="recsvc artifact manifest signing v1")]
-)
     }
 
 

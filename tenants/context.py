@@ -3,7 +3,9 @@
 Application queries are scoped in Python (`TenantManager.for_tenant`); PostgreSQL policies on the same
 tables are the second wall. They read the connection setting `app.tenant_id`: this module keeps the
 acting tenant in a contextvar, and the database backend (tenants/postgres/base.py) sends it to the
-connection before the next statement whenever the connection holds another value.
+connection before the next statement whenever the connection holds another value. Acting for all tenants
+also switches the session to the maintenance role (`SET ROLE`), which the policies require along with the
+setting (tenants/rls.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from contextvars import ContextVar
 
 ALL_TENANTS = "*"
 SETTING_NAME = "app.tenant_id"
+MAINTENANCE_ROLE = "recsvc_maintenance"  # the role tenants.rls.FUNCTIONS names
+
+
+def role_for(setting: str) -> str:
+    """The role a session acts as under `setting` ('none': the role it logged in as)."""
+    return MAINTENANCE_ROLE if setting == ALL_TENANTS else "none"
 _current: ContextVar[str] = ContextVar("recsvc_tenant", default="")
 
 

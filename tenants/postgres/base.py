@@ -25,10 +25,12 @@ from typing import Any
 from django.db.backends.postgresql import base
 from psycopg.pq import TransactionStatus
 
-from tenants.context import SETTING_NAME, current_tenant_setting
+from tenants.context import SETTING_NAME, current_tenant_setting, role_for
 
 _UNKNOWN = None
-_SET_SQL = f"SELECT set_config('{SETTING_NAME}', %s, false)"
+# The role goes with the setting: all tenants only as the maintenance role, every other scope as the login
+# role (tenants/rls.py). One statement, so it costs what the setting alone did.
+_SET_SQL = f"SELECT set_config('{SETTING_NAME}', %s, false), set_config('role', %s, false)"
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -43,7 +45,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Send the scope's setting on `cursor` (psycopg's) if this connection does not hold it."""
         wanted = current_tenant_setting()
         if wanted != self.applied_tenant_setting:
-            cursor.execute(_SET_SQL, [wanted])
+            cursor.execute(_SET_SQL, [wanted, role_for(wanted)])
             self.applied_tenant_setting = wanted
 
     def _with_tenant_setting(self, execute, sql, params, many, context):
