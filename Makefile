@@ -7,7 +7,7 @@ LOCAL_DB := postgres://recsvc@127.0.0.1:5432/recsvc
 LOCAL_REDIS := redis://127.0.0.1:6379/0
 TEST_REDIS := redis://127.0.0.1:6379/15
 
-.PHONY: venv demo test lint bench-ingest services
+.PHONY: venv demo test lint audit bench-ingest services
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: venv services
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+
+# Known vulnerabilities in the locked dependencies (pip-audit; says so when no advisory service is reachable).
+audit: venv
+	$(PY) .ci/audit_dependencies.py
 
 bench-ingest: venv services
 	DATABASE_URL=$(LOCAL_DB) REDIS_URL=$(LOCAL_REDIS) $(PY) tests/bench/ingest.py
