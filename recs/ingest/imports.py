@@ -23,7 +23,7 @@ import csv
 import datetime as dt
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,22 @@ MAX_HEADER_CHARS = 1 << 16
 _BLOCK = 1 << 20
 
 
+@dataclass(frozen=True)
+class ChunkLimits:
+    """Where a chunk of the file ends and how long one line or record may be (production's by default;
+    a test passes small ones to see several chunks of a small file)."""
+
+    rows: int = CHUNK_ROWS  # events
+    catalog_rows: int = CATALOG_CHUNK_ROWS
+    bytes: int = CHUNK_BYTES
+    line_bytes: int = MAX_LINE_BYTES
+
+
+DEFAULT_LIMITS = ChunkLimits()
+# Called with the job and the chunk's rows before each chunk loads (progress observers, tests).
+BeforeChunk = Callable[["ImportJob", list], None]
+
+
 class ImportFileError(Exception):
     """The file cannot be read on: the job fails with this message."""
 
@@ -75,18 +91,18 @@ class _Chunk:
         self.lines.append(line)
 
 
-def _ndjson_chunks(handle, size: int) -> Iterator[_Chunk]:
+def _ndjson_chunks(handle, size: int, limits: ChunkLimits) -> Iterator[_Chunk]:
     chunk, held, line_no = _Chunk(), 0, 0
-    while line := handle.readline(MAX_LINE_BYTES + 1):
+    while line := handle.readline(limits.line_bytes + 1):
         line_no += 1
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+        if len(line) > limits.line_bytes and not line.endswith(b"\n"):
             while (rest := handle.readline(_BLOCK)) and not rest.endswith(b"\n"):
                 pass
-            chunk.add(_Rejected(f"The line is longer than {MAX_LINE_BYTES} bytes."), line_no)
+            chunk.add(_Rejected(f"The line is longer than {limits.line_bytes} bytes."), line_no)
         elif line.strip():
             chunk.add(_checked_utf8(line), line_no)
             held += len(line)
-        if len(chunk.rows) >= size or held >= CHUNK_BYTES:
+        if len(chunk.rows) >= size or held >= limits.bytes:
             chunk.position = handle.tell()
             yield chunk
             chunk, held = _Chunk(), 0
@@ -167,7 +183,7 @@ def _csv_header(reader, lines: _BoundedLines) -> list[str] | None:
     return header
 
 
-def _csv_chunks(handle, size: int) -> Iterator[_Chunk]:
+def _csv_chunks(handle, size: int, limits: ChunkLimits) -> Iterator[_Chunk]:
     # utf-8-sig: spreadsheet exports often start with a byte-order mark, which would corrupt the first column.
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
@@ -179,12 +195,12 @@ def _csv_chunks(handle, size: int) -> Iterator[_Chunk]:
         chunk, line_no, chunk_start = _Chunk(), reader.line_num, lines.total
         while True:
             start = line_no + 1
-            lines.start_record(MAX_LINE_BYTES)
+            lines.start_record(limits.line_bytes)
             try:
                 record = next(reader, None)
             except _RecordTooLong:
                 raise ImportFileError(
-                    f"The CSV record starting at line {start} is longer than {MAX_LINE_BYTES} characters."
+                    f"The CSV record starting at line {start} is longer than {limits.line_bytes} characters."
                 ) from None
             except csv.Error as exc:
                 raise ImportFileError(f"CSV syntax error at line {start}: {exc}.") from None
@@ -199,7 +215,7 @@ def _csv_chunks(handle, size: int) -> Iterator[_Chunk]:
                 chunk.add(_Rejected("The row is not valid UTF-8."), start)
             else:
                 chunk.add(dict(zip(header, record, strict=False)), start)
-            if len(chunk.rows) >= size or lines.total - chunk_start >= CHUNK_BYTES:
+            if len(chunk.rows) >= size or lines.total - chunk_start >= limits.bytes:
                 chunk.position = handle.tell()
                 yield chunk
                 chunk, chunk_start = _Chunk(), lines.total
@@ -221,7 +237,10 @@ def _jsonb_safe(value: Any) -> Any:
     return value
 
 
-def run_import(job: ImportJob, now: dt.datetime | None = None) -> ImportJob:
+def run_import(
+    job: ImportJob, now: dt.datetime | None = None, *, limits: ChunkLimits = DEFAULT_LIMITS,
+    before_chunk: BeforeChunk | None = None,
+) -> ImportJob:
     """Load the job's file. Idempotent: a re-run after a crash skips the rows already stored
     (event_ids dedupe; catalog rows upsert).
 
@@ -240,11 +259,13 @@ def run_import(job: ImportJob, now: dt.datetime | None = None) -> ImportJob:
     job.error_message = ""
     job.save()
     row_offset = 0
-    size = CHUNK_ROWS if job.kind == ImportJob.Kind.EVENTS else CATALOG_CHUNK_ROWS
+    size = limits.rows if job.kind == ImportJob.Kind.EVENTS else limits.catalog_rows
     reader = _ndjson_chunks if job.format == ImportJob.Format.NDJSON else _csv_chunks
     try:
         with open(job.file_path, "rb") as handle:
-            for chunk in reader(handle, size):
+            for chunk in reader(handle, size, limits):
+                if before_chunk is not None:
+                    before_chunk(job, chunk.rows)
                 result = _load_chunk(job, chunk.rows)
                 usage.record(job.tenant_id, usage.EVENTS, result.stored if job.kind == ImportJob.Kind.EVENTS else 0)
                 room = MAX_KEPT_ERRORS - len(job.errors)

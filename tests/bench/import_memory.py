@@ -64,14 +64,13 @@ def _child(tenant_id: int, job_id: int, chunk_bytes: int) -> None:
     from recs.models import ImportJob
     from tenants.context import tenant_context
 
-    if chunk_bytes:
-        imports.CHUNK_BYTES = chunk_bytes
+    limits = imports.ChunkLimits(bytes=chunk_bytes) if chunk_bytes else imports.DEFAULT_LIMITS
     outcome: dict = {"status": "idle"}
     if job_id:
         with tenant_context(tenant_id):
             job = ImportJob.objects.for_tenant(tenant_id).get(pk=job_id)
             started = time.perf_counter()
-            job = imports.run_import(job)
+            job = imports.run_import(job, limits=limits)
             outcome = {"status": job.status, "error": job.error_message, "rows_ok": job.rows_ok,
                        "rows_failed": job.rows_failed, "wall_s": round(time.perf_counter() - started, 2)}
     print(json.dumps({**outcome, "peak_rss_kb": _load.proc_status_kb(os.getpid(), "VmHWM")}))

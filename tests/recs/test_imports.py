@@ -11,6 +11,7 @@ import pytest
 
 from recs.ingest import imports
 from recs.models import Event, ImportJob, Product
+from tenants.context import tenant_context
 from tests.factories import ProductFactory
 
 NDJSON = "application/x-ndjson"
@@ -136,6 +137,22 @@ def run_on_commit(django_capture_on_commit_callbacks):
     return upload
 
 
+@pytest.fixture
+def run_with(django_capture_on_commit_callbacks):
+    """Upload through the API, then run the queued job as the worker's task does, with the chunk limits and
+    the observer the test gives."""
+
+    def upload(api, tenant, body: bytes, *, limits=imports.DEFAULT_LIMITS, before_chunk=None, **kwargs) -> dict:
+        with django_capture_on_commit_callbacks(execute=False):
+            job_id = _accepted(_upload(api, body, **kwargs))["id"]
+        with tenant_context(tenant.pk):
+            job = ImportJob.objects.for_tenant(tenant).get(pk=job_id)
+            imports.run_import(job, limits=limits, before_chunk=before_chunk)
+        return api.get(f"/v1/imports/{job_id}").json()
+
+    return upload
+
+
 @pytest.mark.django_db
 def test_csv_products_import_splits_category_path_and_tags(api, tenant, import_dir, run_on_commit):
     body = (
@@ -213,10 +230,7 @@ def test_unreadable_csv_header_fails_the_job_with_a_clear_message(api, tenant, i
 
 
 @pytest.mark.django_db
-def test_hostile_values_become_row_errors_not_a_failed_chunk(
-    api, tenant, catalog, import_dir, run_on_commit, monkeypatch
-):
-    monkeypatch.setattr(imports, "MAX_LINE_BYTES", 300)
+def test_hostile_values_become_row_errors_not_a_failed_chunk(api, tenant, catalog, import_dir, run_with):
     body = "\n".join([
         _line(event_id="h1"),
         _line(event_id="h2", type="purchase", price=1e10),  # would overflow numeric(12, 2)
@@ -224,7 +238,7 @@ def test_hostile_values_become_row_errors_not_a_failed_chunk(
         _line(event_id="h4", session_id="x" * 400),  # longer than MAX_LINE_BYTES
         _line(event_id="h5"),
     ]).encode()
-    job = run_on_commit(api, body)
+    job = run_with(api, tenant, body, limits=imports.ChunkLimits(line_bytes=300))
     assert job["status"] == "succeeded", job
     assert (job["rows_ok"], job["rows_failed"]) == (2, 3)
     errors = {e["line"]: e["errors"] for e in job["errors"]}
@@ -236,19 +250,15 @@ def test_hostile_values_become_row_errors_not_a_failed_chunk(
 
 
 @pytest.mark.django_db
-def test_progress_is_recorded_after_every_chunk(api, tenant, catalog, import_dir, run_on_commit, monkeypatch):
+def test_progress_is_recorded_after_every_chunk(api, tenant, catalog, import_dir, run_with):
     """A long import shows its progress while it runs: sampled through the API before each chunk loads."""
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 10)
     seen: list[float] = []
-    load_chunk = imports._load_chunk
 
     def sampling(job, rows):
         seen.append(api.get(f"/v1/imports/{job.pk}").json()["progress"])
-        return load_chunk(job, rows)
 
-    monkeypatch.setattr(imports, "_load_chunk", sampling)
     body = "".join(_line(event_id=f"p{i}") + "\n" for i in range(50)).encode()
-    job = run_on_commit(api, body)
+    job = run_with(api, tenant, body, limits=imports.ChunkLimits(rows=10), before_chunk=sampling)
     assert job["status"] == "succeeded" and job["rows_ok"] == 50
     assert len(seen) == 5
     assert seen[0] == 0.0 and all(a < b for a, b in itertools.pairwise(seen)) and seen[-1] < 1.0

@@ -18,6 +18,7 @@ from config.celery import app as celery_app
 from recs.ingest import import_jobs, imports
 from recs.models import Event, ImportJob
 from recs.tasks.ingest import run_import_job
+from tenants.context import tenant_context
 from tests.factories import ProductFactory
 
 NDJSON = "application/x-ndjson"
@@ -75,6 +76,22 @@ def run_on_commit(django_capture_on_commit_callbacks):
     return upload
 
 
+@pytest.fixture
+def run_with(django_capture_on_commit_callbacks):
+    """Upload through the API, then run the queued job as the worker's task does, with the chunk limits and
+    the observer the test gives."""
+
+    def upload(api, tenant, body: bytes, *, limits=imports.DEFAULT_LIMITS, before_chunk=None,
+               **kwargs) -> ImportJob:
+        with django_capture_on_commit_callbacks(execute=False):
+            response = _upload(api, body, **kwargs)
+        assert response.status_code == 202, response.content
+        with tenant_context(tenant.pk):
+            return imports.run_import(_job(tenant, response.json()["id"]), limits=limits, before_chunk=before_chunk)
+
+    return upload
+
+
 # --- hostile CSV headers and records ---------------------------------------------------------------------
 
 
@@ -103,11 +120,9 @@ def test_csv_header_over_the_column_limit_fails_naming_the_limit(api, tenant, im
 
 
 @pytest.mark.django_db
-def test_csv_record_longer_than_the_line_limit_fails_the_job(
-    api, tenant, catalog, import_dir, run_on_commit, monkeypatch
-):
+def test_csv_record_longer_than_the_line_limit_fails_the_job(api, tenant, catalog, import_dir, run_with):
     """A quoted field may span lines: the record as a whole is bounded, not only each physical line."""
-    monkeypatch.setattr(imports, "MAX_LINE_BYTES", 300)
+    limits = imports.ChunkLimits(line_bytes=300)
     many_short_lines = "\n".join(["x" * 50] * 20)
     body = (
         "event_id,type,customer_id,product_id,session_id,timestamp\n"
@@ -115,12 +130,12 @@ def test_csv_record_longer_than_the_line_limit_fails_the_job(
         f'r2,view,c1,p1,"{many_short_lines}",2024-05-01T10:00:00Z\n'
         "r3,view,c1,p1,s1,2024-05-01T10:00:00Z\n"
     ).encode()
-    job = run_on_commit(api, tenant, body, content_type="text/csv")
+    job = run_with(api, tenant, body, limits=limits, content_type="text/csv")
     assert job.status == ImportJob.Status.FAILED
     assert job.error_message == "The CSV record starting at line 3 is longer than 300 characters."
 
     one_long_line = "event_id,type,customer_id,product_id,session_id\nr4,view,c1,p1," + "y" * 400 + "\n"
-    job = run_on_commit(api, tenant, one_long_line.encode(), content_type="text/csv")
+    job = run_with(api, tenant, one_long_line.encode(), limits=limits, content_type="text/csv")
     assert job.status == ImportJob.Status.FAILED
     assert job.error_message == "The CSV record starting at line 2 is longer than 300 characters."
 
@@ -148,39 +163,36 @@ def test_every_project_task_has_a_soft_and_a_hard_time_limit(settings):
 
 
 @pytest.fixture
-def soft_limit_on_second_chunk(monkeypatch):
+def soft_limit_on_second_chunk():
     """Deliver the soft time limit as the prefork pool does (SIGUSR1 to the process, billiard's handler
-    raises SoftTimeLimitExceeded) while the second chunk loads."""
+    raises SoftTimeLimitExceeded) as the second chunk is about to load. Yields the chunks' sizes seen and
+    the observer to pass to run_import."""
     previous = signal.signal(signal.SIGUSR1, billiard.pool.soft_timeout_sighandler)
-    load_chunk = imports._load_chunk
-    calls = []
+    calls: list[int] = []
 
-    def loading(job, rows):
+    def before_chunk(job, rows):
         calls.append(len(rows))
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGUSR1)
-        return load_chunk(job, rows)
 
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 5)
-    monkeypatch.setattr(imports, "_load_chunk", loading)
-    yield calls
+    yield calls, before_chunk
     signal.signal(signal.SIGUSR1, previous)
 
 
 @pytest.mark.django_db
 def test_import_hitting_its_soft_time_limit_ends_failed_and_a_redelivery_does_nothing(
-    api, tenant, catalog, import_dir, run_on_commit, soft_limit_on_second_chunk, settings
+    api, tenant, catalog, import_dir, run_with, soft_limit_on_second_chunk, settings
 ):
-    job = run_on_commit(api, tenant, _events(20))
+    calls, before_chunk = soft_limit_on_second_chunk
+    job = run_with(api, tenant, _events(20), limits=imports.ChunkLimits(rows=5), before_chunk=before_chunk)
     assert job.status == ImportJob.Status.FAILED
     assert job.error_message.startswith(
         f"The import took longer than {settings.RECSVC_IMPORT_TIME_LIMIT_S} s, the limit; the rows before were stored."
     )
     assert job.rows_ok == 5 and Event.objects.for_tenant(tenant).count() == 5
-    assert soft_limit_on_second_chunk == [5, 5]
+    assert calls == [5, 5]
     # acks_late + reject_on_worker_lost may deliver the message again: the failed job is not re-run.
     assert run_import_job.apply(args=(tenant.pk, job.pk)).get() == "skipped"
-    assert soft_limit_on_second_chunk == [5, 5]
     assert _job(tenant, job.pk).error_message == job.error_message
 
 
@@ -282,30 +294,25 @@ def test_the_per_file_limit_defaults_to_2_gib():
 
 
 @pytest.mark.django_db
-def test_chunks_end_at_a_byte_budget_as_well_as_a_row_count(
-    api, tenant, catalog, import_dir, run_on_commit, monkeypatch
-):
-    """A chunk ends once it holds CHUNK_BYTES (so at most one line more), or CHUNK_ROWS rows."""
-    monkeypatch.setattr(imports, "CHUNK_BYTES", 2_000)
+def test_chunks_end_at_a_byte_budget_as_well_as_a_row_count(api, tenant, catalog, import_dir, run_with):
+    """A chunk ends once it holds its byte budget (so at most one line more), or its row count."""
+    limits = imports.ChunkLimits(bytes=2_000)
     rows_per_chunk: list[int] = []
-    load_chunk = imports._load_chunk
 
     def counting(job, rows):
         rows_per_chunk.append(len(rows))
-        return load_chunk(job, rows)
 
-    monkeypatch.setattr(imports, "_load_chunk", counting)
     # JSON allows the padding: long lines that are valid events.
     lines = [_line(f"b{i:02d}")[:-1] + " " * 400 + "}\n" for i in range(20)]
     per_chunk = -(-2_000 // len(lines[0]))  # 4 lines of about 520 bytes
-    job = run_on_commit(api, tenant, "".join(lines).encode())
+    job = run_with(api, tenant, "".join(lines).encode(), limits=limits, before_chunk=counting)
     assert job.status == ImportJob.Status.SUCCEEDED and job.rows_ok == 20
     assert rows_per_chunk == [per_chunk] * (20 // per_chunk)
 
     rows_per_chunk.clear()
     rows = [f"sku-{i:02d},Knife,{'d' * 400}\n" for i in range(20)]
-    job = run_on_commit(api, tenant, ("id,title,description\n" + "".join(rows)).encode(), kind="products",
-                        content_type="text/csv")
+    job = run_with(api, tenant, ("id,title,description\n" + "".join(rows)).encode(), limits=limits,
+                   before_chunk=counting, kind="products", content_type="text/csv")
     assert job.status == ImportJob.Status.SUCCEEDED and job.rows_ok == 20
     per_chunk = -(-2_000 // len(rows[0]))
     assert rows_per_chunk == [per_chunk] * (20 // per_chunk)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.redis_client import raw_redis
 from recs.ingest.import_jobs import new_upload_path
-from recs.ingest.imports import run_import
+from recs.ingest.imports import ChunkLimits, run_import
 from recs.models import Event, ImportJob
 from tenants.billing import counters, quota, reporting, tasks, usage
 from tenants.billing.models import UsageCounter, UsageReport
@@ -91,18 +91,16 @@ def test_counters_are_per_shop_and_per_month(tenant, other_tenant):
     assert usage.live(other_tenant.pk, usage.EVENTS) == 2
 
 
-def test_an_import_counts_the_events_it_stores_per_chunk(tenant, product, monkeypatch, settings, tmp_path):
-    from recs.ingest import imports
-
+def test_an_import_counts_the_events_it_stores_per_chunk(tenant, product, settings, tmp_path):
     settings.RECSVC_IMPORT_DIR = tmp_path
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)  # several chunks from a small file
     rows = [_event(event_id=f"imp-{i}") for i in range(5)] + [_event(event_id="imp-0")]  # one duplicate
     with tenant_context(tenant.pk):
         path = new_upload_path(tenant.pk, "ndjson")
         path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
         job = ImportJob.objects.create(tenant=tenant, kind="events", format="ndjson", file_path=str(path),
                                        size_bytes=path.stat().st_size)
-        assert run_import(job).status == ImportJob.Status.SUCCEEDED
+        # Chunks of two rows: several chunks from a small file.
+        assert run_import(job, limits=ChunkLimits(rows=2)).status == ImportJob.Status.SUCCEEDED
     assert usage.live(tenant.pk, usage.EVENTS) == 5 == _stored(tenant)
 
 
