@@ -25,12 +25,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_DATABASE_URL = "postgres://recsvc@127.0.0.1:5432/recsvc"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+BENCH_SECRET_KEY = "benchmarks-only-not-a-secret-3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e"
+BENCH_FIELD_ENCRYPTION_KEY = "YmVuY2htYXJrcy1vbmx5LW5vdC1hLXNlY3JldC0wMDA="  # Fernet: 32 bytes, url-safe base64
 
 
 def bootstrap_django(*, migrate: bool = True) -> None:
     """Point Django at the local PostgreSQL/Redis (unless the environment says otherwise) and set it up."""
     os.environ.setdefault("DATABASE_URL", LOCAL_DATABASE_URL)
     os.environ.setdefault("REDIS_URL", LOCAL_REDIS_URL)
+    # With a database configured the service refuses built-in keys. These are the benchmarks' own, fixed
+    # so that a kept shop's signed artifacts verify on the next run; servers they start inherit them.
+    os.environ.setdefault("DJANGO_SECRET_KEY", BENCH_SECRET_KEY)
+    os.environ.setdefault("RECSVC_FIELD_ENCRYPTION_KEY", BENCH_FIELD_ENCRYPTION_KEY)
+    os.environ.setdefault("RECSVC_HTTPS_ONLY", "0")  # plain HTTP on loopback, no proxy in front
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
