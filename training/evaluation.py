@@ -89,23 +89,39 @@ def relevant_sets(train: Interactions, test: Interactions) -> tuple[np.ndarray, 
 
 
 def ranking_metrics(topk: np.ndarray, customers: np.ndarray, relevant: SeenIndex, n_items: int) -> dict[str, float]:
-    """Protocol metrics for ranked lists `topk` (one row per customer, best first)."""
+    """Protocol metrics for ranked lists `topk` (one row per customer, best first). A negative entry is
+    padding (a list shorter than the row, or an item the catalog does not know): never a hit, never
+    counted in coverage."""
     customers = np.asarray(customers, dtype=np.int64)
     if len(customers) == 0:
         return {"ndcg@10": 0.0, "recall@10": 0.0, "hr@10": 0.0, "recall@100": 0.0, "coverage@10": 0.0}
-    hits = relevant.contains(customers[:, None], topk).astype(np.float64)
+    topk = np.asarray(topk, dtype=np.int64)
+    # Padding is masked rather than looked up: customer * n_items - 1 would be the previous customer's key.
+    hits = (relevant.contains(customers[:, None], np.maximum(topk, 0)) & (topk >= 0)).astype(np.float64)
     n_rel = (relevant.start[customers + 1] - relevant.start[customers]).astype(np.float64)
     k10 = min(10, topk.shape[1])
     discounts = 1.0 / np.log2(np.arange(2, k10 + 2))
     dcg = (hits[:, :k10] * discounts).sum(1)
     ideal = np.cumsum(discounts)[np.minimum(n_rel, k10).astype(np.int64) - 1]
+    top10 = topk[:, :10]
     return {
         "ndcg@10": float(np.mean(dcg / ideal)),
         "recall@10": float(np.mean(hits[:, :10].sum(1) / n_rel)),
         "hr@10": float(np.mean(hits[:, :10].sum(1) > 0)),
         "recall@100": float(np.mean(hits[:, :100].sum(1) / n_rel)),
-        "coverage@10": float(len(np.unique(topk[:, :10])) / n_items),
+        "coverage@10": float(len(np.unique(top10[top10 >= 0])) / n_items),
     }
+
+
+def cold_item_relevant_sets(
+    train: Interactions, test: Interactions, cold_items: np.ndarray
+) -> tuple[np.ndarray, SeenIndex]:
+    """The protocol's relevant sets (test minus train) narrowed to `cold_items`: customers with at least one
+    held-out interaction with a cold item, and those items. Recall@100 over them (`ranking_metrics`) is
+    the share of cold items a customer went on to have that their top 100 holds."""
+    cold = np.zeros(train.n_items, dtype=bool)
+    cold[np.asarray(cold_items, dtype=np.int64)] = True
+    return relevant_sets(train, test.take(np.flatnonzero(cold[test.item])))
 
 
 def evaluate_scores(score_fn: ScoreFn, train: Interactions, test: Interactions, chunk: int = 1024) -> dict[str, float]:

@@ -65,3 +65,25 @@ def test_auc_logloss_calibration():
     assert math.isclose(log_loss(y, np.full(4, 0.5)), math.log(2))
     cal = calibration(y, np.full(4, 0.5), bins=2)
     assert math.isclose(cal["mean_prob"], 0.5) and math.isclose(cal["positive_rate"], 0.5)
+
+
+def test_padding_in_a_served_list_is_never_a_hit_nor_coverage():
+    # A served answer shorter than k is padded with -1; customer 1's -1 must not read as customer 0's item 11
+    # (1 * 12 - 1), the key just before customer 1's first.
+    rel = SeenIndex(_events([(0, 11), (1, 2)]))
+    topk = np.array([[11] + [-1] * 9, [-1] * 10])
+    m = ranking_metrics(topk, np.array([0, 1]), rel, n_items=12)
+    assert m["recall@10"] == 0.5
+    assert m["hr@10"] == 0.5
+    assert math.isclose(m["coverage@10"], 1 / 12)
+
+
+def test_cold_item_relevant_sets_keep_only_held_out_cold_items():
+    from training.evaluation import cold_item_relevant_sets
+
+    train = _events([(0, 1), (1, 2)])
+    test = _events([(0, 5), (0, 6), (1, 2), (1, 7)])
+    customers, rel = cold_item_relevant_sets(train, test, np.array([5, 2]))
+    # Customer 1's cold item 2 is in its train: not relevant (the protocol), so only customer 0 remains.
+    assert customers.tolist() == [0]
+    assert rel.contains(np.array([0, 0]), np.array([5, 6])).tolist() == [True, False]
