@@ -1,5 +1,6 @@
+from csp.decorators import csp_update
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from core.health import healthz, readyz
 from recs.dashboard import urls as recs_dashboard_urls
@@ -20,8 +21,13 @@ urlpatterns = [
     path("v1/", include("training.urls")),
     path("webhooks/", include("recs.integrations.urls", namespace="integrations")),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
-    path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("v1/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Swagger's start-up script is served as a file of its own (`/v1/docs?script`), not inline, so the
+    # docs run under the Content-Security-Policy's script-src 'self'. ReDoc's page loads no web fonts,
+    # and its search index runs in a worker ReDoc's own script makes from a blob: URL.
+    path("v1/docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    path("v1/redoc", csp_update({"worker-src": ["'self'", "blob:"]})(
+        SpectacularRedocView.as_view(url_name="schema", template_name="api_docs/redoc.html")
+    ), name="redoc"),
     path("", include((DASHBOARD_PAGES, "dashboard"), namespace="dashboard")),
 ]
 
