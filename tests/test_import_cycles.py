@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grimp
 
-ROOT_PACKAGES = ("config", "core", "tenants", "recs", "serving", "training", "demo")
+ROOT_PACKAGES = ("config", "core", "tenants", "recs", "serving", "training", "demo", "experiments")
 
 
 def import_cycles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:
