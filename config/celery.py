@@ -12,3 +12,5 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(["training"])
 # `serving` is not a Django app (it has no models): its tasks (index builds, precompute) are found here.
 app.autodiscover_tasks(["serving"])
+# Webhook deliveries' task lives with the integrations it runs (recs.integrations.tasks).
+app.autodiscover_tasks(["recs.integrations"])

@@ -184,7 +184,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "recs.tasks.ingest.*": {"queue": "ingest"},
     # A shop's webhook deliveries never wait behind another shop's file import.
-    "recs.tasks.integrations.*": {"queue": "webhooks"},
+    "recs.integrations.tasks.*": {"queue": "webhooks"},
     "training.tasks.*": {"queue": "training"},
     "serving.tasks.*": {"queue": "serving"},
 }

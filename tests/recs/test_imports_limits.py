@@ -227,12 +227,12 @@ def _queue_of(task_name: str) -> str:
 
 
 def test_webhook_deliveries_and_imports_have_queues_of_their_own():
-    assert _queue_of("recs.tasks.integrations.process_webhook_delivery") == "webhooks"
+    assert _queue_of("recs.integrations.tasks.process_webhook_delivery") == "webhooks"
     assert _queue_of("recs.tasks.ingest.run_import_job") == "ingest"
     assert _queue_of("recs.tasks.ingest.sweep_imports") == "default"  # bookkeeping, never behind imports
-    from recs.tasks.integrations import process_webhook_delivery
+    from recs.integrations.tasks import process_webhook_delivery
 
-    assert process_webhook_delivery.name == "recs.tasks.integrations.process_webhook_delivery"
+    assert process_webhook_delivery.name == "recs.integrations.tasks.process_webhook_delivery"
 
 
 # --- concurrency and quota per shop ------------------------------------------------------------------------

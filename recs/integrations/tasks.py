@@ -1,4 +1,4 @@
-"""Celery task of the `webhooks` queue (the `recs.tasks.integrations.*` route) for platform webhook
+"""Celery task of the `webhooks` queue (the `recs.integrations.tasks.*` route) for platform webhook
 deliveries: thin, id-taking, idempotent. A queue of their own: one shop's file import never delays
 another shop's deliveries."""
 
@@ -10,7 +10,7 @@ from recs.integrations.processing import process_delivery
 from tenants.context import tenant_context
 
 
-@shared_task(name="recs.tasks.integrations.process_webhook_delivery", acks_late=True)
+@shared_task(name="recs.integrations.tasks.process_webhook_delivery", acks_late=True)
 def process_webhook_delivery(tenant_id: int, delivery_pk: int) -> str:
     with tenant_context(tenant_id):
         return process_delivery(tenant_id, delivery_pk)
