@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.urls import reverse
+from django.utils import timezone
 from tqdm import tqdm
 
 from demo import load
@@ -43,6 +47,10 @@ class _Bars:
 class Command(BaseCommand):
     help = "Start the service with demo data (MovieLens and a synthetic shop)."
 
+    def __init__(self, *args, now: Callable[[], dt.datetime] = timezone.now, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.now = now  # the clock the demo shops' timelines are moved to (a test passes a fixed one)
+
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-serve", action="store_true", help="load (and train) only")
@@ -51,19 +59,27 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         call_command("migrate", verbosity=0)
+        started = self.now()
         tenants = [
-            self._tenant("MovieLens", "movielens", lambda t, p: load.load_movielens(t, p)),
+            self._tenant("MovieLens", "movielens", lambda t, p: load.load_movielens(t, p, now=started)),
             self._tenant("Synthetic shop", "synthetic-shop", lambda t, p: load.load_synthetic(
-                t, _synthetic_spec(opts["synthetic_events"]), p)),
+                t, _synthetic_spec(opts["synthetic_events"]), p, now=started)),
         ]
         if not opts["no_train"]:
             for tenant in tenants:
                 # The CLI entry point of training: the same run a Celery worker does, with a progress bar.
                 call_command("train", tenant=tenant.slug, if_none_active=True, trigger="demo")
-        self.stdout.write(f"\nDashboard login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        site = f"http://127.0.0.1:{opts['port']}"
+        self.stdout.write(f"\nDashboard login: {DEMO_EMAIL} / {DEMO_PASSWORD}  at {site}/")
         for tenant in tenants:
             _, raw = create_api_key(tenant, name="demo", scopes=["admin"])
             self.stdout.write(f"API key for {tenant.slug} (shown once): {raw}")
+        # Only a hash is stored: a lost key cannot be shown again, but a new one is a click away.
+        self.stdout.write(
+            f"Lost a key? Keys are stored hashed and cannot be shown again: create another on the dashboard's"
+            f" API keys page, {site}{reverse('dashboard:keys')} (pick the shop in the sidebar), or run the demo"
+            " again, which prints new ones."
+        )
         if not opts["no_serve"]:
             self._serve(opts["port"])
 
@@ -79,8 +95,13 @@ class Command(BaseCommand):
             if Event.objects.for_tenant(tenant).exists():
                 self.stdout.write(f"{slug}: data already loaded")
             else:
-                result = loader(tenant.pk, _Bars(slug))
-                self.stdout.write(f"{slug}: {result.stored} events stored, {result.rejected} rejected")
+                loaded = loader(tenant.pk, _Bars(slug))
+                self.stdout.write(f"{slug}: {loaded.result.stored} events stored, {loaded.result.rejected} rejected")
+                if loaded.last_event is not None:
+                    self.stdout.write(
+                        f"{slug}: timeline moved forward {_days(loaded.shift)} so it reads as a live shop: the last"
+                        f" event is at {loaded.last_event:%Y-%m-%d %H:%M} UTC, just before this run started"
+                    )
         return tenant
 
     def _serve(self, port: int) -> None:
@@ -107,6 +128,10 @@ class Command(BaseCommand):
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
                     child.wait(timeout=20)
+
+
+def _days(shift: dt.timedelta) -> str:
+    return f"{shift.total_seconds() / 86_400:,.1f} days"
 
 
 def _interrupt(signum, frame):
