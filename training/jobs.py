@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 MAX_CURVE_POINTS = 600
 # Share of the overall progress bar each stage takes.
 _STAGES = {"loading": (0, 5), "evaluation": (5, 50), "serving": (50, 95), "saving": (95, 100)}
+# The evaluation stage trains three models one after another (retrieval, the ranker, retrieval refit on
+# all training events: training/pipeline.py), then scores the held-out events: each step gets an equal
+# part of the stage's share, so the bar keeps moving and names the step that runs.
+_EVALUATION_STEPS = 4
+SCORING_STEP = "scoring held-out events"
 
 
 class NotEnoughData(Exception):
@@ -33,24 +38,42 @@ class NotEnoughData(Exception):
 
 
 class ProgressRecorder:
-    """Stores the trainers' progress callbacks on the version, at most every `every` seconds."""
+    """Stores the trainers' progress callbacks on the version, at most every `every` seconds.
+
+    A record names the run's stage as `phase` and, inside it, the step (a trainer's name, or what runs)
+    as `stage`."""
 
     def __init__(self, version: ModelVersion, every: float = 1.0, echo=None):
         self.version, self.every, self.echo = version, every, echo
         self.stage = "loading"
         self._floor = 0.0
         self._last = 0.0
+        self._steps, self._step, self._step_name, self._inner = 1, 0, None, 0.0
 
-    def set_stage(self, stage: str) -> None:
+    def set_stage(self, stage: str, steps: int = 1) -> None:
+        """A stage of the run begins; `steps` steps share its part of the bar."""
         self.stage = stage
+        self._steps, self._step, self._step_name, self._inner = max(steps, 1), 0, None, 0.0
         self._floor = _STAGES.get(stage, (0, 100))[0]
-        self.__call__({"stage": stage, "percent": 0.0}, force=True)
+        self.__call__({"percent": 0.0}, force=True)
+
+    def step(self, name: str) -> None:
+        """A step that reports no progress of its own begins: the bar moves to its part and names it."""
+        self.__call__({"stage": name, "percent": 0.0}, force=True)
 
     def __call__(self, event: dict[str, Any], force: bool = False) -> None:
         lo, hi = _STAGES.get(self.stage, (0, 100))
-        inner = float(event.get("percent", 0.0))
-        # The trainers restart their own percent per model; the bar only moves forward within a phase.
-        overall = max(lo + (hi - lo) * min(max(inner, 0.0), 100.0) / 100.0, self._floor)
+        inner = min(max(float(event.get("percent", 0.0)), 0.0), 100.0)
+        name = event.get("stage")
+        if name is not None:
+            # The trainers restart their own percent per model: another name, or a percent going back, is
+            # the next step.
+            if self._step_name is not None and (name != self._step_name or inner < self._inner):
+                self._step = min(self._step + 1, self._steps - 1)
+            self._step_name, self._inner = name, inner
+        width = (hi - lo) / self._steps
+        # The bar only moves forward within a phase.
+        overall = max(lo + width * (self._step + inner / 100.0), self._floor)
         self._floor = overall
         record = {**{k: v for k, v in event.items() if isinstance(v, (int, float, str))},
                   "phase": self.stage, "percent": round(overall, 2)}
@@ -125,11 +148,12 @@ def run_training(
             "num_candidates": int(params.get("num_candidates", 200)),
             "seed": int(params.get("seed", 0)),
         }
-        recorder.set_stage("evaluation")
+        recorder.set_stage("evaluation", steps=_EVALUATION_STEPS)
         train, test = temporal_split(events)
         held_out = train_pipeline(
             train, dataset.items, item_versions=dataset.item_versions, progress=recorder, **kwargs
         )
+        recorder.step(SCORING_STEP)
         metrics = evaluate(held_out, train, test, dataset.items, dataset.item_versions)
         metrics.update({f"ranker_{k}": v for k, v in held_out.ranker.metrics.items() if isinstance(v, float)})
         # Serve a retrieval model refit on every event (recency matters most) with the evaluated ranker:

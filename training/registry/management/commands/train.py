@@ -43,12 +43,15 @@ class Command(BaseCommand):
             if active is not None:
                 self.stdout.write(f"{tenant.slug}: version {active.pk} is active, not training")
                 return
-        bar = tqdm(total=100, desc=f"training {tenant.slug}", unit="%", bar_format="{l_bar}{bar}| {n:.0f}% {postfix}")
+        # "training shop:  27%|███       | 00:41, evaluation · ranker · epoch 1 · loss 0.6931": the percent
+        # once, the time so far, then what runs (tqdm puts the comma before the postfix).
+        bar = tqdm(total=100, desc=f"training {tenant.slug}", unit="%", bar_format="{l_bar}{bar}| {elapsed}{postfix}")
 
         def echo(record: dict) -> None:
+            # Label first, then the percent, then a redraw: every frame pairs a percent with its own step.
+            bar.set_postfix_str(describe(record), refresh=False)
             bar.update(record["percent"] - bar.n)
-            loss = f" loss {record['loss']:.4f}" if "loss" in record else ""
-            bar.set_postfix_str(f"{record.get('phase')} {record.get('stage', '')}{loss}")
+            bar.refresh()
 
         try:
             with tenant_context(tenant.pk), transaction.atomic():
@@ -69,3 +72,13 @@ class Command(BaseCommand):
             raise CommandError(f"version {version.pk} failed: {version.status_reason}")
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in version.metrics.items() if isinstance(v, float))
         self.stdout.write(f"version {version.pk}: {version.status} ({version.status_reason}) {metrics}")
+
+
+def describe(record: dict) -> str:
+    """What a progress record says, each part once: "evaluation · ranker · epoch 2 · loss 0.5123"."""
+    parts = [str(record[k]) for k in ("phase", "stage") if record.get(k)]
+    if "epoch" in record:
+        parts.append(f"epoch {int(record['epoch']) + 1}")
+    if "loss" in record:
+        parts.append(f"loss {record['loss']:.4f}")
+    return " · ".join(dict.fromkeys(parts))  # a step named like its stage reads once
