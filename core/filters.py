@@ -1,5 +1,6 @@
 """Query-string filters stricter than django-filter's defaults: a value the API cannot use as given is a
-400, never silently ignored and never handed to the database to fail there."""
+400, never silently ignored and never handed to the database to fail there; nor is a parameter a list
+endpoint does not take (`refuse_unknown_parameters`, called by the tenant base viewset)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import datetime as dt
 
 import django_filters
 from django import forms
+from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
+from rest_framework.exceptions import ValidationError
+from rest_framework.settings import api_settings
+
+from core.query import unknown_parameter
 
 
 class StrictBooleanField(forms.Field):
@@ -45,3 +51,35 @@ class UtcDateTimeField(IsoDateTimeField):
 
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
+
+
+def list_parameters(view) -> list[str]:
+    """The query parameters a list view reads, in the order they are documented: its filter backends'
+    (a django-filter FilterSet's filters, with the suffixes of range widgets), its paginator's, then the
+    names the view declares in `extra_query_params`."""
+    names: list[str] = []
+    for backend_class in getattr(view, "filter_backends", ()):
+        backend = backend_class()
+        if hasattr(backend, "get_filterset_class"):
+            filterset_class = backend.get_filterset_class(view, view.get_queryset())
+            for name, declared in (filterset_class.base_filters.items() if filterset_class else ()):
+                suffixes = getattr(declared.field.widget, "suffixes", None)
+                names.extend(f"{name}_{suffix}" if suffix else name for suffix in suffixes or ("",))
+        elif hasattr(backend, "get_schema_operation_parameters"):
+            names.extend(p["name"] for p in backend.get_schema_operation_parameters(view))
+    paginator = getattr(view, "paginator", None)
+    if paginator is not None:
+        names.extend(p["name"] for p in paginator.get_schema_operation_parameters(view))
+    names.extend(getattr(view, "extra_query_params", ()))
+    return list(dict.fromkeys(names))
+
+
+def refuse_unknown_parameters(params: QueryDict, accepted: list[str]) -> None:
+    """A 400 problem naming each parameter not in `accepted` (DRF's `format` always is): a misspelt
+    filter (`customer_id` for `customer`, `q` where there is no search) would otherwise be ignored and
+    widen the answer to everything."""
+    known = {*accepted, api_settings.URL_FORMAT_OVERRIDE}
+    unknown = [name for name in params if name not in known]
+    if unknown:
+        message = unknown_parameter(accepted)
+        raise ValidationError({name: [message] for name in unknown})

@@ -10,6 +10,7 @@ fields on every instance, which cost a fifth of a cached answer's CPU.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import pydantic
@@ -48,11 +49,19 @@ def parse_query(model: type[Q], params: QueryDict) -> Q:
     return parsed
 
 
+def unknown_parameter(accepted: Iterable[str]) -> str:
+    """The one wording of a parameter the endpoint does not take (here and in core/filters.py's lists)."""
+    names = ", ".join(accepted)
+    if not names:
+        return "Unknown parameter. This endpoint takes none."
+    return f"Unknown parameter. This endpoint takes: {names}."
+
+
 def _message(error: Any, model: type[QueryParams]) -> str:
     ctx = error.get("ctx") or {}
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"Unknown parameter. This endpoint takes: {', '.join(model.model_fields)}."
+        return unknown_parameter(model.model_fields)
     if kind in ("int_parsing", "int_from_float"):
         return "A whole number is required."
     if kind in ("float_parsing", "finite_number"):

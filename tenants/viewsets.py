@@ -3,6 +3,11 @@
 Subclasses refine the tenant's queryset in `safely_get_queryset(queryset)`; they cannot override
 `get_queryset`/`get_object` (a TypeError at import time says so), so no endpoint can forget the tenant.
 The escape hatch, for the rare view that must see across tenants, is `dangerously_get_queryset`.
+
+List actions refuse query parameters they do not read (a 400 naming those they do): a misspelt filter
+must not silently answer every row. A view that validates its whole query string itself
+(`core.query.parse_query`) sets `checks_own_query`; one that reads a parameter beyond its filters and
+pagination names it in `extra_query_params`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from django.db import models
 from rest_framework import viewsets
 from rest_framework.exceptions import NotFound
 
+from core.filters import list_parameters, refuse_unknown_parameters
 from tenants.context import tenant_context
 from tenants.models import ApiKey
 
@@ -18,6 +24,8 @@ from tenants.models import ApiKey
 class TenantScopedMixin:
     model: type[models.Model]
     required_scope: str | None = None
+    extra_query_params: tuple[str, ...] = ()
+    checks_own_query: bool = False
     _guarded = ("get_queryset", "get_object")
 
     def __init_subclass__(cls, **kwargs):
@@ -40,6 +48,8 @@ class TenantScopedMixin:
         if any("\x00" in str(value) for value in kwargs.values()):
             # No stored id holds a NUL (validation refuses them) and PostgreSQL cannot even compare one.
             raise NotFound()
+        if self.action == "list" and not self.checks_own_query:
+            refuse_unknown_parameters(request.query_params, list_parameters(self))
         self._tenant_scope = tenant_context(self.tenant_id)
         self._tenant_scope.__enter__()
 

@@ -68,6 +68,9 @@ def _decode_json(body: bytes, decoder: msgspec.json.Decoder, what: str):
 class EventFilter(django_filters.FilterSet):
     customer = django_filters.CharFilter(field_name="customer__external_id")
     product = django_filters.CharFilter(field_name="product__external_id")
+    # The names an event is sent with: what a client tries first.
+    customer_id = django_filters.CharFilter(field_name="customer__external_id", help_text="the same as customer")
+    product_id = django_filters.CharFilter(field_name="product__external_id", help_text="the same as product")
     type = django_filters.CharFilter(field_name="event_type")
     since = UtcDateTimeFilter(field_name="ts", lookup_expr="gte")
     until = UtcDateTimeFilter(field_name="ts", lookup_expr="lt")

@@ -136,6 +136,7 @@ class _RecommendViewSet(TenantViewSet):
     permission_classes = [HasTenantScope, RecommendationsQuota]
     pagination_class = None
     filter_backends: list = []
+    checks_own_query = True  # parse_query refuses what the query model does not name
 
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code == 200 and isinstance(request.auth, ApiKey):
