@@ -103,6 +103,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The dashboard's date and duration filters (day, ago, duration), in every template.
+            "builtins": ["core.dashboard.formats"],
         },
     },
 ]

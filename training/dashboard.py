@@ -13,12 +13,14 @@ import math
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.dashboard import charts
+from core.dashboard.formats import format_duration
 from core.dashboard.pages import render_page
 from tenants.dashboard.shop import require_owner, shop_view
 from training.registry import lifecycle
@@ -32,8 +34,9 @@ MODEL_STATUSES = (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE, ModelVe
 METRICS = (
     ("ndcg@10", "NDCG@10"), ("recall@10", "Recall@10"), ("hr@10", "HitRate@10"), ("recall@100", "Recall@100"),
     ("coverage@10", "Coverage@10"), ("ranker_auc", "Ranker AUC"), ("ranker_logloss", "Ranker log-loss"),
-    ("train_seconds", "Train seconds"),
+    ("train_seconds", "Training time"),
 )
+DURATION_SUFFIX = "_seconds"  # metrics in seconds, shown as durations
 REFUSED_PREFIX = "not activated: "  # how lifecycle.activate records a refusal
 PHASE_NAMES = {"evaluation": "evaluated model", "serving": "served model"}
 
@@ -53,25 +56,49 @@ class ScheduleForm(forms.ModelForm):
         labels = {"enabled": "Retrain automatically"}
 
 
+def _numbered(tenant_id: int, queryset: QuerySet[ModelVersion]) -> QuerySet[ModelVersion]:
+    """Each version with `number`, its place among the shop's versions (1 for the shop's first): pages say
+    "Model 3", not the primary key every shop shares. Versions are never deleted, so a number stays."""
+    earlier = (ModelVersion.objects.for_tenant(tenant_id).filter(pk__lte=OuterRef("pk")).order_by()
+               .values("tenant").annotate(n=Count("pk")).values("n"))
+    return queryset.annotate(number=Subquery(earlier))
+
+
+def _with_number(version: ModelVersion | None) -> ModelVersion | None:
+    """The version with its `number` set (see _numbered), for a row fetched elsewhere."""
+    if version is not None and not hasattr(version, "number"):
+        version.number = ModelVersion.objects.for_tenant(version.tenant_id).filter(pk__lte=version.pk).count()
+    return version
+
+
 def _versions(tenant_id: int):
-    return ModelVersion.objects.for_tenant(tenant_id).defer("curve").order_by("-pk")
+    return _numbered(tenant_id, ModelVersion.objects.for_tenant(tenant_id).defer("curve").order_by("-pk"))
 
 
 def _version_or_404(tenant_id: int, version_id: int) -> ModelVersion:
-    version = ModelVersion.objects.for_tenant(tenant_id).filter(pk=version_id).first()
+    version = _numbered(tenant_id, ModelVersion.objects.for_tenant(tenant_id)).filter(pk=version_id).first()
     if version is None:
         raise Http404("No such model version.")
     return version
 
 
-def _metric_rows(version: ModelVersion, active: ModelVersion | None) -> list[tuple[str, object, object]]:
-    """(label, this version's value, the active version's value) for every numeric metric of this version."""
+def _metric_text(key: str, value: object) -> str:
+    """A metric as the tables show it: durations in words, the rest with four decimals."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "\N{EN DASH}"
+    return format_duration(value) if key.endswith(DURATION_SUFFIX) else f"{value:.4f}"
+
+
+def _metric_rows(version: ModelVersion, active: ModelVersion | None) -> list[tuple[str, str, str]]:
+    """(label, this version's value, the active version's value), as text, for every numeric metric of
+    this version."""
     known = dict(METRICS)
     keys = [k for k, _ in METRICS if k in version.metrics] + sorted(
         k for k in version.metrics if k not in known and isinstance(version.metrics[k], (int, float))
     )
     other = active.metrics if active is not None and active.pk != version.pk else {}
-    return [(known.get(k) or k.replace("_", " ").capitalize(), version.metrics.get(k), other.get(k)) for k in keys]
+    return [(known.get(k) or k.replace("_", " ").capitalize(), _metric_text(k, version.metrics.get(k)),
+             _metric_text(k, other.get(k))) for k in keys]
 
 
 def loss_charts(version: ModelVersion) -> list[tuple[str, object]]:
@@ -106,18 +133,13 @@ def loss_charts(version: ModelVersion) -> list[tuple[str, object]]:
 
 
 def _took(version: ModelVersion) -> str:
-    """How long the run took (or has been running): "48 s", "3 min 05 s", "2 h 10 min"."""
+    """How long the run took (or has been running): "48 s", "3 min 5 s", "2 h 10 min"."""
     if version.started_at is None:
         return ""
     end = version.finished_at or (timezone.now() if version.status in IN_FLIGHT else None)
     if end is None:
         return ""
-    seconds = max(int((end - version.started_at).total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return format_duration(max(int((end - version.started_at).total_seconds()), 0))
 
 
 # --- Training runs ------------------------------------------------------------------------------------------
@@ -137,7 +159,7 @@ def training(request: HttpRequest) -> HttpResponse:
             "rows": [(v, _took(v), v.metrics.get(lifecycle.KEY_METRIC)) for v in page],
             "query": "",
             "now": timezone.now(),
-            "running": in_flight(tenant_id),
+            "running": _with_number(in_flight(tenant_id)),
             "live": any(v.status in IN_FLIGHT for v in page),
             "schedule": schedule,
             "next_check": next_check_at(schedule) if schedule and schedule.enabled else None,
@@ -155,7 +177,7 @@ def train_now(request: HttpRequest) -> HttpResponse:
     except RunInProgress as exc:
         messages.error(request, f"Not started: {exc}.")
     else:
-        messages.success(request, f"Version {version.pk} is queued; it appears below as it trains.")
+        messages.success(request, f"Model {_with_number(version).number} is queued; it appears below as it trains.")
     return redirect("dashboard:training")
 
 
@@ -190,7 +212,7 @@ def models(request: HttpRequest) -> HttpResponse:
         "dashboard/models.html",
         "models",
         {"page": page, "rows": rows, "metric_labels": [label for _, label in METRICS[:5]], "query": "",
-         "active": lifecycle.active_version(tenant_id)},
+         "active": _with_number(lifecycle.active_version(tenant_id))},
     )
 
 
@@ -198,7 +220,7 @@ def models(request: HttpRequest) -> HttpResponse:
 def model_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     tenant_id = request.shop.tenant.pk
     version = _version_or_404(tenant_id, version_id)
-    active = lifecycle.active_version(tenant_id)
+    active = _with_number(lifecycle.active_version(tenant_id))
     refusal = ""
     if version.status == ModelVersion.Status.READY and version.status_reason.startswith(REFUSED_PREFIX):
         refusal = version.status_reason.removeprefix(REFUSED_PREFIX)
@@ -247,7 +269,7 @@ def model_activate(request: HttpRequest, version_id: int) -> HttpResponse:
     except lifecycle.ActivationRefused as exc:
         messages.error(request, f"Not activated: {exc}.")
     else:
-        messages.success(request, f"Version {version.pk} is now serving.")
+        messages.success(request, f"Model {version.number} is now serving.")
     return redirect("dashboard:model_detail", version_id=version.pk)
 
 
@@ -261,5 +283,5 @@ def model_rollback(request: HttpRequest, version_id: int) -> HttpResponse:
     except lifecycle.ActivationRefused as exc:
         messages.error(request, f"Not rolled back: {exc}.")
     else:
-        messages.success(request, f"Rolled back: version {version.pk} is serving again.")
+        messages.success(request, f"Rolled back: model {version.number} is serving again.")
     return redirect("dashboard:model_detail", version_id=version.pk)

@@ -3,6 +3,7 @@ the loss curve, activation and rollback. Owners act, members read, outsiders get
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -140,7 +141,7 @@ def test_train_now_queues_a_run_for_owners(owner, tenant, django_capture_on_comm
     [queued] = versions(tenant)
     assert (queued.status, queued.trigger) == ("queued", "dashboard")
     assert len(callbacks) == 1
-    assert f"Version {queued.pk} is queued" in response.content.decode()
+    assert "Model 1 is queued" in response.content.decode()  # the shop's first version
 
 
 def test_train_now_refuses_a_second_run_and_says_why(owner, models_a):
@@ -236,7 +237,7 @@ def test_activation_refused_shows_the_reason_and_force_overrides(owner, models_a
     assert "Not activated" in refused and "regresses more than 5%" in refused
     assert lifecycle.active_version(serving.tenant_id) == serving
     forced = client.post(f"/models/{worse.pk}/activate", {"force": "1"}, follow=True).content.decode()
-    assert f"Version {worse.pk} is now serving" in forced
+    assert "Model 2 is now serving" in forced  # the shop's second version
     assert lifecycle.active_version(serving.tenant_id) == worse
 
 
@@ -268,3 +269,41 @@ def test_a_failed_run_shows_why(owner, tenant):
     html = client_for(owner).get(f"/models/{failed.pk}").content.decode()
     assert 'id="failure"' in html and "worker lost" in html
     assert 'id="activate"' not in html and 'id="rollback"' not in html
+
+
+# --- how versions and durations read ------------------------------------------------------------------------------
+
+
+def test_models_are_numbered_per_shop_not_by_the_shared_primary_key(owner, outsider, tenant, other_tenant):
+    for _ in range(3):  # shop B's versions take the first primary keys
+        version(other_tenant, status="archived")
+    first = version(tenant, status="ready", metrics={"ndcg@10": 0.1})
+    second = version(tenant, status="active", metrics={"ndcg@10": 0.2})
+    third = version(tenant, status="ready", metrics={"ndcg@10": 0.15})
+    assert first.pk > 3
+    client = client_for(owner)
+    runs = client.get("/training").content.decode()
+    assert re.findall(r">Model (\d+)</a>", runs) == ["3", "2", "1"]
+    assert f">Version {first.pk}<" not in runs
+    models = client.get("/models").content.decode()
+    assert re.findall(r">Model (\d+)</a>", models) == ["3", "2", "1"] and "Model 2 is serving now" in models
+    detail = client.get(f"/models/{third.pk}").content.decode()
+    assert "<h1>Model 3</h1>" in detail and "model 2 is serving" in detail and "Serving (model 2)" in detail
+    rolled = client.post(f"/models/{first.pk}/rollback", follow=True).content.decode()
+    assert "Rolled back: model 1 is serving again." in rolled
+    # Shop B counts its own.
+    assert re.findall(r">Model (\d+)</a>", client_for(outsider).get("/training").content.decode()) == ["3", "2", "1"]
+    assert second.pk  # (serving before the rollback)
+
+
+def test_durations_are_written_in_units(owner, tenant):
+    started = dt.datetime(2016, 10, 16, 14, 0, tzinfo=dt.UTC)
+    done = version(tenant, status="ready", started_at=started, finished_at=started + dt.timedelta(seconds=72.3),
+                   metrics={"ndcg@10": 0.1234567, "train_seconds": 72.3})
+    runs = client_for(owner).get("/training").content.decode()
+    row = re.search(rf'id="run-{done.pk}".*?</tr>', runs, re.S).group(0)
+    assert '<td class="num nowrap">1 min 12 s</td>' in row
+    detail = client_for(owner).get(f"/models/{done.pk}").content.decode()
+    assert re.search(r"<td>Training time</td><td class=\"num\">1 min 12 s</td>", detail)
+    assert "72.3" not in detail and "<td class=\"num\">0.1235</td>" in detail
+    assert "Oct 16, 2016, 14:01:12" in detail  # finished, with its year
