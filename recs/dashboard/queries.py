@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from recs.models import BUILTIN_EVENT_WEIGHTS, Customer, Event, EventType, ImportJob, Product
 
@@ -42,20 +42,54 @@ def customers(tenant_id: int, *, q: str = "") -> QuerySet[Customer]:
 
 @dataclass(frozen=True)
 class Activity:
+    """What the dashboard says of a customer's activity. `first_seen` is the earlier of the first event and
+    the row's creation: a customer imported today with events of 2016 was first seen in 2016, so first
+    seen is never after last seen."""
+
     events: int
+    first_seen: dt.datetime
     last_seen: dt.datetime | None
 
 
-def customer_activity(tenant_id: int, customer_ids: Iterable[int]) -> dict[int, Activity]:
-    """Event count and latest event per customer, for one page of customers (one grouped query)."""
+def customer_activity(tenant_id: int, customers: Iterable[Customer]) -> dict[int, Activity]:
+    """Event count, first and latest event per customer, for one page of customers (one grouped query)."""
+    customers = list(customers)
     rows = (
         Event.objects.for_tenant(tenant_id)
-        .filter(customer_id__in=list(customer_ids))
+        .filter(customer_id__in=[c.pk for c in customers])
         .values("customer_id")
-        .annotate(n=Count("id"), last=Max("ts"))
+        .annotate(n=Count("id"), first=Min("ts"), last=Max("ts"))
         .order_by()
     )
-    return {row["customer_id"]: Activity(row["n"], row["last"]) for row in rows}
+    by_customer = {row["customer_id"]: row for row in rows}
+    activity = {}
+    for customer in customers:
+        row = by_customer.get(customer.pk)
+        if row is None:
+            activity[customer.pk] = Activity(0, customer.created_at, None)
+        else:
+            activity[customer.pk] = Activity(row["n"], min(row["first"], customer.created_at), row["last"])
+    return activity
+
+
+def customer(tenant_id: int, pk: int) -> Customer | None:
+    return Customer.objects.for_tenant(tenant_id).filter(pk=pk).first()
+
+
+def customer_by_external_id(tenant_id: int, external_id: str) -> Customer | None:
+    return Customer.objects.for_tenant(tenant_id).filter(external_id=external_id).first()
+
+
+def product(tenant_id: int, pk: int) -> Product | None:
+    return Product.objects.for_tenant(tenant_id).filter(pk=pk).first()
+
+
+def product_pks(tenant_id: int, external_ids: Iterable[str]) -> dict[str, int]:
+    """The row id of each shop product id that exists, to link the products of an answer to their page."""
+    ids = list(dict.fromkeys(external_ids))
+    if not ids:
+        return {}
+    return dict(Product.objects.for_tenant(tenant_id).filter(external_id__in=ids).values_list("external_id", "pk"))
 
 
 def event_type_names(tenant_id: int) -> list[str]:
@@ -89,10 +123,14 @@ class Cursor:
 
 
 def recent_events(
-    tenant_id: int, *, event_type: str = "", before: Cursor | None = None, limit: int = 50
+    tenant_id: int, *, event_type: str = "", before: Cursor | None = None, limit: int = 50,
+    customer_pk: int | None = None,
 ) -> tuple[list[Event], Cursor | None]:
-    """A page of events, newest first, and the cursor of the next (older) page if there is one."""
+    """A page of events (of one customer, with `customer_pk`), newest first, and the cursor of the next
+    (older) page if there is one."""
     queryset = Event.objects.for_tenant(tenant_id).select_related("customer", "product")
+    if customer_pk is not None:
+        queryset = queryset.filter(customer_id=customer_pk)
     if event_type:
         queryset = queryset.filter(event_type=event_type)
     if before is not None:

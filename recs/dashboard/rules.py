@@ -14,11 +14,13 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.dashboard.pages import render_page
 from recs import rules
+from recs.dashboard import preview
 from recs.dashboard.rules_forms import (
     CONDITIONS_EXAMPLE,
     BoostForm,
@@ -123,9 +125,17 @@ def _rules_page(request: HttpRequest, settings_form: SettingsForm | None = None,
     ]
     response = render_page(request, "dashboard/rules.html", "rules", {
         "rule_rows": rule_rows, "boost_rows": boost_rows, **_settings_context(request, settings_form),
+        **_preview_context(request, "dashboard:rules"),
     })
     response.status_code = status
     return response
+
+
+def _preview_context(request: HttpRequest, url_name: str) -> dict:
+    """The preview panel: the customer typed into it (?preview=), else the one previewed last, whose
+    answer before this page's change the panel marks against."""
+    return {"panel": preview.panel(request.session, request.shop.tenant.pk, request.GET.get("preview")),
+            "here": reverse(url_name)}
 
 
 @shop_view
@@ -156,7 +166,8 @@ def promotions_page(request: HttpRequest) -> HttpResponse:
     for promotion in Promotion.objects.for_tenant(request.shop.tenant.pk).order_by("-id"):
         label, colour = promotion_status(promotion, now)
         rows.append((promotion, describe_conditions(promotion.conditions), label, colour))
-    return render_page(request, "dashboard/promotions.html", "promotions", {"rows": rows})
+    return render_page(request, "dashboard/promotions.html", "promotions",
+                       {"rows": rows, **_preview_context(request, "dashboard:promotions")})
 
 
 def _get(resource: _Resource, request: HttpRequest, pk: int):

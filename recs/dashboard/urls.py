@@ -8,7 +8,9 @@ from recs.dashboard import integrations, rules, views
 urlpatterns = [
     path("", views.home, name="home"),
     path("products", views.products, name="products"),
+    path("products/<int:pk>", views.product_detail, name="product"),
     path("customers", views.customers, name="customers"),
+    path("customers/<int:pk>", views.customer_detail, name="customer"),
     path("events", views.events, name="events"),
     path("imports", views.imports, name="imports"),
     path("integrations", integrations.integrations, name="integrations"),

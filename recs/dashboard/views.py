@@ -7,15 +7,16 @@ eagerly so that templates evaluate querysets while that context is active.
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
 from core.dashboard import charts
 from core.dashboard.pages import render_page
-from recs.dashboard import queries, stats
+from recs.dashboard import preview, queries, stats
 from tenants.dashboard.shop import shop_view
 
 PAGE_SIZE = 25
 EVENTS_PAGE_SIZE = 50
+CUSTOMER_EVENTS = 20  # the latest events on a customer's page
 
 
 def _paginate(request: HttpRequest, queryset, per_page: int = PAGE_SIZE):
@@ -81,13 +82,47 @@ def customers(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:200]
     tenant_id = request.shop.tenant.pk
     page = _paginate(request, queries.customers(tenant_id, q=q))
-    activity = queries.customer_activity(tenant_id, [c.pk for c in page])
+    activity = queries.customer_activity(tenant_id, page)
     rows = [(c, activity.get(c.pk), _first_attributes(c.attributes)) for c in page]
     return render_page(
         request,
         "dashboard/customers.html",
         "customers",
         {"page": page, "rows": rows, "q": q, "query": _query_without_page(request)},
+    )
+
+
+@shop_view
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A customer: their latest events and what they would be recommended now, explained."""
+    tenant_id = request.shop.tenant.pk
+    customer = queries.customer(tenant_id, pk)
+    if customer is None:
+        raise Http404("No such customer.")
+    events, more = queries.recent_events(tenant_id, customer_pk=customer.pk, limit=CUSTOMER_EVENTS)
+    return render_page(
+        request,
+        "dashboard/customer_detail.html",
+        "customers",
+        {"customer": customer, "activity": queries.customer_activity(tenant_id, [customer])[customer.pk],
+         "attributes": _first_attributes(customer.attributes, limit=50), "events": events, "more_events": more,
+         "preview": preview.customer_preview(tenant_id, customer.external_id)},
+    )
+
+
+@shop_view
+def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A product: its row and the products similar to it now, explained."""
+    tenant_id = request.shop.tenant.pk
+    product = queries.product(tenant_id, pk)
+    if product is None:
+        raise Http404("No such product.")
+    return render_page(
+        request,
+        "dashboard/product_detail.html",
+        "products",
+        {"product": product, "attributes": _first_attributes(product.attributes, limit=50),
+         "preview": preview.similar_preview(tenant_id, product.pk)},
     )
 
 
