@@ -101,7 +101,9 @@ def _still_running(version: ModelVersion) -> bool:
 
 def evaluate_pipeline(pipeline, train, test, items, item_versions=None) -> dict[str, float]:
     """The protocol's metrics (docs/training.md) for the served pipeline (retrieval + ranker), seen items excluded;
-    with `item_versions` the ranker sees each candidate as it was at the query's time."""
+    with `item_versions` the ranker sees each candidate as it was at the query's time. Where this differs from
+    what the funnel serves (exclusion, retrieval depth, query time, the shop's rules) is listed in
+    docs/training.md, "Offline and served"; `tests/bench/quality.py --through-api` scores the served answers."""
     from training.evaluation import evaluate_topk, relevant_sets
     from training.pipeline import recommend
 
