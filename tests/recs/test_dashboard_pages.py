@@ -15,7 +15,7 @@ from recs.rules import create_boost, create_promotion, create_rule
 from serving.answers import RecommendRequest, recommendations_answer
 from tenants.api_keys import create_api_key
 from tenants.context import tenant_context
-from tenants.models import Membership
+from tenants.models import ApiKey, Membership
 from tests.factories import (
     CustomerFactory,
     MembershipFactory,
@@ -244,3 +244,14 @@ def test_first_seen_is_never_after_last_seen(owner, tenant, shop):
 def test_events_page_shows_the_year_of_old_events(owner, shop):
     html = client_for(owner).get("/events").content.decode()
     assert "Oct 16, 2016, 14:05:09" in html
+
+
+def test_promotion_windows_and_revoked_keys_show_the_year(owner, tenant, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        create_promotion(tenant, {"name": "Old sale", "product_ids": ["sku-1"], "threshold": 0.2,
+                                  "starts_at": "2016-10-16T09:00:00Z", "ends_at": "2016-10-20T18:30:00Z"})
+    html = client_for(owner).get("/promotions").content.decode()
+    assert "Oct 16, 2016, 09:00 → Oct 20, 2016, 18:30" in html
+    key, _ = create_api_key(tenant, name="old", scopes=["recommend"])
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=OCT_2016)
+    assert "Revoked Oct 16, 2016</span>" in client_for(owner).get("/keys").content.decode()
