@@ -46,8 +46,8 @@ from recs.integrations.crypto import SecretUnreadable
 from recs.integrations.processing import record_delivery, takes_topic
 from recs.integrations.replay import BodyReplayed
 from recs.integrations.schemas import check_payload
-from recs.models import IntegrationConnection
 from recs.integrations.tasks import enqueue_delivery
+from recs.models import IntegrationConnection
 from tenants.context import tenant_context
 
 log = logging.getLogger(__name__)
