@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -44,6 +45,62 @@ def decode_json(body: Any, decoder: msgspec.json.Decoder = _UNTYPED) -> Any:
         raise ParseError("The body is not valid UTF-8.") from None
     except RecursionError:
         raise ParseError("Malformed JSON: nested too deeply.") from None
+
+
+# msgspec's ValidationError says what it expected in its own words, with where as a JSON path:
+# "Expected `float | null`, got `str` - at `$.events[0].price`". The API words it by field instead.
+_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>.*)`$", re.DOTALL)
+_FIELD = re.compile(r"^Object (?P<kind>contains unknown|missing required) field `(?P<name>.*)`$", re.DOTALL)
+_TYPE = re.compile(r"^Expected `(?P<types>[^`]+)`, got `[^`]+`$")
+_BOUND = re.compile(r"^Expected `(?P<type>\w+)` (?P<length>of length )?(?P<op>>=|<=|>|<) (?P<limit>-?[\d.e+-]+)$")
+_KINDS = {
+    "str": "a string", "int": "a whole number", "float": "a number", "bool": "true or false",
+    "datetime": "an ISO 8601 date-time with a UTC offset", "uuid": "a UUID", "array": "a list",
+    "object": "a JSON object",
+}
+_SENTENCES = {
+    "Expected `datetime` with a timezone component": "Give a UTC offset (2024-05-01T10:00:00Z).",
+    "Invalid RFC3339 encoded datetime": "An ISO 8601 date-time with a UTC offset is required (2024-05-01T10:00:00Z).",
+    "Invalid UUID": "A UUID is required.",
+}
+
+
+def field_error(error: msgspec.ValidationError) -> tuple[str, str]:
+    """(field, message) in the API's words for a msgspec ValidationError: the field is the JSON path
+    without its `$.` (`price`, `events[0].price`; "non_field_errors" for the document itself), and the
+    message never quotes msgspec's ("Expected ..."). Messages of the project's own pass through."""
+    text = str(error)
+    at = _AT.match(text)
+    message, path = (at["message"], at["path"].removeprefix(".")) if at else (text, "")
+    named = _FIELD.match(message)
+    if named:
+        path = f"{path}.{named['name']}" if path else named["name"]
+        return path, "Unknown field." if named["kind"] == "contains unknown" else "This field is required."
+    return path or "non_field_errors", _worded(message)
+
+
+def _worded(message: str) -> str:
+    if message in _SENTENCES:
+        return _SENTENCES[message]
+    expected = _TYPE.match(message)
+    if expected:
+        kinds = [_KINDS.get(name, name) for name in expected["types"].split(" | ") if name != "null"]
+        wanted = " or ".join(kinds)
+        return f"{wanted[0].upper()}{wanted[1:]} is required."
+    bound = _BOUND.match(message)
+    if bound:
+        limit = float(bound["limit"])
+        shown = str(int(limit)) if limit.is_integer() else bound["limit"]
+        if bound["length"]:
+            unit = "characters" if bound["type"] == "str" else "items"
+            if bound["op"] == ">=" and limit == 1:
+                return "Must not be empty."
+            return f"At least {shown} {unit}." if bound["op"] == ">=" else f"At most {shown} {unit}."
+        return {
+            ">=": f"Must be at least {shown}.", "<=": f"Must be at most {shown}.",
+            ">": f"Must be more than {shown}.", "<": f"Must be less than {shown}.",
+        }[bound["op"]]
+    return "Invalid value." if message.startswith(("Expected", "Invalid")) else message
 
 
 class RawJSONParser(BaseParser):

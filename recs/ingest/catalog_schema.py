@@ -17,6 +17,45 @@ MAX_ATTRIBUTES = 100
 MAX_ATTRIBUTE_BYTES = 16 * 1024
 
 
+# DRF's messages in the API's words, the words of the events' (core/parsers.py) and query strings'
+# (core/query.py) errors: DRF's own leak its wording ('Expected a list of items but got type "str".').
+# Given when the fields are declared: bounds are validators made with the message of that moment.
+TEXT = {
+    "invalid": "A string is required.", "blank": "Must not be empty.",
+    "max_length": "At most {max_length} characters.", "min_length": "At least {min_length} characters.",
+}
+WHOLE_NUMBER = {
+    "invalid": "A whole number is required.", "max_value": "Must be at most {max_value}.",
+    "min_value": "Must be at least {min_value}.",
+}
+NUMBER = {
+    **WHOLE_NUMBER, "invalid": "A number is required.", "max_digits": "At most {max_digits} digits.",
+    "max_decimal_places": "At most {max_decimal_places} decimal places.",
+    "max_whole_digits": "At most {max_whole_digits} digits before the decimal point.",
+}
+LIST = {
+    "not_a_list": "A list is required.", "empty": "Must not be empty.",
+    "max_length": "At most {max_length} items.", "min_length": "At least {min_length} items.",
+}
+BOOLEAN = {"invalid": "Use true or false."}
+DATETIME = {"invalid": "An ISO 8601 date-time is required (2024-05-01T10:00:00Z)."}
+
+
+class ListField(serializers.ListField):
+    """Its items' errors as sentences under the list's own name ("Item 1: At most 64 characters."), not
+    DRF's nested {index: [...]}, which a problem's `errors` and a bulk row's errors would print raw."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError(
+                [f"Item {index}: {message}" for index, messages in exc.detail.items() for message in messages]
+            ) from None
+
+
 class StrictSerializerMixin:
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -70,7 +109,7 @@ class ExternalIdField(serializers.CharField):
     """The shop's id: a string, as in the events API (a number here would not match its events)."""
 
     def __init__(self, **kwargs):
-        super().__init__(max_length=128, min_length=1, trim_whitespace=False, **kwargs)
+        super().__init__(max_length=128, min_length=1, trim_whitespace=False, error_messages=TEXT, **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -81,7 +120,9 @@ class ExternalIdField(serializers.CharField):
 class CustomerSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     id = ExternalIdField(source="external_id")
     attributes = AttributesField(required=False)
-    updated_at = SourceUpdatedAtField(source="source_updated_at", required=False, allow_null=True)
+    updated_at = SourceUpdatedAtField(
+        source="source_updated_at", required=False, allow_null=True, error_messages=DATETIME
+    )
 
     class Meta:
         model = Customer
@@ -91,18 +132,31 @@ class CustomerSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
 class ProductSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     id = ExternalIdField(source="external_id")
-    title = serializers.CharField(max_length=500)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
-    category_path = serializers.ListField(
-        child=serializers.CharField(max_length=100), max_length=10, required=False
+    title = serializers.CharField(max_length=500, error_messages=TEXT)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=20_000, error_messages=TEXT)
+    category_path = ListField(
+        child=serializers.CharField(max_length=100, error_messages=TEXT), max_length=10, required=False,
+        error_messages=LIST,
     )
-    brand = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True)
-    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, allow_blank=True)
-    stock = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True)
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=50, required=False)
+    brand = serializers.CharField(required=False, allow_blank=True, max_length=200, error_messages=TEXT)
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True, error_messages=NUMBER
+    )
+    currency = serializers.RegexField(
+        r"^[A-Z]{3}$", required=False, allow_blank=True,
+        error_messages={"invalid": "Three capital letters (ISO 4217: EUR, USD)."},
+    )
+    stock = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, required=False, allow_null=True, error_messages=WHOLE_NUMBER
+    )
+    tags = ListField(
+        child=serializers.CharField(max_length=64, error_messages=TEXT), max_length=50, required=False,
+        error_messages=LIST,
+    )
     attributes = AttributesField(required=False)
-    updated_at = SourceUpdatedAtField(source="source_updated_at", required=False, allow_null=True)
+    updated_at = SourceUpdatedAtField(
+        source="source_updated_at", required=False, allow_null=True, error_messages=DATETIME
+    )
 
     class Meta:
         model = Product
@@ -111,6 +165,7 @@ class ProductSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "tags", "attributes", "updated_at", "created_at",
         ]
         read_only_fields = ["created_at"]
+        extra_kwargs = {"available": {"error_messages": BOOLEAN}}
 
 
 def to_domain(validated: dict) -> dict:

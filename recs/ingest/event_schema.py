@@ -12,6 +12,8 @@ from typing import Annotated
 
 import msgspec
 
+from core.parsers import field_error
+
 ShortStr = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 # No pattern: a regex per row would dominate the decode time, and a type must be one of the tenant's known
 # types anyway (custom types are checked against the pattern when they are created).
@@ -52,14 +54,5 @@ batch_decoder = msgspec.json.Decoder(EventBatchIn)
 clean_batch_decoder = msgspec.json.Decoder(CleanEventBatchIn)
 
 
-def field_of(error: msgspec.ValidationError) -> tuple[str, str]:
-    """Split msgspec's 'message - at `$.field`' into (field, message)."""
-    text = str(error)
-    message, sep, path = text.rpartition(" - at `$.")
-    if not sep:
-        if text.startswith("Object contains unknown field `"):
-            return text.split("`")[1], "Unknown field."
-        if text.startswith("Object missing required field `"):
-            return text.split("`")[1], "This field is required."
-        return "non_field_errors", text
-    return path.rstrip("`").split(".")[0].split("[")[0], message
+# The wording of a row's decoding error, by field (one parser of msgspec's messages, core/parsers.py).
+field_of = field_error
