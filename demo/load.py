@@ -73,8 +73,12 @@ def movielens_catalog(frame) -> tuple[list[dict], list[dict]]:
     Comedy filter finds Toy Story, whose first genre is Adventure. Common-first reads as general to
     specific: the leaf (the diversity cap's unit) is the film's rarest genre (Animation for Toy Story), and
     the path prefixes training turns into category ids ("Movies > Comedy > Adventure") are shared by
-    many films. Five films have no title in the packaged data (pandas reads it as NaN): they are kept,
-    with their ratings, as "Movie <id>"."""
+    many films. The cost: about 1,000 category ids instead of 19, mostly rare genre combinations; on the
+    demo's own training run NDCG@10 was 0.170 against 0.177 with the first genre only (recall@100 0.378
+    against 0.383, coverage@10 0.177 against 0.157).
+
+    Five films have no title in the packaged data (pandas reads the empty field as NaN, which str() made
+    "nan"): they are kept, with their ratings, as "Movie <id>"."""
     movies = frame.drop_duplicates("movieId").sort_values("movieId")
     genre_lists = [_genres(g) for g in movies["genres"]]
     frequency = Counter(g for genre_list in genre_lists for g in genre_list)
