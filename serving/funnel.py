@@ -58,6 +58,10 @@ class Reason:
     NO_ACTIVE_MODEL = "no_active_model"
     UNKNOWN_CUSTOMER = "unknown_customer"
     PRODUCT_NOT_IN_MODEL = "product_not_in_model"
+    # The answer is empty because filters removed every candidate: the request's (category, prices,
+    # exclude), the shop's rules or the built-in ones (out of stock, already consumed). An answer the
+    # filters only shortened keeps its reason; explain=true says what each filter removed.
+    FILTERED_OUT = "filtered_out"
 
 
 class Endpoint:
@@ -381,7 +385,22 @@ def _answer(
     if explain["popular"] is not None:
         explain["popular"]["used"] = sum(1 for i in items if i.source == "popular")
     valid_for = filters.rules.seconds_until_change(timezone.now())
+    if not items and _filtered_out(tenant_id, filters, segments):
+        reason = Reason.FILTERED_OUT
     return Recommendation(items, model_version, reason, depth, explain, valid_for)
+
+
+def _filtered_out(tenant_id: int, filters: Filters, segments: list[Segment]) -> bool:
+    """Whether filters removed the candidates an empty answer would otherwise have had (not: the shop has
+    nothing to recommend). A step that removed something says so; a category also narrows the popular
+    products' SQL before any step runs, so with nothing removed it is to blame when the shop has popular
+    products at all."""
+    if any(step["removed"] for seg in segments for step in seg.summary.get("filters", ())):
+        return True
+    if not filters.context.category:
+        return False
+    positive = [name for name, weight in event_weights(tenant_id).items() if weight > 0]
+    return Event.objects.for_tenant(tenant_id).filter(event_type__in=positive, product__deleted=False).exists()
 
 
 def _with_fallback(
