@@ -376,6 +376,18 @@ RECSVC_ARTIFACT_SIGNING_KEYS = env_list(
 # Serving: how long an answer is reused, and how stale a process's view of the active version may be.
 RECSVC_RECS_CACHE_SECONDS = env_int("RECSVC_RECS_CACHE_SECONDS", 30, minimum=0, maximum=86_400)
 RECSVC_ACTIVE_VERSION_TTL_SECONDS = env_int("RECSVC_ACTIVE_VERSION_TTL_SECONDS", 5, minimum=1, maximum=3600)
+# Attribution (recs/attribution/): every served answer goes to a Redis stream of about
+# RECSVC_ANSWER_STREAM_MAXLEN entries (the backlog while no worker stores it; older ones are dropped), and a
+# beat task stores it in batches every RECSVC_ANSWER_STORE_INTERVAL_S. RECSVC_RECORD_ANSWERS=0: record nothing.
+RECSVC_RECORD_ANSWERS = env_bool("RECSVC_RECORD_ANSWERS", True)
+RECSVC_ANSWER_STREAM_MAXLEN = env_int("RECSVC_ANSWER_STREAM_MAXLEN", 500_000, minimum=1000, maximum=100_000_000)
+RECSVC_ANSWER_STORE_INTERVAL_S = env_int("RECSVC_ANSWER_STORE_INTERVAL_S", 2, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE["recs-store-served-answers"] = {
+    "task": "recs.tasks.attribution.store_served_answers",
+    "schedule": float(RECSVC_ANSWER_STORE_INTERVAL_S),
+    # Runs not started by then are skipped: the next one drains the same stream.
+    "options": {"expires": float(RECSVC_ANSWER_STORE_INTERVAL_S)},
+}
 # Product rows a serving process keeps for candidates (serving/candidate_rows.py; about 0.8 KB each; 0: none),
 # and how long at most, should a change's notice be lost (serving/catalog_changes.py).
 RECSVC_CANDIDATE_ROWS = env_int("RECSVC_CANDIDATE_ROWS", 100_000, minimum=0, maximum=10_000_000)

@@ -1,3 +1,4 @@
+from recs.models.attribution import ServedAnswer
 from recs.models.catalog import Customer, CustomerVersion, Product, ProductVersion
 from recs.models.events import BUILTIN_EVENT_WEIGHTS, Event, EventType
 from recs.models.imports import ImportJob
@@ -20,5 +21,6 @@ __all__ = [
     "Promotion",
     "RecommendationSettings",
     "Rule",
+    "ServedAnswer",
     "WebhookDelivery",
 ]

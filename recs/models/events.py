@@ -71,4 +71,10 @@ class Event(TenantOwnedModel):
                 fields=["tenant", "session_id", "-ts"], name="event_session_recent_idx",
                 condition=~models.Q(session_id=""),
             ),
+            # Attribution joins feedback to served answers by recommendation_id (recs/attribution/stats.py);
+            # only events sent back with one are indexed.
+            models.Index(
+                fields=["tenant", "recommendation_id"], name="event_recommendation_idx",
+                condition=models.Q(recommendation_id__isnull=False),
+            ),
         ]
