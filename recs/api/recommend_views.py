@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from core.query import QueryParams, parse_query, query_parameters
 from recs.api.quota import RecommendationsQuota
+from recs.attribution.record import record_answer
 from recs.models import Product
 from serving.answers import (
     PopularRequest,
@@ -125,8 +126,11 @@ def _stamped(answer: dict) -> dict:
     return {**answer, "recommendation_id": str(uuid.uuid4()), "variant": PLACEHOLDER_VARIANT}
 
 
-def _respond(answer: dict) -> Response:
-    return Response(_stamped(answer))
+def _respond(tenant_id: int, endpoint: str, answer: dict, *, customer_id: str | None = None,
+             session_id: str | None = None) -> Response:
+    stamped = _stamped(answer)
+    record_answer(tenant_id, endpoint, stamped, customer_id=customer_id, session_id=session_id)
+    return Response(stamped)
 
 
 class _RecommendViewSet(TenantViewSet):
@@ -154,7 +158,8 @@ class RecommendationViewSet(_RecommendViewSet):
     def list(self, request):
         """Top-k products for a customer (known, anonymous with a session id, or unknown)."""
         req = RecommendRequest(**self._query(RecommendQuery))
-        return _respond(recommendations_answer(self.tenant_id, req))
+        return _respond(self.tenant_id, "recommendations", recommendations_answer(self.tenant_id, req),
+                        customer_id=req.customer_id, session_id=req.session_id)
 
 
 class SimilarProductsViewSet(_RecommendViewSet):
@@ -168,7 +173,7 @@ class SimilarProductsViewSet(_RecommendViewSet):
         """Products similar to this one (item-to-item), itself and unavailable products excluded."""
         product = self.get_object()
         req = SimilarRequest(**self._query(SimilarQuery))
-        return _respond(similar_answer(self.tenant_id, product.pk, req))
+        return _respond(self.tenant_id, "similar", similar_answer(self.tenant_id, product.pk, req))
 
 
 class PopularViewSet(_RecommendViewSet):
@@ -176,4 +181,4 @@ class PopularViewSet(_RecommendViewSet):
     def list(self, request):
         """The most interacted-with products in stock over a trailing window, overall or in one category."""
         req = PopularRequest(**self._query(PopularQuery))
-        return _respond(popular_answer(self.tenant_id, req))
+        return _respond(self.tenant_id, "popular", popular_answer(self.tenant_id, req))
