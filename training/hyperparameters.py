@@ -30,6 +30,7 @@ RETRIEVAL: dict[str, Param] = {
     "lr": Param(float, 1e-6, 1.0, "learning rate"),
     "weight_decay": Param(float, 0.0, 1.0),
     "temperature": Param(float, 0.01, 10.0, "softmax temperature of the in-batch loss"),
+    "sampled_negatives": Param(int, 0, 65536, "items drawn uniformly per batch as extra negatives"),
     "history_len": Param(int, 1, 1000, "recent interactions the customer tower sees"),
     "recency_decay": Param(float, 0.0, 1.0, "weight decay per older history item"),
 }

@@ -158,3 +158,44 @@ def test_features_never_read_the_future(tenant):
     b = FeatureContext(interactions, items).ranker_inputs(customers, at, cand, scores)
     np.testing.assert_allclose(a.dense, b.dense, rtol=1e-6)
     assert a.history.values.tolist() == b.history.values.tolist()
+
+
+def test_mixed_negatives_correct_each_pool_column_by_its_expected_count_and_mask_accidental_hits():
+    """The mixed loss is the softmax over the batch's positives plus uniform draws, each column's logit
+    lowered by log(B q(item) + M / n_items); a drawn item equal to a row's positive is no negative for it."""
+    from training.data import customer_kjt, item_kjt
+    from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig, TwoTowerRetrievalTask
+
+    _, items = make_tenant()
+    cfg = TwoTowerConfig(n_customers=40, n_items=60, n_categories=4, n_brands=5, n_price_buckets=5,
+                         n_title_tokens=12, dim=8, hidden=16, id_dropout=0.0)
+    torch.manual_seed(0)
+    q = torch.rand(60) + 0.1
+    log_q = (q / q.sum()).log()
+    task = TwoTowerRetrievalTask(CustomerTower(cfg), ItemTower(cfg), log_q, temperature=0.5).eval()
+    customers, positives, sampled = np.array([0, 1, 2]), np.array([5, 9, 5]), np.array([9, 30, 41, 7])
+    ckjt = customer_kjt(customers, make_history([[1], [2, 3], []]))
+    loss = task(ckjt, item_kjt(items, positives), torch.from_numpy(positives), None,
+                item_kjt(items, sampled), torch.from_numpy(sampled))
+
+    with torch.no_grad():
+        u = task.customer_tower(ckjt)
+        pool = np.concatenate([positives, sampled])
+        v = task.item_tower(item_kjt(items, pool))
+        expected_count = 3 * log_q.exp()[pool] + 4 / 60
+        logits = u @ v.T / 0.5 - expected_count.log()
+        for row, positive in enumerate(positives):
+            for col, item in enumerate(pool):
+                if item == positive and col != row:  # row 0 and row 2 share item 5; row 1's item 9 was drawn
+                    logits[row, col] = float("-inf")
+        manual = torch.nn.functional.cross_entropy(logits, torch.arange(3))
+    torch.testing.assert_close(loss, manual)
+    assert torch.isinf(logits[1, 3]) and torch.isinf(logits[0, 2]) and torch.isfinite(logits[1, 1])
+
+
+def test_two_tower_with_mixed_negatives_learns_the_synthetic_taste(tenant):
+    interactions, items = tenant
+    train, test = temporal_split(interactions)
+    model = train_two_tower(train, items, **{**SMALL, "epochs": 8}, sampled_negatives=32)
+    assert model.hparams["sampled_negatives"] == 32
+    assert retrieval_metrics(model, train, test)["hr@10"] > 0.5

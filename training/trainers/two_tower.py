@@ -83,6 +83,7 @@ def train_two_tower(
     temperature: float = 0.1,
     logq_correction: bool = True,
     negatives: str = "in_batch",
+    sampled_negatives: int = 0,
     history_len: int = 50,
     recency_decay: float = 0.9,
     id_dropout: float = 0.1,
@@ -99,6 +100,8 @@ def train_two_tower(
     With `validation` (later events of the same customers), NDCG@10 is measured after every
     epoch and the best epoch's weights are kept (early stopping by selection). Id tables with at least
     `sparse_rows` rows are updated sparsely (see `_optimizers`; None: every table dense).
+    `sampled_negatives` items drawn uniformly from the catalog per batch join the in-batch negatives
+    (mixed negatives, see `TwoTowerRetrievalTask`).
     """
     started = time.perf_counter()
     hparams = {k: v for k, v in locals().items() if k not in _NOT_HPARAMS}
@@ -143,7 +146,12 @@ def train_two_tower(
             ckjt = customer_kjt(cust, h, customer_features, dev)
             target = hist.item[idx]
             ikjt = item_kjt(items, target, dev)
-            loss = task(ckjt, ikjt, torch.from_numpy(target).to(dev), all_items)
+            sampled = rng.integers(0, train.n_items, sampled_negatives) if sampled_negatives else None
+            loss = task(
+                ckjt, ikjt, torch.from_numpy(target).to(dev), all_items,
+                item_kjt(items, sampled, dev) if sampled is not None else None,
+                torch.from_numpy(sampled).to(dev) if sampled is not None else None,
+            )
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
