@@ -21,15 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from core.dashboard.pages import render_page
 from recs import rules
 from recs.dashboard import preview
-from recs.dashboard.rules_forms import (
-    CONDITIONS_EXAMPLE,
-    BoostForm,
-    PromotionForm,
-    RuleForm,
-    SettingsForm,
-    _DomainForm,
-    pretty_json,
-)
+from recs.dashboard.rules_forms import BoostForm, PromotionForm, RuleForm, SettingsForm, _DomainForm
 from recs.ingest.event_types import event_weights
 from recs.models import Boost, Promotion, Rule
 from tenants.dashboard.shop import require_owner, shop_view
@@ -182,13 +174,14 @@ def _edit(request: HttpRequest, resource: _Resource, pk: int | None) -> HttpResp
     if request.method == "POST" or obj is None:
         require_owner(request)  # members may look at an existing row, never create or change one
     form_class = resource.form
+    tenant_id = request.shop.tenant.pk
     status = 200
     if request.method == "POST":
-        form = form_class(request.POST)
+        form = form_class(request.POST, tenant_id=tenant_id)
         if form.is_valid():
             try:
                 if obj is None:
-                    obj = resource.create(request.shop.tenant.pk, form.domain_data)
+                    obj = resource.create(tenant_id, form.domain_data)
                     verb = "created"
                 else:
                     resource.update(obj, form.domain_data)
@@ -200,11 +193,12 @@ def _edit(request: HttpRequest, resource: _Resource, pk: int | None) -> HttpResp
                 return redirect(resource.list_url)
         status = 400
     elif obj is not None:
-        form = form_class(initial=rules.current_values(obj), read_only=not request.shop.is_owner)
+        form = form_class(initial=form_class.initial_from(rules.current_values(obj)), tenant_id=tenant_id,
+                          read_only=not request.shop.is_owner)
     else:
-        form = form_class()
+        form = form_class(tenant_id=tenant_id)
     response = render_page(request, "dashboard/rule_form.html", resource.section, {
-        "form": form, "obj": obj, "resource": resource, "conditions_example": pretty_json(CONDITIONS_EXAMPLE),
+        "form": form, "obj": obj, "resource": resource,
     })
     response.status_code = status
     return response

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 from django.test import Client
@@ -36,8 +35,18 @@ def shop_a_rules(tenant):
     }
 
 
+def rows(*conditions: tuple[str, str, str] | tuple[str, str, str, str], name: str = "conditions") -> dict:
+    """Condition rows as the form posts them: (field, op, value) or (field, key, op, value)."""
+    posted = {}
+    for i, row in enumerate(conditions):
+        field, key, op, value = row if len(row) == 4 else (row[0], "", row[1], row[2])
+        posted.update({f"{name}-{i}-field": field, f"{name}-{i}-key": key, f"{name}-{i}-op": op,
+                       f"{name}-{i}-value": value})
+    return posted
+
+
 def _rule_post(**overrides) -> dict:
-    return {"name": "Cheap only", "kind": "price_range", "params": json.dumps({"max": 20}),
+    return {"name": "Cheap only", "kind": "price_range", "price_max": "20",
             "endpoints": ["recommendations", "popular"], "enabled": "on", **overrides}
 
 
@@ -69,8 +78,8 @@ def test_owner_creates_edits_and_deletes_a_rule(owner, tenant, django_capture_on
     assert "Rule “Cheap only” created." in client.get("/rules").content.decode()
 
     form = client.get(f"/rules/{rule.pk}").content.decode()
-    assert "&quot;max&quot;: 20" in form  # the stored params, shown as indented JSON
-    edited = client.post(f"/rules/{rule.pk}", _rule_post(name="Cheaper", params='{"min": 1, "max": 10}',
+    assert 'name="price_max" value="20"' in form and 'name="params"' not in form  # fields, not JSON
+    edited = client.post(f"/rules/{rule.pk}", _rule_post(name="Cheaper", price_min="1", price_max="10",
                                                         enabled=""))
     assert edited.status_code == 302
     rule.refresh_from_db()
@@ -84,10 +93,14 @@ def test_owner_creates_edits_and_deletes_a_rule(owner, tenant, django_capture_on
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"params": "{max: 20}"}, "Not valid JSON"),
-        ({"params": '{"min": 30, "max": 20}'}, "min must not be greater than max"),
-        ({"kind": "attribute", "params": '{"mode": "include", "conditions": [{"field": "brand", "op": "lt", '
-          '"value": 1}]}'}, "conditions[0].op"),
+        ({"price_max": "cheap"}, "Enter a number."),
+        ({"price_min": "30", "price_max": "20"}, "min must not be greater than max"),
+        ({"price_max": ""}, "Give min, max or both."),
+        ({"price_max": "-1"}, "max: must be a non-negative number or null."),
+        ({"kind": "attribute", "mode": "include", **rows(("brand", "lt", "1"))},
+         "Condition 1, operator: &#x27;lt&#x27; applies only to price, stock and attributes.&lt;key&gt;"),
+        ({"kind": "attribute", "mode": "include"}, "conditions: at least one condition is required"),
+        ({"kind": "include_categories"}, "categories: at least one is required."),
         ({"endpoints": []}, "Choose at least one."),
         ({"name": " "}, "required"),
     ],
@@ -101,19 +114,19 @@ def test_rule_form_shows_domain_errors_and_stores_nothing(owner, tenant, overrid
 
 def test_owner_manages_boosts_and_promotions(owner, tenant):
     client = client_for(owner)
-    boost = client.post("/boosts/new", {"name": "Bury clearance", "conditions": json.dumps(ACME), "factor": "0.5",
+    boost = client.post("/boosts/new", {"name": "Bury clearance", **rows(("brand", "eq", "Acme")), "factor": "0.5",
                                         "endpoints": ["similar"], "enabled": "on"})
     assert boost.status_code == 302, boost.content.decode()
     stored = Boost.objects.for_tenant(tenant).get()
     assert (stored.factor, stored.endpoints, stored.conditions) == (0.5, ["similar"], ACME)
-    refused = client.post(f"/boosts/{stored.pk}", {"name": "x", "conditions": json.dumps(ACME), "factor": "1",
+    refused = client.post(f"/boosts/{stored.pk}", {"name": "x", **rows(("brand", "eq", "Acme")), "factor": "1",
                                                    "endpoints": ["similar"]})
     assert refused.status_code == 400 and "A factor of 1 changes nothing" in refused.content.decode()
 
     # The page labels promotions against the real clock, so the dates are placed relative to it.
     starts = (timezone.now() + dt.timedelta(days=3)).replace(second=0, microsecond=0)
     promotion = client.post("/promotions/new", {
-        "name": "Xmas", "product_ids": "sku-1\nsku-2, sku-3\n\n", "conditions": "", "threshold": "0.3",
+        "name": "Xmas", "product_ids": "sku-1\nsku-2, sku-3\n\n", **rows(("", "eq", "")), "threshold": "0.3",
         "starts_at": f"{starts:%Y-%m-%dT%H:%M}", "ends_at": f"{starts + dt.timedelta(days=25):%Y-%m-%dT%H:%M}",
         "enabled": "on",
     })
@@ -123,8 +136,7 @@ def test_owner_manages_boosts_and_promotions(owner, tenant):
     assert stored.starts_at == starts
     assert "Scheduled" in client.get("/promotions").content.decode()
 
-    nothing = client.post(f"/promotions/{stored.pk}", {"name": "Xmas", "product_ids": "", "conditions": "[]",
-                                                      "threshold": "0.3"})
+    nothing = client.post(f"/promotions/{stored.pk}", {"name": "Xmas", "product_ids": "", "threshold": "0.3"})
     assert nothing.status_code == 400 and "selects nothing" in nothing.content.decode()
     backwards = client.post(f"/promotions/{stored.pk}", {"name": "Xmas", "product_ids": "a", "threshold": "0",
                                                         "starts_at": "2026-12-02T00:00", "ends_at": "2026-12-01T00:00"})

@@ -39,3 +39,83 @@
     setTimeout(poll, 3000);
   }
 })();
+
+// Rule, boost and promotion forms (recs/dashboard/rules_forms.py): only the chosen kind's fields show, and
+// condition rows are added and removed here. Without this script every field shows and one blank row follows
+// the filled ones; the server reads the same names either way.
+(function () {
+  "use strict";
+
+  var kind = document.querySelector("#rule-form select[name=kind]");
+  if (kind) {
+    var showKind = function () {
+      document.querySelectorAll("#rule-form [data-kinds]").forEach(function (section) {
+        section.hidden = section.dataset.kinds.split(" ").indexOf(kind.value) < 0;
+      });
+    };
+    kind.addEventListener("change", showKind);
+    showKind();
+  }
+
+  // The settings' "Days" box matters only when the products they had are skipped for some days.
+  var consumed = document.getElementById("id_consumed");
+  var days = document.getElementById("consumed-days");
+  if (consumed && days) {
+    var showDays = function () { days.hidden = consumed.value !== "days"; };
+    consumed.addEventListener("change", showDays);
+    showDays();
+  }
+
+  var renumber = function (box) {
+    var name = box.dataset.condRows;
+    box.querySelectorAll("[data-cond-row]").forEach(function (row, i) {
+      row.querySelectorAll("[data-part]").forEach(function (input) {
+        input.name = name + "-" + i + "-" + input.dataset.part;
+      });
+      row.querySelector(".cond-and").textContent = i === 0 ? "where" : "and";
+    });
+    var add = document.querySelector('[data-add-row="' + name + '"]');
+    if (add) { add.hidden = box.querySelectorAll("[data-cond-row]").length >= Number(box.dataset.max); }
+  };
+  // The attribute box shows beside "Attribute…" only.
+  var showKey = function (row) {
+    var key = row.querySelector("[data-part=key]");
+    key.hidden = row.querySelector("[data-part=field]").value !== "attributes";
+  };
+  var bindRow = function (box, row) {
+    showKey(row);
+    row.querySelector("[data-part=field]").addEventListener("change", function () { showKey(row); });
+    var remove = row.querySelector("[data-remove-row]");
+    if (!remove) { return; }
+    remove.hidden = false;
+    remove.addEventListener("click", function () {
+      if (box.querySelectorAll("[data-cond-row]").length > 1) { row.remove(); }
+      else { row.querySelectorAll("input").forEach(function (input) { input.value = ""; }); row.querySelector("[data-part=field]").value = ""; showKey(row); }
+      renumber(box);
+    });
+  };
+  document.querySelectorAll("[data-cond-rows]").forEach(function (box) {
+    var rows = box.querySelectorAll("[data-cond-row]");
+    rows.forEach(function (row) { bindRow(box, row); });
+    // The server adds a blank row for browsers without this script; with it, rows are added on demand.
+    var last = rows[rows.length - 1];
+    var blank = last && !last.querySelector("[data-part=field]").value && !last.querySelector("[data-part=value]").value;
+    if (blank && rows.length > 1) { last.remove(); }
+    var add = document.querySelector('[data-add-row="' + box.dataset.condRows + '"]');
+    if (add) {
+      add.addEventListener("click", function () {
+        var template = box.querySelector("[data-cond-row]");
+        var row = template.cloneNode(true);
+        row.querySelectorAll("input").forEach(function (input) { input.value = ""; });
+        row.querySelector("[data-part=field]").value = "";
+        row.querySelector("[data-part=field]").removeAttribute("id");
+        row.querySelector("[data-part=op]").value = "eq";
+        box.appendChild(row);
+        bindRow(box, row);
+        renumber(box);
+        row.querySelector("[data-part=field]").focus();
+      });
+    }
+    renumber(box);
+  });
+})();

