@@ -13,27 +13,29 @@ from recs.models import Product
 MAX_CATEGORIES = 300
 MAX_ATTRIBUTE_KEYS = 100
 
-# {unnest}: the set of (value) rows of one product's JSON, per database.
+# Per database: the rows of one product's JSON (FROM) and the column holding each value.
 _CATEGORIES = {
-    "postgresql": "jsonb_array_elements_text(CASE jsonb_typeof(p.category_path) WHEN 'array' "
-                  "THEN p.category_path ELSE '[]'::jsonb END) AS e(value)",
-    "sqlite": "json_each(CASE json_type(p.category_path) WHEN 'array' THEN p.category_path ELSE '[]' END) AS e",
+    "postgresql": ("jsonb_array_elements_text(CASE jsonb_typeof(p.category_path) WHEN 'array' "
+                   "THEN p.category_path ELSE '[]'::jsonb END) AS e(value)", "e.value"),
+    "sqlite": ("json_each(CASE json_type(p.category_path) WHEN 'array' THEN p.category_path ELSE '[]' END) AS e",
+               "e.value"),
 }
 _ATTRIBUTE_KEYS = {
-    "postgresql": "jsonb_object_keys(CASE jsonb_typeof(p.attributes) WHEN 'object' "
-                  "THEN p.attributes ELSE '{}'::jsonb END) AS e(value)",
-    "sqlite": "(SELECT key AS value FROM json_each(CASE json_type(p.attributes) WHEN 'object' "
-              "THEN p.attributes ELSE '{}' END)) AS e",
+    "postgresql": ("jsonb_object_keys(CASE jsonb_typeof(p.attributes) WHEN 'object' "
+                   "THEN p.attributes ELSE '{}'::jsonb END) AS e(value)", "e.value"),
+    "sqlite": ("json_each(CASE json_type(p.attributes) WHEN 'object' THEN p.attributes ELSE '{}' END) AS e",
+               "e.key"),
 }
 _SQL = """
-SELECT e.value, count(*) AS n FROM {table} AS p, {unnest}
-WHERE p.tenant_id = %s AND NOT p.deleted AND e.value <> ''
-GROUP BY e.value ORDER BY n DESC, e.value LIMIT %s
+SELECT {column}, count(*) AS n FROM {table} AS p, {unnest}
+WHERE p.tenant_id = %s AND NOT p.deleted AND {column} <> ''
+GROUP BY {column} ORDER BY n DESC, {column} LIMIT %s
 """
 
 
-def _counts(unnest: dict[str, str], tenant_id: int, limit: int) -> list[tuple[str, int]]:
-    sql = _SQL.format(table=Product._meta.db_table, unnest=unnest[connection.vendor])
+def _counts(unnest: dict[str, tuple[str, str]], tenant_id: int, limit: int) -> list[tuple[str, int]]:
+    from_clause, column = unnest[connection.vendor]
+    sql = _SQL.format(table=Product._meta.db_table, unnest=from_clause, column=column)
     with connection.cursor() as cursor:
         cursor.execute(sql, [tenant_id, limit])
         return [(str(value), int(n)) for value, n in cursor.fetchall()]
