@@ -7,6 +7,7 @@
   the commit).
 - `stats`: per (variant, endpoint), the sufficient statistics of the experiments package, computed by SQL
   aggregates over served answers and their attributed events.
+- `erase`: a customer's or a shop's served answers, with the rest of their data (the right to erasure).
 
 docs/serving.md ("Recording served answers") says what a crash or an outage can lose.
 """

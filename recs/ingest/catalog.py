@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from recs.attribution import erase
 from recs.ingest.errors import IngestResult, RowError
 from recs.models import Customer, CustomerVersion, Product, ProductVersion
 from recs.models.catalog import CUSTOMER_TRACKED_FIELDS, PRODUCT_TRACKED_FIELDS
@@ -153,7 +154,10 @@ def delete_product(product: Product) -> None:
 
 
 def delete_customer(customer: Customer) -> None:
-    """Erase a customer with their events and history (the GDPR right to erasure)."""
+    """Erase a customer with their events, history and the answers served to them (the GDPR right to
+    erasure)."""
+    sessions = erase.sessions_of(customer.tenant_id, [customer.pk])
+    erase.forget_customers(customer.tenant_id, [customer.external_id], sessions)
     customer.delete()
 
 

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from recs.attribution import erase
 from recs.integrations.orders import guest_customer_id, order_event_prefix
 from recs.models import (
     AuditLog,
@@ -80,6 +81,7 @@ def export_customer_data(
             "quantity", "price", "session_id", "recommendation_id", "event_id", "received_at",
         )
     )
+    answers = erase.answers_shown_to(tenant_id, [c.external_id for c in customers], erase.sessions_of(tenant_id, pks))
     content = {
         "format": EXPORT_FORMAT,
         "generated_at": timezone.now(),
@@ -103,6 +105,11 @@ def export_customer_data(
             }
             for e in events
         ],
+        "recommendations_shown": [
+            {"recommendation_id": a["recommendation_id"], "served_at": a["served_at"], "endpoint": a["endpoint"],
+             "customer_id": a["customer_external_id"], "session_id": a["session_id"], "product_ids": a["items"]}
+            for a in answers
+        ],
     }
     # Plain JSON (datetimes and decimals as strings): the export is handed on as it is stored.
     content = json.loads(json.dumps(content, cls=DjangoJSONEncoder))
@@ -123,9 +130,11 @@ def erase_customer(
     tenant_id: int, *, platform: str, subject: str | None, order_ids: list[str], action: str, source: str
 ) -> AuditLog:
     """Erase the customer, their attribute history, events and exports, the named orders' events (guest
-    checkouts included) and their cached recommendations. Idempotent: a second run erases nothing more."""
+    checkouts included), the answers served to them and their cached recommendations. Idempotent: a
+    second run erases nothing more."""
     ids = _subject_ids(platform, subject, order_ids)
     pks = list(Customer.objects.for_tenant(tenant_id).filter(external_id__in=ids).values_list("pk", flat=True))
+    answers = erase.forget_customers(tenant_id, ids, erase.sessions_of(tenant_id, pks))
     events = _events_of(tenant_id, pks, platform, order_ids).delete()[0]
     versions = CustomerVersion.objects.for_tenant(tenant_id).filter(customer_id__in=pks).delete()[0]
     customers = Customer.objects.for_tenant(tenant_id).filter(pk__in=pks).delete()[0]
@@ -135,7 +144,7 @@ def erase_customer(
         tenant_id=tenant_id, action=action, subject=subject or "",
         details={
             "source": source, "customers": customers, "events": events, "attribute_versions": versions,
-            "exports": exports, "cache_keys": cache_keys, "orders": order_ids[:100],
+            "exports": exports, "served_answers": answers, "cache_keys": cache_keys, "orders": order_ids[:100],
         },
     )
 
@@ -157,6 +166,7 @@ def redact_shop(tenant_id: int, *, source: str, keep_delivery_pk: int | None = N
     are configuration and the record of this erasure, not store data)."""
     counts = {
         "events": Event.objects.for_tenant(tenant_id).delete()[0],
+        "served_answers": erase.forget_shop(tenant_id),
         "customer_versions": CustomerVersion.objects.for_tenant(tenant_id).delete()[0],
         "product_versions": ProductVersion.objects.for_tenant(tenant_id).delete()[0],
         "customers": Customer.objects.for_tenant(tenant_id).delete()[0],

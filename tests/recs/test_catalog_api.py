@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.utils import timezone
 
-from recs.models import Customer, CustomerVersion, Event, Product
+from recs.models import Customer, CustomerVersion, Event, Product, ServedAnswer
 from tests.factories import CustomerFactory, EventFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -116,13 +117,19 @@ def test_customer_delete_erases_their_events_and_history(api, tenant):
     product = ProductFactory(tenant=tenant)
     EventFactory.create_batch(3, tenant=tenant, customer=gone, product=product)
     kept = EventFactory(tenant=tenant, customer=stays, product=product)
+    EventFactory(tenant=tenant, customer=gone, product=product, session_id="s-gone")
     assert CustomerVersion.objects.for_tenant(tenant).filter(customer=gone).count() == 2
+    for customer, session in (("gone", ""), ("", "s-gone"), ("stays", "")):  # answers served to each
+        ServedAnswer.objects.create(tenant=tenant, recommendation_id=uuid.uuid4(), served_at=timezone.now(),
+                                    endpoint="recommendations", variant="control", customer_external_id=customer,
+                                    session_id=session, items=[product.external_id], propensities=[1.0])
 
     assert api.delete("/v1/customers/gone").status_code == 204
 
     _problem(api.get("/v1/customers/gone"), 404)
     assert list(Event.objects.for_tenant(tenant)) == [kept]
     assert not CustomerVersion.objects.for_tenant(tenant).filter(customer_id=gone.pk).exists()
+    assert list(ServedAnswer.objects.for_tenant(tenant).values_list("customer_external_id", flat=True)) == ["stays"]
     assert _products(tenant).filter(pk=product.pk).exists()
 
 

@@ -4,9 +4,11 @@ the customer, customers/redact erases it, shop/redact erases the whole shop's st
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from recs.models import (
     AuditLog,
@@ -18,6 +20,7 @@ from recs.models import (
     IntegrationConnection,
     Product,
     ProductVersion,
+    ServedAnswer,
     WebhookDelivery,
 )
 from serving import answer_keys
@@ -69,7 +72,16 @@ def _events_of(tenant, customer_id: str):
     return Event.objects.for_tenant(tenant).filter(customer__external_id=customer_id)
 
 
+def _served(tenant, customer: str = "", session: str = "") -> ServedAnswer:
+    return ServedAnswer.objects.create(
+        tenant=tenant, recommendation_id=uuid.uuid4(), served_at=timezone.now(), endpoint="recommendations",
+        variant="control", customer_external_id=customer, session_id=session, items=["sku-1"], propensities=[1.0],
+    )
+
+
 def test_data_request_exports_everything_held_about_the_customer(send, shop_data, shopify_connection):
+    shown = _served(shop_data, customer=SUBJECT)
+    _served(shop_data, customer=OTHER)
     response = send("customers/data_request", payload("shopify/customers_data_request"))
 
     assert response.status_code == 200, response.content
@@ -86,6 +98,8 @@ def test_data_request_exports_everything_held_about_the_customer(send, shop_data
     assert {e["customer_id"] for e in content["events"]} == {SUBJECT, f"shopify-guest-order-{GUEST_ORDER}"}
     assert {e["type"] for e in content["events"]} == {"purchase"}
     assert {e["product_title"] for e in content["events"]} == {"IPod Nano - 8GB", "Example T-Shirt"}
+    assert [(a["recommendation_id"], a["customer_id"], a["product_ids"]) for a in content["recommendations_shown"]] == [
+        (str(shown.recommendation_id), SUBJECT, ["sku-1"])]
     assert OTHER not in json.dumps(content)
     audit = AuditLog.objects.for_tenant(shop_data).get(action=AuditLog.Action.DATA_EXPORTED)
     assert (audit.subject, audit.details["export_id"], audit.details["events"]) == (SUBJECT, export.pk, 4)
@@ -102,6 +116,11 @@ def test_data_request_for_someone_unknown_records_an_empty_export(send, tenant):
 
 def test_customers_redact_erases_the_customer_their_events_history_and_cached_recommendations(send, shop_data):
     send("customers/data_request", payload("shopify/customers_data_request"))
+    subject = Customer.objects.for_tenant(shop_data).get(external_id=SUBJECT)
+    EventFactory(tenant=shop_data, customer=subject, session_id="s-subject",
+                 product=Product.objects.for_tenant(shop_data).first())
+    shown = [_served(shop_data, customer=SUBJECT), _served(shop_data, session="s-subject")]
+    kept_answer = _served(shop_data, customer=OTHER)
     theirs = answer_keys.customer_prefix(shop_data.pk, SUBJECT) + "home:model-7"
     guest = answer_keys.customer_prefix(shop_data.pk, f"shopify-guest-order-{GUEST_ORDER}") + "pdp:model-7"
     kept = answer_keys.customer_prefix(shop_data.pk, OTHER) + "home:model-7"
@@ -123,8 +142,11 @@ def test_customers_redact_erases_the_customer_their_events_history_and_cached_re
     assert Product.objects.for_tenant(shop_data).count() == 2
     audit = AuditLog.objects.for_tenant(shop_data).get(action=AuditLog.Action.CUSTOMER_REDACTED)
     assert audit.subject == SUBJECT
-    assert {k: audit.details[k] for k in ("customers", "events", "attribute_versions", "exports", "cache_keys")} == {
-        "customers": 2, "events": 4, "attribute_versions": 2, "exports": 1, "cache_keys": 2,
+    assert not ServedAnswer.objects.for_tenant(shop_data).filter(pk__in=[a.pk for a in shown]).exists()
+    assert ServedAnswer.objects.for_tenant(shop_data).filter(pk=kept_answer.pk).exists()
+    keys = ("customers", "events", "attribute_versions", "exports", "served_answers", "cache_keys")
+    assert {k: audit.details[k] for k in keys} == {
+        "customers": 2, "events": 5, "attribute_versions": 2, "exports": 1, "served_answers": 2, "cache_keys": 2,
     }
     assert "john@example.com" not in json.dumps(audit.details)
 
@@ -151,11 +173,14 @@ def test_shop_redact_erases_all_store_data_and_leaves_another_tenant_untouched(s
     }
     cache.set(answer_keys.customer_prefix(shop_data.pk, OTHER) + "home", ["x"])
     cache.set(answer_keys.customer_prefix(other_tenant.pk, OTHER) + "home", ["y"])
+    _served(shop_data, customer=OTHER)
+    theirs = _served(other_tenant, customer=OTHER)
 
     response = send("shop/redact", payload("shopify/shop_redact"))
 
     assert response.status_code == 200
-    for model in (Product, Customer, Event, ProductVersion, CustomerVersion, DataExport):
+    assert list(ServedAnswer.objects.for_tenant(other_tenant)) == [theirs]
+    for model in (Product, Customer, Event, ProductVersion, CustomerVersion, DataExport, ServedAnswer):
         assert not model.objects.for_tenant(shop_data).exists(), model.__name__
     deliveries = list(WebhookDelivery.objects.for_tenant(shop_data))
     assert [(d.topic, d.status) for d in deliveries] == [("shop/redact", "processed")]  # earlier bodies erased too
