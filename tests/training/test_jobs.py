@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from demo.load import load_synthetic
 from demo.synthetic import ShopSpec
 from tenants.context import tenant_context
 from tests.factories import TenantFactory
+from training.data import temporal_split
+from training.datasets import load_tenant_dataset
 from training.jobs import evaluate_pipeline, run_training
-from training.pipeline import TrainedPipeline
+from training.pipeline import TrainedPipeline, train_pipeline
 from training.registry import lifecycle, storage
 from training.registry.models import ModelVersion
 
@@ -51,6 +54,26 @@ def test_run_trains_saves_and_activates(shop):
     pipeline = TrainedPipeline.load(storage.local_path(version.artifact_uri))
     assert pipeline.retrieval.item_embeddings.shape == (300, 16)
     assert lifecycle.active_version(shop.pk) == version
+
+
+@pytest.mark.slow
+def test_the_served_pipeline_is_the_evaluated_recipe_trained_on_every_event(shop):
+    """The run evaluates train_pipeline on its train part and serves train_pipeline on every event: the ranker
+    learns what customers did after the train part (not after a fifth less), retrieval is refit on all."""
+    version = run_training(_version(shop))
+    served = TrainedPipeline.load(storage.local_path(version.artifact_uri))
+    with tenant_context(shop.pk):
+        dataset = load_tenant_dataset(shop.pk)
+    params = {"retrieval_params": TINY["retrieval"], "ranker_params": TINY["ranker"], "num_candidates": 50}
+    recipe = train_pipeline(dataset.interactions, dataset.items, item_versions=dataset.item_versions, **params)
+    np.testing.assert_array_equal(served.retrieval.item_embeddings, recipe.retrieval.item_embeddings)
+    # The same examples and labels (candidates of the same stage retrieval, what customers did next); the
+    # evaluated pipeline's ranker had those of the train part's own last fifth.
+    assert served.ranker.metrics["examples"] == recipe.ranker.metrics["examples"]
+    assert served.ranker.metrics["positive_rate"] == recipe.ranker.metrics["positive_rate"]
+    train, _ = temporal_split(dataset.interactions)
+    evaluated = train_pipeline(train, dataset.items, item_versions=dataset.item_versions, **params)
+    assert evaluated.ranker.metrics["examples"] < served.ranker.metrics["examples"]
 
 
 def test_too_little_data_fails_cleanly_and_keeps_nothing(shop_tenant, artifacts, settings):
