@@ -1,11 +1,11 @@
 """Bulk back-fill: upload an NDJSON or CSV file (streamed to disk), then follow the job's progress.
 
-The job is reserved (recs/ingest/import_jobs.py: concurrent imports and stored bytes per shop) before a
-byte is written; a refused upload writes nothing."""
+recs/ingest/import_jobs.store_upload reserves the job (concurrent imports and stored bytes per shop) before a
+byte is written and streams the body to its file; a refused upload writes nothing. The dashboard's Imports
+page uploads through the same function."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.exceptions import APIException, ValidationError
@@ -21,7 +21,6 @@ from recs.tasks.ingest import enqueue_import
 from tenants.auth import HasTenantScope
 from tenants.viewsets import TenantViewSet
 
-_BLOCK = 1 << 20
 _FORMATS = {"application/x-ndjson": "ndjson", "application/ndjson": "ndjson", "text/csv": "csv"}
 
 
@@ -67,40 +66,22 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
         ]
         if any(charset not in ("utf-8", "utf8") for charset in charsets):
             raise ValidationError({"content_type": ["Files must be UTF-8."]})
-        limit = settings.RECSVC_MAX_IMPORT_BYTES
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared = 0
-        if declared > limit:
-            raise PayloadTooLarge(f"Imports are limited to {limit} bytes.")
         # The raw stream (None for an empty body), not request.data: nothing may read the file into memory.
         stream = request.stream
         if stream is None or declared <= 0:
             raise ValidationError({"file": ["The upload is empty: send the file as the body, with a Content-Length."]})
         try:
-            job = import_jobs.reserve(self.tenant_id, kind, fmt, declared)
+            job = import_jobs.store_upload(self.tenant_id, kind, fmt, stream, declared)
         except import_jobs.TooManyImports as exc:
             raise TooManyImports(str(exc)) from None
-        except import_jobs.UploadQuotaExceeded as exc:
+        except (import_jobs.UploadQuotaExceeded, import_jobs.UploadTooLarge) as exc:
             raise PayloadTooLarge(str(exc)) from None
-        size = 0
-        try:
-            with open(job.file_path, "wb") as out:
-                while block := stream.read(_BLOCK):
-                    size += len(block)
-                    if size > limit:
-                        raise PayloadTooLarge(f"Imports are limited to {limit} bytes.")
-                    out.write(block)
-            if size == 0:
-                raise ValidationError({"file": ["The upload is empty."]})
-            job.size_bytes = size
-            job.save(update_fields=["size_bytes"])
-        except BaseException:
-            # Nothing half-written: a refused or interrupted upload leaves no file and no job behind.
-            import_jobs.remove_upload(job)
-            job.delete()
-            raise
+        except import_jobs.EmptyUpload as exc:
+            raise ValidationError({"file": [str(exc)]}) from None
         enqueue_import(job)
         job.refresh_from_db()
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)

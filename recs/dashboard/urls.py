@@ -3,7 +3,7 @@ rules and promotions (in the `dashboard` namespace, config/urls.py)."""
 
 from django.urls import path
 
-from recs.dashboard import integrations, rules, views
+from recs.dashboard import imports, integrations, rules, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,7 +12,9 @@ urlpatterns = [
     path("customers", views.customers, name="customers"),
     path("customers/<int:pk>", views.customer_detail, name="customer"),
     path("events", views.events, name="events"),
-    path("imports", views.imports, name="imports"),
+    path("imports", imports.imports_page, name="imports"),
+    path("imports/upload", imports.upload, name="import_upload"),
+    path("imports/<int:pk>/progress", imports.progress, name="import_progress"),
     path("integrations", integrations.integrations, name="integrations"),
     path("rules", rules.rules_page, name="rules"),
     path("rules/settings", rules.settings_update, name="rules_settings"),

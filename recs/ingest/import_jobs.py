@@ -22,6 +22,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
@@ -51,6 +52,49 @@ class TooManyImports(ImportRefused):
 
 class UploadQuotaExceeded(ImportRefused):
     pass
+
+
+class UploadTooLarge(ImportRefused):
+    pass
+
+
+class EmptyUpload(ImportRefused):
+    pass
+
+
+_BLOCK = 1 << 20
+
+
+def store_upload(tenant_id: int, kind: str, fmt: str, stream: BinaryIO, declared_size: int) -> ImportJob:
+    """A queued job holding the uploaded file: the place is reserved (`reserve`) before a byte is written,
+    then `stream` is copied to the job's file a block at a time (never whole into memory), at most
+    RECSVC_MAX_IMPORT_BYTES whatever `declared_size` said. The API (a raw body) and the dashboard (a form's
+    file) both upload through here; the caller queues the job once this returns.
+
+    Raises ImportRefused (TooManyImports, UploadQuotaExceeded, UploadTooLarge, EmptyUpload): a refused or
+    interrupted upload leaves no file and no job behind."""
+    limit = settings.RECSVC_MAX_IMPORT_BYTES
+    if declared_size > limit:
+        raise UploadTooLarge(f"Imports are limited to {limit} bytes.")
+    job = reserve(tenant_id, kind, fmt, max(declared_size, 0))
+    size = 0
+    try:
+        with open(job.file_path, "wb") as out:
+            while block := stream.read(_BLOCK):
+                size += len(block)
+                if size > limit:
+                    raise UploadTooLarge(f"Imports are limited to {limit} bytes.")
+                out.write(block)
+        if size == 0:
+            raise EmptyUpload("The upload is empty.")
+        job.size_bytes = size
+        job.save(update_fields=["size_bytes"])
+    except BaseException:
+        # Nothing half-written: a refused or interrupted upload leaves no file and no job behind.
+        remove_upload(job)
+        job.delete()
+        raise
+    return job
 
 
 def hard_time_limit() -> int:

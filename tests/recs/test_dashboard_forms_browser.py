@@ -5,14 +5,16 @@ store connections are created from their page. Each test reads the console for p
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django.test import Client
 
-from recs.models import Boost, Rule
+from recs.models import Boost, Event, ImportJob, Rule
 from tests.factories import ProductFactory
 from tests.recs import test_dashboard_browser as chromium
 from tests.recs.test_dashboard_browser import CHROMEDRIVER, CHROMIUM, console_problems, fits_the_window
@@ -148,3 +150,35 @@ def test_a_validator_error_comes_back_on_the_row(browser, tenant):
     assert not Boost.objects.for_tenant(tenant).exists()
     # The refused form comes back with status 400, which the console reports; nothing else.
     assert [p for p in console_problems(browser) if "status of 400" not in p] == []
+
+
+@pytest.mark.celery_worker
+def test_an_upload_on_the_imports_page_shows_its_progress_until_done(celery_worker, browser, tenant, tmp_path,
+                                                                      settings):
+    settings.RECSVC_IMPORT_DIR = tmp_path / "imports"
+    ProductFactory(tenant=tenant, external_id="p1")
+    lines = [json.dumps({"type": "view", "customer_id": f"c{i}", "product_id": "p1", "event_id": f"e{i}",
+                         "timestamp": "2024-05-01T10:00:00Z"}) for i in range(500)]
+    lines.append('{"broken": ')
+    path = tmp_path / "events.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+
+    browser.get(f"{browser.base}/imports")
+    Select(browser.find_element(By.ID, "id_kind")).select_by_value("events")
+    browser.find_element(By.ID, "id_file").send_keys(str(path))
+    browser.find_element(By.ID, "upload-submit").click()
+    status = browser.find_element(By.ID, "upload-text")
+    WebDriverWait(browser, 60).until(lambda _: re.match(r"Import #\d+ (succeeded|failed)", status.text))
+    job = ImportJob.objects.for_tenant(tenant).get()
+    assert status.text == f"Import #{job.pk} succeeded: 500 rows stored, 0 already there, 1 failed."
+    assert browser.find_element(By.CSS_SELECTOR, "#upload-status [role=progressbar]").get_attribute(
+        "aria-valuenow") == "100"
+    assert browser.current_url == f"{browser.base}/imports"  # the page never left: the script uploaded
+    _shot(browser, browser.find_element(By.ID, "upload"), "imports-upload", tmp_path)
+    assert Event.objects.for_tenant(tenant).count() == 500
+    assert fits_the_window(browser)
+    assert console_problems(browser) == []
+
+    browser.get(f"{browser.base}/imports")
+    row = browser.find_element(By.ID, f"import-{job.pk}")
+    assert "Succeeded" in row.text and "500" in row.text

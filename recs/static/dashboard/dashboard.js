@@ -119,3 +119,112 @@
     renumber(box);
   });
 })();
+
+// Imports page (recs/dashboard/imports.py): the upload goes by XMLHttpRequest so that its bytes can be
+// counted, then the job's progress (the job's own progress field, as JSON) is followed until it ends; so
+// are the jobs the page lists as queued or running. Without this script the form posts and the page
+// reloads with the new job in the list.
+(function () {
+  "use strict";
+
+  var setBar = function (container, fraction) {
+    var pct = Math.max(0, Math.min(100, Math.round(fraction * 100)));
+    var bar = container.querySelector("[role=progressbar]");
+    if (bar) { bar.setAttribute("aria-valuenow", String(pct)); }
+    var fill = container.querySelector(".progress-fill");
+    if (fill) { fill.style.width = pct + "%"; }
+    var label = container.querySelector(".progress-label");
+    if (label) { label.textContent = pct + "%"; }
+  };
+  var number = function (n) { return Number(n).toLocaleString("en-US"); };
+  var BADGES = {succeeded: "badge green", failed: "badge red", running: "badge blue", queued: "badge"};
+
+  var showJob = function (row, job) {
+    row.dataset.status = job.status;
+    var badge = document.createElement("span");
+    badge.className = BADGES[job.status] || "badge";
+    badge.textContent = job.status_label;
+    if (job.error_message) { badge.title = job.error_message; }
+    row.querySelector("[data-cell=status]").replaceChildren(badge);
+    var cell = row.querySelector("[data-cell=progress]");
+    setBar(cell, job.progress);
+    var fill = cell.querySelector(".progress-fill");
+    fill.classList.toggle("done", job.status === "succeeded");
+    fill.classList.toggle("failed", job.status === "failed");
+    var error = cell.querySelector(".import-error");
+    if (error) { error.textContent = job.error_message; error.hidden = !job.error_message; }
+    row.querySelector("[data-cell=rows_ok]").textContent = number(job.rows_ok);
+    row.querySelector("[data-cell=rows_duplicate]").textContent = number(job.rows_duplicate);
+    row.querySelector("[data-cell=rows_failed]").textContent = number(job.rows_failed);
+  };
+
+  // Follows one job until it ends; `onState` sees every state.
+  var follow = function (url, onState) {
+    var poll = function () {
+      fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+        .then(function (job) { onState(job); if (!job.ended) { setTimeout(poll, 1000); } })
+        .catch(function () { setTimeout(poll, 5000); });
+    };
+    poll();
+  };
+
+  document.querySelectorAll("tr[data-import]").forEach(function (row) {
+    if (row.dataset.status === "queued" || row.dataset.status === "running") {
+      follow(row.dataset.import, function (job) { showJob(row, job); });
+    }
+  });
+
+  var form = document.getElementById("upload-form");
+  if (!form || !window.FormData) { return; }
+  var status = document.getElementById("upload-status");
+  var text = document.getElementById("upload-text");
+  var submit = document.getElementById("upload-submit");
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-CSRFToken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+    status.hidden = false;
+    submit.disabled = true;
+    setBar(status, 0);
+    text.textContent = "Uploading…";
+    xhr.upload.addEventListener("progress", function (e) {
+      if (e.lengthComputable) {
+        setBar(status, e.loaded / e.total);
+        text.textContent = "Uploading: " + number(e.loaded) + " of " + number(e.total) + " bytes.";
+      }
+    });
+    xhr.addEventListener("load", function () {
+      var answer = null;
+      try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
+      if (xhr.status !== 202 || !answer) {
+        submit.disabled = false;
+        status.querySelector(".progress-fill").classList.add("failed");
+        var detail = answer && answer.errors && Object.keys(answer.errors).map(function (name) {
+          return answer.errors[name].map(function (e) { return e.message; }).join(" ");
+        }).join(" ");
+        text.textContent = "Not uploaded: " + ((answer && (detail || answer.error)) || "the server answered " + xhr.status + ".");
+        return;
+      }
+      text.textContent = "Uploaded: import #" + answer.id + " is queued.";
+      setBar(status, 0);
+      follow(answer.progress_url, function (job) {
+        setBar(status, job.progress);
+        var rows = number(job.rows_ok) + " rows stored, " + number(job.rows_duplicate) + " already there, " + number(job.rows_failed) + " failed";
+        if (job.status === "succeeded") { text.textContent = "Import #" + job.id + " succeeded: " + rows + "."; }
+        else if (job.status === "failed") { text.textContent = "Import #" + job.id + " failed: " + job.error_message; }
+        else { text.textContent = "Import #" + job.id + " is " + job.status + ": " + rows + " so far."; }
+        status.querySelector(".progress-fill").classList.toggle("done", job.status === "succeeded");
+        status.querySelector(".progress-fill").classList.toggle("failed", job.status === "failed");
+        if (job.ended) { submit.disabled = false; form.querySelector("[type=file]").value = ""; }
+      });
+    });
+    xhr.addEventListener("error", function () {
+      submit.disabled = false;
+      text.textContent = "Not uploaded: the connection failed.";
+    });
+    xhr.send(new FormData(form));
+  });
+})();
