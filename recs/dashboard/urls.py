@@ -16,6 +16,7 @@ urlpatterns = [
     path("imports/upload", imports.upload, name="import_upload"),
     path("imports/<int:pk>/progress", imports.progress, name="import_progress"),
     path("integrations", integrations.integrations, name="integrations"),
+    path("integrations/new", integrations.connection_create, name="connection_create"),
     path("rules", rules.rules_page, name="rules"),
     path("rules/settings", rules.settings_update, name="rules_settings"),
     path("rules/new", rules.edit, {"kind": "rule"}, name="rule_new"),

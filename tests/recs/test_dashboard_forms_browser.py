@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from recs.models import Boost, Event, ImportJob, Rule
+from recs.models import Boost, Event, ImportJob, IntegrationConnection, Rule
 from tests.factories import ProductFactory
 from tests.recs import test_dashboard_browser as chromium
 from tests.recs.test_dashboard_browser import CHROMEDRIVER, CHROMIUM, console_problems, fits_the_window
@@ -182,3 +182,23 @@ def test_an_upload_on_the_imports_page_shows_its_progress_until_done(celery_work
     browser.get(f"{browser.base}/imports")
     row = browser.find_element(By.ID, f"import-{job.pk}")
     assert "Succeeded" in row.text and "500" in row.text
+
+
+def test_a_store_connection_from_its_page_shows_the_url_to_paste(browser, tenant, tmp_path):
+    browser.get(f"{browser.base}/integrations")
+    Select(browser.find_element(By.ID, "id_platform")).select_by_value("woocommerce")
+    browser.find_element(By.ID, "id_shop_domain").send_keys("https://Shop.Example.com/")
+    browser.find_element(By.ID, "id_secret").send_keys("wc-webhook-secret-4f9a1c")
+    _submit(browser, "connection-form")
+    connection = IntegrationConnection.objects.for_tenant(tenant).get()
+    assert connection.shop_domain == "https://shop.example.com"
+    url = browser.find_element(By.ID, "webhook-url")
+    assert url.get_attribute("value") == f"{browser.base}/webhooks/woocommerce/{connection.uuid}"
+    assert "order.created" in browser.find_element(By.ID, "created").text
+    browser.find_element(By.CSS_SELECTOR, "[data-copy=webhook-url]").click()
+    WebDriverWait(browser, 10).until(lambda _: browser.find_element(By.CSS_SELECTOR, "[data-copied]").text)
+    assert browser.execute_script("return window.getSelection().toString()") == url.get_attribute("value")
+    assert url.get_attribute("value") in browser.find_element(By.ID, "connections").text
+    _shot(browser, browser.find_element(By.ID, "created"), "connection-created", tmp_path)
+    assert fits_the_window(browser)
+    assert console_problems(browser) == []

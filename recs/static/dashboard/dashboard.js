@@ -228,3 +228,21 @@
     xhr.send(new FormData(form));
   });
 })();
+
+// <button data-copy="ID">: copies the value of the field #ID (the Store connections page's webhook URL) and
+// says so in [data-copied="ID"].
+(function () {
+  "use strict";
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    var field = document.getElementById(button.dataset.copy);
+    var note = document.querySelector('[data-copied="' + button.dataset.copy + '"]');
+    if (!field) { return; }
+    field.addEventListener("focus", function () { field.select(); });
+    button.addEventListener("click", function () {
+      var done = function () { if (note) { note.textContent = "Copied to the clipboard."; } };
+      field.select();
+      if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(field.value).then(done); }
+      else if (document.execCommand("copy")) { done(); }
+    });
+  });
+})();
