@@ -4,6 +4,10 @@ A tenant's schedule is due `interval_hours` after the later of its last check an
 manual run resets the clock). A due tenant gets a new run unless one is in flight or fewer than
 `min_new_events` events arrived after the data window of its newest trained version; either way the
 decision and its reason are stored on the schedule, and the next check is an interval later.
+
+Nothing is checked unless celery beat runs (the embedded default of `make demo` runs none). Each sweep of
+`retrain_due_tenants` leaves its time in the cache, so that a page showing a schedule can tell whether a
+scheduler is checking it (`scheduler_seen`), instead of announcing a next check that will never come.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,8 +31,30 @@ log = logging.getLogger(__name__)
 TRAINED = (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE, ModelVersion.Status.ARCHIVED)
 
 
-def schedule_for(tenant_id: int) -> TrainingSchedule | None:
-    return TrainingSchedule.objects.for_tenant(tenant_id).first()
+# When beat last ran the sweep (a POSIX time), for every tenant's page.
+SWEEP_SEEN_KEY = "training:retrain-sweep:seen"
+# A scheduler that missed this many of its periods (RECSVC_RETRAIN_CHECK_EVERY_S) is taken for absent.
+MISSED_SWEEPS = 2
+
+
+def scheduler_seen(now: dt.datetime) -> tuple[bool, dt.datetime | None]:
+    """(whether a scheduler is sweeping, when it last did): it is when its last sweep is at most
+    MISSED_SWEEPS periods (and a minute) before `now`."""
+    stamp = cache.get(SWEEP_SEEN_KEY)
+    if not isinstance(stamp, int | float):
+        return False, None
+    seen = dt.datetime.fromtimestamp(stamp, tz=dt.UTC)
+    period = dt.timedelta(seconds=MISSED_SWEEPS * settings.RECSVC_RETRAIN_CHECK_EVERY_S + 60)
+    return now - seen <= period, seen
+
+
+def schedule_for(tenant_id: int, now: dt.datetime | None = None) -> TrainingSchedule | None:
+    """The tenant's schedule, with `scheduler_running` and `scheduler_seen_at` (see scheduler_seen) for the
+    page that shows it."""
+    schedule = TrainingSchedule.objects.for_tenant(tenant_id).first()
+    if schedule is not None:
+        schedule.scheduler_running, schedule.scheduler_seen_at = scheduler_seen(now or timezone.now())
+    return schedule
 
 
 def next_check_at(schedule: TrainingSchedule) -> dt.datetime | None:
@@ -102,7 +130,10 @@ def _decide(tenant_id: int, schedule: TrainingSchedule) -> str:
 
 
 def retrain_due_tenants(now: dt.datetime | None = None) -> dict[str, int]:
-    """Check every enabled schedule; one tenant's failure never stops the others."""
+    """Check every enabled schedule; one tenant's failure never stops the others. `now` is the clock (tests
+    pass theirs)."""
+    now = now or timezone.now()
+    cache.set(SWEEP_SEEN_KEY, now.timestamp(), timeout=None)
     with dangerously_all_tenants():  # only to list the schedules; each check runs as its tenant
         tenant_ids = list(
             TrainingSchedule.objects.dangerously_all_tenants().filter(enabled=True).values_list("tenant_id", flat=True)
