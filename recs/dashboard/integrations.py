@@ -42,7 +42,7 @@ class ConnectionForm(forms.Form):
                   "encrypted and never shown again.",
     )
     name = forms.CharField(label="Name (optional)", max_length=100, required=False,
-                           widget=forms.TextInput(attrs={"placeholder": "e.g. Main store"}))
+                           widget=forms.TextInput(attrs={"placeholder": "e.g. Flagship store"}))
 
 
 def _summary(result: dict) -> str:
