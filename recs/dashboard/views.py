@@ -145,9 +145,3 @@ def events(request: HttpRequest) -> HttpResponse:
         {"rows": rows, "types": types, "event_type": event_type, "is_first_page": before is None,
          "next_cursor": next_cursor.encode() if next_cursor else ""},
     )
-
-
-@shop_view
-def imports(request: HttpRequest) -> HttpResponse:
-    page = _paginate(request, queries.import_jobs(request.shop.tenant.pk))
-    return render_page(request, "dashboard/imports.html", "imports", {"page": page, "query": ""})
