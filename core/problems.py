@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+logger = logging.getLogger(__name__)
+
+# The database could not be reached or dropped the connection (restart, failover, network): nothing was
+# done by this request, and the next one reconnects (Django closes a connection that failed this way at
+# the request's end). Clients are told to retry, not that the server is broken.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER_S = 5
+_DATABASE_DETAIL = "The database is unavailable for a moment; nothing was changed. Retry after the delay given."
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -63,6 +75,7 @@ _TITLES = {
     415: "Unsupported media type",
     429: "Too many requests",
     500: "Server error",
+    503: "Service unavailable",
 }
 
 
@@ -95,8 +108,14 @@ def _flatten_detail(detail) -> tuple[str, dict | None]:
 
 def problem_exception_handler(exc, context):
     # Imported here: rest_framework.views loads DRF's settings, whose parsers import this module.
-    from rest_framework.views import exception_handler
+    from rest_framework.views import exception_handler, set_rollback
 
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.warning("database unavailable: answered 503", exc_info=exc)
+        set_rollback()
+        result = problem(503, _DATABASE_DETAIL, code="database_unavailable", retry_after=DATABASE_RETRY_AFTER_S)
+        result["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return result
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -142,7 +161,20 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
-    """handler500, likewise: a problem for API clients, never an HTML page they cannot parse."""
+    """handler500, likewise: a problem for API clients, never an HTML page they cannot parse.
+
+    Django calls it while handling the exception, so `sys.exc_info()` names it: a database outage met
+    outside DRF (a dashboard page, a middleware) is a 503 with Retry-After there too."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        if _api_path(request):
+            response = _plain_problem(503, _DATABASE_DETAIL, "database_unavailable")
+        else:
+            response = HttpResponse(
+                "The service is unavailable for a moment. Try again in a few seconds.",
+                status=503, content_type="text/plain; charset=utf-8",
+            )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return response
     if _api_path(request):
         return _plain_problem(500, "The server failed to answer; nothing was changed by this error.", "server_error")
     return defaults.server_error(request)

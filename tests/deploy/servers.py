@@ -1,0 +1,142 @@
+"""Servers a fault test starts for itself on loopback, never the shared ones: a PostgreSQL cluster of its
+own (initdb + pg_ctl from the installed binaries) and a Redis Cluster of three masters."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.bench._load import free_port
+
+
+def postgres_bin() -> Path | None:
+    """The newest installed PostgreSQL's binaries (Debian keeps them out of PATH)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    return Path(found[-1]).parent if found else None
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the `postgres` account there."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *args]
+    return args
+
+
+@dataclass
+class OwnPostgres:
+    """A PostgreSQL cluster in a temporary folder on a loopback port; `postgres` is its superuser."""
+
+    bin: Path
+    root: Path
+    port: int
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args]),
+            check=True, capture_output=True,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
+        self._ctl("-l", str(self.root / "log"), "-o", options, "start")
+
+    def stop(self) -> None:
+        """Fast shutdown: open connections are cut, as in a restart or a failover."""
+        self._ctl("-m", "fast", "stop")
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Runs `sql` as a script (statement by statement, as psql reads a file)."""
+        result = subprocess.run(
+            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
+             "-v", "ON_ERROR_STOP=1", "-qtA"],
+            input=sql, check=True, capture_output=True, text=True,
+        )
+        return result.stdout
+
+    def url(self, user: str, database: str) -> str:
+        return f"postgres://{user}@127.0.0.1:{self.port}/{database}"
+
+
+@contextmanager
+def own_postgres() -> Iterator[OwnPostgres]:
+    binaries = postgres_bin()
+    if binaries is None:
+        raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
+    root = Path(tempfile.mkdtemp(prefix="recsvc-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    server = OwnPostgres(binaries, root, free_port())
+    subprocess.run(
+        _as_postgres([str(binaries / "initdb"), "-D", str(server.data), "-U", "postgres", "--auth=trust",
+                      "-E", "UTF8", "--no-sync"]),
+        check=True, capture_output=True,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        subprocess.run(
+            _as_postgres([str(binaries / "pg_ctl"), "-D", str(server.data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def own_redis_cluster(masters: int = 3) -> Iterator[list[int]]:
+    """`masters` redis-server processes in cluster mode, joined with `redis-cli --cluster create`; yields
+    their ports once every slot is served."""
+    root = Path(tempfile.mkdtemp(prefix="recsvc-redis-cluster-"))
+    ports = [free_port() for _ in range(masters)]
+    processes = []
+    try:
+        for port in ports:
+            folder = root / str(port)
+            folder.mkdir()
+            processes.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", str(folder / "nodes.conf"), "--dir", str(folder), "--save", "",
+                 "--appendonly", "no", "--cluster-node-timeout", "2000"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        for port in ports:
+            _wait(lambda port=port: _cli(port, "ping") == "PONG")
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )
+        _wait(lambda: all("cluster_state:ok" in _cli(port, "cluster", "info") for port in ports))
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _cli(port: int, *args: str) -> str:
+    result = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def _wait(condition, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise TimeoutError("server did not come up")
