@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from django.core.cache import cache
@@ -43,7 +43,6 @@ def create_api_key(tenant: Tenant, *, name: str, scopes: Iterable[str], created_
     key = ApiKey.objects.create(
         tenant=tenant, name=name, prefix=prefix, secret_hash=_hash(raw), scopes=scope_list, created_by=created_by
     )
-    _unknown.pop(prefix, None)
     return key, raw
 
 
@@ -83,29 +82,33 @@ class Identity(NamedTuple):
 _identities: dict[str, Identity] = {}
 _MAX_IDENTITIES = 10_000
 
-# Prefixes the database did not know, with when to ask again (time.monotonic). A client repeating an
-# unknown key is refused without a query for this long; new keys get fresh random prefixes, so a prefix
-# remembered here can only be one somebody guessed.
-_unknown: dict[str, float] = {}
-UNKNOWN_SECONDS = 30.0
-_MAX_UNKNOWN = 10_000
-_clock = time.monotonic
+class RecentMisses:
+    """Prefixes the database did not know, each remembered for `seconds` (bounded: cleared when full, a
+    cleared entry costs one query to learn again)."""
 
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic, max_size: int = 10_000):
+        self.seconds, self.clock, self.max_size = seconds, clock, max_size
+        self._until: dict[str, float] = {}
 
-def _known_missing(prefix: str) -> bool:
-    until = _unknown.get(prefix)
-    if until is None:
+    def __contains__(self, prefix: str) -> bool:
+        until = self._until.get(prefix)
+        if until is None:
+            return False
+        if until > self.clock():
+            return True
+        del self._until[prefix]
         return False
-    if until > _clock():
-        return True
-    del _unknown[prefix]
-    return False
+
+    def add(self, prefix: str) -> None:
+        if len(self._until) >= self.max_size:
+            self._until.clear()
+        self._until[prefix] = self.clock() + self.seconds
 
 
-def _remember_missing(prefix: str) -> None:
-    if len(_unknown) >= _MAX_UNKNOWN:
-        _unknown.clear()  # bounded; a cleared entry costs one query to learn again
-    _unknown[prefix] = _clock() + UNKNOWN_SECONDS
+# A client repeating an unknown key is refused without a query for this long. New keys get fresh random
+# prefixes, so a prefix remembered here can only be one somebody guessed.
+UNKNOWN_SECONDS = 30.0
+unknown_prefixes = RecentMisses(UNKNOWN_SECONDS)
 
 
 def remember_identity(key: ApiKey) -> Identity:
@@ -119,11 +122,11 @@ def identity_of(prefix: str) -> Identity | None:
     """The key's immutable identity, from this process or the database (None: no such key)."""
     identity = _identities.get(prefix)
     if identity is None:
-        if _known_missing(prefix):
+        if prefix in unknown_prefixes:
             return None
         key = ApiKey.objects.filter(prefix=prefix).only("pk", "tenant", "secret_hash", "prefix").first()
         if key is None:
-            _remember_missing(prefix)
+            unknown_prefixes.add(prefix)
             return None
         identity = remember_identity(key)
     return identity
@@ -141,11 +144,11 @@ def cache_key(prefix: str) -> str:
 
 def load_key(prefix: str) -> ApiKey | None:
     """The key with its tenant from the database, put in the shared cache."""
-    if _known_missing(prefix):
+    if prefix in unknown_prefixes:
         return None
     key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
     if key is None:
-        _remember_missing(prefix)
+        unknown_prefixes.add(prefix)
         return None
     key_cache.store(key)
     remember_identity(key)
