@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "recs",
     "training.registry",
     "tenants.billing",
+    "experiments",
     "axes",  # dashboard login throttling (the Auth section below)
     "csp",
 ]
@@ -387,6 +388,11 @@ CELERY_BEAT_SCHEDULE["recs-store-served-answers"] = {
     "schedule": float(RECSVC_ANSWER_STORE_INTERVAL_S),
     # Runs not started by then are skipped: the next one drains the same stream.
     "options": {"expires": float(RECSVC_ANSWER_STORE_INTERVAL_S)},
+}
+# Experiments (experiments/): every 15 minutes a beat task writes the experiments' daily statistics
+# snapshots; the results pages read only those.
+CELERY_BEAT_SCHEDULE["experiments-snapshot-stats"] = {
+    "task": "experiments.tasks.snapshot_experiments", "schedule": 900.0, "options": {"expires": 900.0},
 }
 # Product rows a serving process keeps for candidates (serving/candidate_rows.py; about 0.8 KB each; 0: none),
 # and how long at most, should a change's notice be lost (serving/catalog_changes.py).

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from core.health import healthz, readyz
+from experiments import dashboard_urls as experiments_dashboard_urls
 from recs.dashboard import urls as recs_dashboard_urls
 from tenants.billing.views import stripe_webhook
 from tenants.dashboard import urls as tenants_dashboard_urls
@@ -11,6 +12,7 @@ from training import dashboard_urls as training_dashboard_urls
 # The dashboard is one namespace; each domain package owns its pages.
 DASHBOARD_PAGES = [
     *recs_dashboard_urls.urlpatterns, *tenants_dashboard_urls.urlpatterns, *training_dashboard_urls.urlpatterns,
+    *experiments_dashboard_urls.urlpatterns,
 ]
 
 urlpatterns = [
@@ -19,6 +21,7 @@ urlpatterns = [
     path("webhooks/stripe", stripe_webhook, name="stripe_webhook"),
     path("v1/", include("recs.api.urls")),
     path("v1/", include("training.urls")),
+    path("v1/", include("experiments.urls")),
     path("webhooks/", include("recs.integrations.urls", namespace="integrations")),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
     # Swagger's start-up script is served as a file of its own (`/v1/docs?script`), not inline, so the

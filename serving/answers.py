@@ -13,18 +13,44 @@ answers are never cached.
 Cached answers (serving/cache.py) are served only while the customer's generation, the tenant's rules
 generation and the active model version are those they were computed under; session requests are never
 cached (their events may belong to an anonymous customer whose generation the request does not know).
+
+An experiment's variant (experiments/, assigned by the recommendation view) reaches serving as its label and
+its `ServingOptions`: the label and the options join the cache key's shape, so an answer cached under one
+variant is never served to another; without a variant the key is the one precompute writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from recs.models import Customer, Product
-from serving import cache
+from serving import cache, ranking
 from serving.funnel import POPULAR_WINDOW_DAYS, Context, Recommendation, popular, recommend, similar_items
 from tenants.context import tenant_context
+
+# explain's `scoring` when a variant turned the ranker off.
+RANKER_OFF = "retrieval:ranker_off"
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """What a variant may change in serving today (experiments/config.py validates the shop's JSON)."""
+
+    ranker: bool = True  # False: order the filtered candidates by their retrieval score
+
+
+DEFAULT_OPTIONS = ServingOptions()
+
+
+def retrieval_order(tenant_id: int, model: Any, customer_pk: int | None, history_items: np.ndarray,
+                    history_weights: np.ndarray, candidate_items: np.ndarray, retrieval_scores: np.ndarray, *,
+                    activity: list[tuple] | None = None, cut: Any = None) -> ranking.Scores:
+    """The funnel's ranker when a variant turns the ranker off: the retrieval scores, unchanged."""
+    return ranking.Scores(np.asarray(retrieval_scores, dtype=np.float32), RANKER_OFF)
 
 
 @dataclass(frozen=True)
@@ -129,13 +155,14 @@ def _through_cache(
 # --- the endpoints' answers ---------------------------------------------------------------------------
 
 
-def _compute_recommendations(tenant_id: int, request: RecommendRequest, customer_pk: int | None = None
-                             ) -> Recommendation:
+def _compute_recommendations(tenant_id: int, request: RecommendRequest, customer_pk: int | None = None,
+                             options: ServingOptions = DEFAULT_OPTIONS) -> Recommendation:
     """`customer_pk` None: the funnel resolves the request's customer id with the customer's events."""
     return recommend(
         tenant_id, customer_pk, session_id=request.session_id, k=request.k,
         exclude=_product_pks(tenant_id, request.exclude), context=_context(tenant_id, request, request.product_id),
         customer_external_id=request.customer_id if customer_pk is None else None,
+        ranker=ranking.score if options.ranker else retrieval_order,
     )
 
 
@@ -143,13 +170,15 @@ def _cacheable(request: RecommendRequest) -> bool:
     return not request.session_id and not request.explain
 
 
-def recommendations_answer(tenant_id: int, request: RecommendRequest, *, use_cache: bool = True) -> dict:
+def recommendations_answer(tenant_id: int, request: RecommendRequest, *, use_cache: bool = True,
+                           variant: str | None = None, options: ServingOptions = DEFAULT_OPTIONS) -> dict:
     """The /v1/recommendations answer (without recommendation_id and variant). `use_cache=False` neither
-    reads nor writes the cache."""
+    reads nor writes the cache. `variant`: the experiment variant's label, served with `options`."""
     def compute() -> Recommendation:
-        return _compute_recommendations(tenant_id, request)
+        return _compute_recommendations(tenant_id, request, options=options)
 
-    return _through_cache(tenant_id, "recommend", request, compute, customer=request.customer_id,
+    shaped = _Shaped(request, {"variant": variant, "options": asdict(options)}) if variant else request
+    return _through_cache(tenant_id, "recommend", shaped, compute, customer=request.customer_id,
                           cacheable=use_cache and _cacheable(request))
 
 

@@ -84,7 +84,7 @@ SECTIONS: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("models", "Models", "layers", "dashboard:models"),
             NavItem("rules", "Rules", "filter", "dashboard:rules"),
             NavItem("promotions", "Promotions", "tag", "dashboard:promotions"),
-            NavItem("experiments", "Experiments", "split"),
+            NavItem("experiments", "Experiments", "split", "dashboard:experiments"),
         ),
     ),
     (
@@ -92,6 +92,7 @@ SECTIONS: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
         (
             NavItem("keys", "API keys", "key", "dashboard:keys"),
             NavItem("billing", "Billing", "card", "dashboard:billing"),
+            NavItem("privacy", "Shared statistics", "users", "dashboard:privacy"),
         ),
     ),
 )

@@ -3,7 +3,8 @@
 Views validate the query strictly (a bad value is a 400 problem) and look up the product of a URL;
 serving/answers.py computes and caches the answer through the funnel in serving/funnel.py. Every answer
 carries a fresh `recommendation_id` for attribution, the model version (null without a model), the
-experiment variant (a placeholder until experiments exist) and the reason for its items. `explain=true`
+experiment variant ("<experiment id>:<variant>" when the customer or session is in a running experiment,
+experiments/running.py; else "control") and the reason for its items. `explain=true`
 adds per-item scores and the rules, boosts and promotions that touched them (never cached).
 """
 
@@ -20,12 +21,14 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.query import QueryParams, parse_query, query_parameters
+from experiments.running import assignment_for
 from recs.api.quota import RecommendationsQuota
 from recs.attribution.record import record_answer
 from recs.models import Product
 from serving.answers import (
     PopularRequest,
     RecommendRequest,
+    ServingOptions,
     SimilarRequest,
     popular_answer,
     recommendations_answer,
@@ -122,13 +125,13 @@ AnswerDoc = inline_serializer(
 set_override(AnswerDoc, "many", False)  # one answer object, though recommendations and popular are `list` actions
 
 
-def _stamped(answer: dict) -> dict:
-    return {**answer, "recommendation_id": str(uuid.uuid4()), "variant": PLACEHOLDER_VARIANT}
+def _stamped(answer: dict, variant: str = PLACEHOLDER_VARIANT) -> dict:
+    return {**answer, "recommendation_id": str(uuid.uuid4()), "variant": variant}
 
 
 def _respond(tenant_id: int, endpoint: str, answer: dict, *, customer_id: str | None = None,
-             session_id: str | None = None) -> Response:
-    stamped = _stamped(answer)
+             session_id: str | None = None, variant: str = PLACEHOLDER_VARIANT) -> Response:
+    stamped = _stamped(answer, variant)
     record_answer(tenant_id, endpoint, stamped, customer_id=customer_id, session_id=session_id)
     return Response(stamped)
 
@@ -158,8 +161,16 @@ class RecommendationViewSet(_RecommendViewSet):
     def list(self, request):
         """Top-k products for a customer (known, anonymous with a session id, or unknown)."""
         req = RecommendRequest(**self._query(RecommendQuery))
-        return _respond(self.tenant_id, "recommendations", recommendations_answer(self.tenant_id, req),
-                        customer_id=req.customer_id, session_id=req.session_id)
+        # The exposure: the answer's variant, recorded with it (recs.attribution).
+        assigned = assignment_for(self.tenant_id, req.customer_id, req.session_id)
+        if assigned is None:
+            answer, variant = recommendations_answer(self.tenant_id, req), PLACEHOLDER_VARIANT
+        else:
+            options = ServingOptions(ranker=assigned.config.get("ranker", True))
+            answer = recommendations_answer(self.tenant_id, req, variant=assigned.label, options=options)
+            variant = assigned.label
+        return _respond(self.tenant_id, "recommendations", answer, customer_id=req.customer_id,
+                        session_id=req.session_id, variant=variant)
 
 
 class SimilarProductsViewSet(_RecommendViewSet):
