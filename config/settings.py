@@ -443,6 +443,17 @@ RECSVC_TRAINING_HEARTBEAT_TIMEOUT_S = env_int("RECSVC_TRAINING_HEARTBEAT_TIMEOUT
 RECSVC_QUEUED_RUN_TIMEOUT_S = env_int("RECSVC_QUEUED_RUN_TIMEOUT_S", 3600, minimum=30, maximum=7 * 86_400)
 RECSVC_TRAINING_REAPER_EVERY_S = env_int("RECSVC_TRAINING_REAPER_EVERY_S", 60, minimum=5, maximum=3600)
 RECSVC_RETRAIN_CHECK_EVERY_S = env_int("RECSVC_RETRAIN_CHECK_EVERY_S", 600, minimum=30, maximum=86_400)
+# Distributed training (training/distributed/, docs/training.md): a shop named in RECSVC_DISTRIBUTED_SHOPS or
+# with at least RECSVC_DISTRIBUTED_MIN_EVENTS events (0: no threshold) trains on RECSVC_TRAINING_PROCESSES
+# processes under torchrun (1: never). Tables of RECSVC_SHARD_TABLE_MIN_BYTES or more are sharded (the rest
+# are data-parallel) under a planner constraint of RECSVC_TRAINING_PROCESS_MEMORY_BYTES per process;
+# RECSVC_SHARDING_TYPES narrows the types the planner may choose (empty: all the device offers).
+RECSVC_TRAINING_PROCESSES = env_int("RECSVC_TRAINING_PROCESSES", 2, minimum=1, maximum=1024)
+RECSVC_DISTRIBUTED_SHOPS = env_list("RECSVC_DISTRIBUTED_SHOPS", [])
+RECSVC_DISTRIBUTED_MIN_EVENTS = env_int("RECSVC_DISTRIBUTED_MIN_EVENTS", 0, minimum=0)
+RECSVC_SHARD_TABLE_MIN_BYTES = env_int("RECSVC_SHARD_TABLE_MIN_BYTES", 64 << 20, minimum=0)
+RECSVC_TRAINING_PROCESS_MEMORY_BYTES = env_int("RECSVC_TRAINING_PROCESS_MEMORY_BYTES", 8 << 30, minimum=1 << 20)
+RECSVC_SHARDING_TYPES = env_list("RECSVC_SHARDING_TYPES", [])
 # The beat tasks are quick bookkeeping: on `default`, never behind hour-long runs on the training queue
 # (exact task names win over the `training.tasks.*` pattern).
 CELERY_TASK_ROUTES["training.tasks.reap_lost_runs"] = {"queue": "default"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from training.data import temporal_split
-from training.datasets import FEATURE_VERSION, load_tenant_dataset
+from training.datasets import FEATURE_VERSION, TenantDataset, load_tenant_dataset
 from training.registry import lifecycle, storage
 from training.registry.models import ModelVersion
 
@@ -112,19 +113,87 @@ def evaluate_pipeline(pipeline, train, test, items, item_versions=None) -> dict[
     return evaluate_topk(topk, customers, train, test)
 
 
-def run_training(
-    version: ModelVersion, *, echo=None, auto_activate: bool = True,
-    evaluate: Callable[..., dict[str, float]] = evaluate_pipeline,
-) -> ModelVersion:
-    """Train `version` (idempotent: a retried run starts over and overwrites its own artifacts).
+def training_processes(tenant_id: int) -> int:
+    """How many processes train this shop: `RECSVC_TRAINING_PROCESSES` for a shop named in
+    `RECSVC_DISTRIBUTED_SHOPS` or holding at least `RECSVC_DISTRIBUTED_MIN_EVENTS` events (0: no threshold),
+    else one (training/distributed/launch.py starts torchrun for more)."""
+    from recs.models import Event
+    from tenants.models import Tenant
 
-    `evaluate` scores the held-out pipeline (the arguments of `evaluate_pipeline`)."""
-    # torch is a heavy import: keep it out of web processes that only queue runs.
-    from training.artifacts import save_item_features, save_item_snapshot
-    from training.features import item_snapshot
+    n = int(settings.RECSVC_TRAINING_PROCESSES)
+    if n <= 1:
+        return 1
+    if Tenant.objects.filter(pk=tenant_id, slug__in=settings.RECSVC_DISTRIBUTED_SHOPS).exists():
+        return n
+    threshold = int(settings.RECSVC_DISTRIBUTED_MIN_EVENTS)
+    if threshold > 0 and Event.objects.for_tenant(tenant_id).count() >= threshold:
+        return n
+    return 1
+
+
+def enough_events(n_events: int) -> None:
+    if n_events < settings.RECSVC_MIN_TRAINING_EVENTS:
+        raise NotEnoughData(f"{n_events} usable events; at least {settings.RECSVC_MIN_TRAINING_EVENTS} are needed")
+
+
+def train_served_models(
+    dataset: TenantDataset, params: dict[str, Any], recorder: Any, evaluate: Callable[..., dict[str, float]]
+) -> tuple[dict[str, float], Any]:
+    """The run's models: the evaluated pipeline's metrics and the pipeline to serve (see `run_training`).
+    Every process of a distributed run calls this with the same arguments (training/distributed/worker.py)."""
     from training.pipeline import DEFAULT_RANKER, DEFAULT_RETRIEVAL, TrainedPipeline, train_pipeline
     from training.trainers.ranker import train_ranker
     from training.trainers.two_tower import train_two_tower
+
+    events = dataset.interactions
+    kwargs = {
+        "retrieval_params": params.get("retrieval"),
+        "ranker_params": params.get("ranker"),
+        "num_candidates": int(params.get("num_candidates", 200)),
+        "seed": int(params.get("seed", 0)),
+    }
+    recorder.set_stage("evaluation", steps=_EVALUATION_STEPS)
+    train, test = temporal_split(events)
+    held_out = train_pipeline(train, dataset.items, item_versions=dataset.item_versions, progress=recorder, **kwargs)
+    recorder.step(SCORING_STEP)
+    metrics = evaluate(held_out, train, test, dataset.items, dataset.item_versions)
+    metrics.update({f"ranker_{k}": v for k, v in held_out.ranker.metrics.items() if isinstance(v, float)})
+    # Serve what `train_pipeline(events)` would train, the recipe just evaluated one slice later: a ranker
+    # on what customers did after `train` (stacked on the retrieval model fitted on `train`, which the
+    # evaluated pipeline refit already holds), and retrieval refit on every event (recency matters
+    # most). Serving the evaluated ranker instead gave it a fifth less data: on the nested MovieLens
+    # validation split that scored NDCG@10 0.164 / Recall@100 0.427 against 0.171 / 0.428.
+    recorder.set_stage("serving", steps=2)
+    ranker = train_ranker(
+        train, test, dataset.items, held_out.retrieval, item_versions=dataset.item_versions,
+        num_candidates=held_out.num_candidates, **{**DEFAULT_RANKER, **(kwargs["ranker_params"] or {})},
+        seed=kwargs["seed"], progress=recorder,
+    )
+    served = TrainedPipeline(
+        retrieval=train_two_tower(
+            events, dataset.items, **{**DEFAULT_RETRIEVAL, **(kwargs["retrieval_params"] or {})},
+            seed=kwargs["seed"], progress=recorder,
+        ),
+        ranker=ranker,
+        num_candidates=held_out.num_candidates,
+        metrics=held_out.metrics,
+    )
+    return metrics, served
+
+
+def run_training(
+    version: ModelVersion, *, echo=None, auto_activate: bool = True,
+    evaluate: Callable[..., dict[str, float]] = evaluate_pipeline,
+    record: Callable[[Path], dict[str, Any]] | None = None, dataset: TenantDataset | None = None,
+) -> ModelVersion:
+    """Train `version` (idempotent: a retried run starts over and overwrites its own artifacts).
+
+    `evaluate` scores the held-out pipeline (the arguments of `evaluate_pipeline`). `record`, given, writes
+    more into the artifact folder before it is stored and returns metrics to add (a distributed run's plan);
+    `dataset`, given, is the tenant's data already loaded (the one every process of a distributed run shares)."""
+    # torch is a heavy import: keep it out of web processes that only queue runs.
+    from training.artifacts import save_item_features, save_item_snapshot
+    from training.features import item_snapshot
 
     params = version.hyperparameters or {}
     version.status = ModelVersion.Status.TRAINING
@@ -136,49 +205,13 @@ def run_training(
     started = time.perf_counter()
     try:
         recorder.set_stage("loading")
-        dataset = load_tenant_dataset(version.tenant_id)
+        dataset = dataset if dataset is not None else load_tenant_dataset(version.tenant_id)
         events = dataset.interactions
-        if len(events) < settings.RECSVC_MIN_TRAINING_EVENTS:
-            raise NotEnoughData(
-                f"{len(events)} usable events; at least {settings.RECSVC_MIN_TRAINING_EVENTS} are needed"
-            )
+        enough_events(len(events))
         version.n_events, version.n_customers, version.n_items = len(events), events.n_customers, events.n_items
         version.data_start, version.data_end = dataset.data_start, dataset.data_end
         version.feature_version = FEATURE_VERSION
-        kwargs = {
-            "retrieval_params": params.get("retrieval"),
-            "ranker_params": params.get("ranker"),
-            "num_candidates": int(params.get("num_candidates", 200)),
-            "seed": int(params.get("seed", 0)),
-        }
-        recorder.set_stage("evaluation", steps=_EVALUATION_STEPS)
-        train, test = temporal_split(events)
-        held_out = train_pipeline(
-            train, dataset.items, item_versions=dataset.item_versions, progress=recorder, **kwargs
-        )
-        recorder.step(SCORING_STEP)
-        metrics = evaluate(held_out, train, test, dataset.items, dataset.item_versions)
-        metrics.update({f"ranker_{k}": v for k, v in held_out.ranker.metrics.items() if isinstance(v, float)})
-        # Serve what `train_pipeline(events)` would train, the recipe just evaluated one slice later: a ranker
-        # on what customers did after `train` (stacked on the retrieval model fitted on `train`, which the
-        # evaluated pipeline refit already holds), and retrieval refit on every event (recency matters
-        # most). Serving the evaluated ranker instead gave it a fifth less data: on the nested MovieLens
-        # validation split that scored NDCG@10 0.164 / Recall@100 0.427 against 0.171 / 0.428.
-        recorder.set_stage("serving", steps=2)
-        ranker = train_ranker(
-            train, test, dataset.items, held_out.retrieval, item_versions=dataset.item_versions,
-            num_candidates=held_out.num_candidates, **{**DEFAULT_RANKER, **(kwargs["ranker_params"] or {})},
-            seed=kwargs["seed"], progress=recorder,
-        )
-        served = TrainedPipeline(
-            retrieval=train_two_tower(
-                events, dataset.items, **{**DEFAULT_RETRIEVAL, **(kwargs["retrieval_params"] or {})},
-                seed=kwargs["seed"], progress=recorder,
-            ),
-            ranker=ranker,
-            num_candidates=held_out.num_candidates,
-            metrics=held_out.metrics,
-        )
+        metrics, served = train_served_models(dataset, params, recorder, evaluate)
         recorder.set_stage("saving")
         folder = storage.version_dir(version.tenant_id, version.pk)
         served.save(folder)
@@ -189,6 +222,8 @@ def run_training(
         # refreshes it, serving/online_features.py).
         save_item_features(folder, dataset.items)
         save_item_snapshot(folder, item_snapshot(events.item, events.ts, events.weight, events.n_items))
+        if record is not None:
+            metrics.update(record(folder))
         version.artifact_uri = storage.save(version.tenant_id, version.pk, folder)  # uploads when S3 is set
         version.metrics = {**metrics, "train_seconds": round(time.perf_counter() - started, 2)}
         version.status = ModelVersion.Status.VALIDATING

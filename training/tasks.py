@@ -8,7 +8,8 @@ from django.db import OperationalError
 
 from tenants.context import tenant_context
 from training import schedule
-from training.jobs import run_training
+from training.distributed.launch import train_distributed
+from training.jobs import run_training, training_processes
 from training.registry import lifecycle, reaper
 from training.registry.models import ModelVersion
 
@@ -28,6 +29,10 @@ def train_model_version(tenant_id: int, version_id: int) -> str:
         version = ModelVersion.objects.for_tenant(tenant_id).get(pk=version_id)
         try:
             with reaper.heartbeat(tenant_id, version_id):
+                # A large shop (or one named by a setting) trains on several processes under torchrun.
+                processes = training_processes(tenant_id)
+                if processes > 1:
+                    return train_distributed(version, processes).status
                 return run_training(version).status
         except OperationalError:
             reaper.release(tenant_id, version_id)  # back to queued, so that the retry can claim it

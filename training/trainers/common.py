@@ -9,7 +9,8 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -57,9 +58,61 @@ class Progress:
         )
 
 
+class Parallel(Protocol):
+    """What a trainer asks of the processes it trains with when it is one of several (torchrun): the
+    implementation is training/distributed/parallel.py. Alone, the trainers use the identity below."""
+
+    def wrap(self, model: torch.nn.Module, *, lr: float) -> torch.nn.Module: ...
+
+    def fused_optimizers(self, wrapped: torch.nn.Module) -> list[torch.optim.Optimizer]: ...
+
+    def local(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def full_state(self, module: torch.nn.Module) -> dict[str, torch.Tensor]: ...
+
+
+_PARALLEL: ContextVar[Parallel | None] = ContextVar("training_parallel", default=None)
+
+
+@contextmanager
+def training_in_parallel(parallel: Parallel) -> Iterator[None]:
+    """The trainers called inside train as one process of `parallel` (same code, same arguments)."""
+    token = _PARALLEL.set(parallel)
+    try:
+        yield
+    finally:
+        _PARALLEL.reset(token)
+
+
+def wrap_for_training(model: torch.nn.Module, *, lr: float) -> torch.nn.Module:
+    """The module to call for training steps: `model` itself alone, under torchrun TorchRec's
+    DistributedModelParallel around it (sharded tables, data-parallel dense part)."""
+    parallel = _PARALLEL.get()
+    return model if parallel is None else parallel.wrap(model, lr=lr)
+
+
+def fused_optimizers(wrapped: torch.nn.Module) -> list[torch.optim.Optimizer]:
+    """Optimizers applied inside the backward pass of sharded tables (none alone): step them with the
+    others so learning-rate schedules reach them."""
+    parallel = _PARALLEL.get()
+    return [] if parallel is None else parallel.fused_optimizers(wrapped)
+
+
+def full_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """`module`'s state on the CPU, with every sharded table gathered whole."""
+    parallel = _PARALLEL.get()
+    if parallel is not None:
+        return parallel.full_state(module)
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
 def batches(n: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True) -> list[np.ndarray]:
+    """Minibatches of `n` rows. Under torchrun every process draws the same order and keeps its share of
+    each batch, so the processes together take the one-process batches (gradients are averaged)."""
     order = rng.permutation(n) if shuffle else np.arange(n)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    out = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    parallel = _PARALLEL.get()
+    return out if parallel is None else [parallel.local(b) for b in out]
 
 
 def warmup_cosine(

@@ -11,7 +11,6 @@ dense taste features) are the versions valid at that time.
 
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -25,7 +24,16 @@ from training.features import DENSE_FEATURES, FeatureContext, RankerInputs, rank
 from training.inference import candidate_inputs
 from training.item_versions import ItemVersions
 from training.models.ranker import Ranker, RankerConfig
-from training.trainers.common import Progress, ProgressFn, batches, pick_device, seed_everything, uses_torch_threads
+from training.trainers.common import (
+    Progress,
+    ProgressFn,
+    batches,
+    full_state,
+    pick_device,
+    seed_everything,
+    uses_torch_threads,
+    wrap_for_training,
+)
 
 
 def sparse_inputs(
@@ -130,6 +138,7 @@ def train_ranker(
     last_linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
         last_linear.bias.fill_(float(np.log(base / (1 - base))))
+    net = wrap_for_training(model, lr=lr)  # `model` alone; under torchrun, sharded (training/distributed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = -(-len(train_rows) // batch_size)
     report = Progress(progress, "ranker", steps_per_epoch * epochs, every=max(steps_per_epoch // 4, 1))
@@ -137,7 +146,7 @@ def train_ranker(
 
     def forward(rows: np.ndarray) -> torch.Tensor:
         kjt = sparse_inputs(inputs, rows, items, item_versions, cfg.sparse_features, dev)
-        return model(torch.from_numpy(inputs.dense[rows]).to(dev), kjt)
+        return net(torch.from_numpy(inputs.dense[rows]).to(dev), kjt)
 
     best: tuple[float, int, dict] | None = None
     curve: list[dict] = []
@@ -162,13 +171,11 @@ def train_ranker(
             probs = torch.sigmoid(logits).cpu().numpy()
             record.update({f"holdout_{k_}": v for k_, v in classification_metrics(labels[hold_rows], probs).items()})
             if best is None or record["holdout_log_loss"] < best[0]:
-                best = (record["holdout_log_loss"], epoch, copy.deepcopy(model.state_dict()))
+                best = (record["holdout_log_loss"], epoch, full_state(model))
         curve.append(record)
         report(epoch, step, record["loss"], force=True)
 
-    if best is not None:
-        model.load_state_dict(best[2])
-    state = {k_: v.detach().cpu().clone() for k_, v in model.state_dict().items()}
+    state = best[2] if best is not None else full_state(model)
     metrics = {
         "train_seconds": round(time.perf_counter() - started, 3),
         "examples": len(train_rows),

@@ -23,10 +23,13 @@ from training.trainers.common import (
     Progress,
     ProgressFn,
     batches,
+    full_state,
+    fused_optimizers,
     pick_device,
     seed_everything,
     uses_torch_threads,
     warmup_cosine,
+    wrap_for_training,
 )
 
 _NOT_HPARAMS = {"train", "items", "customer_features", "validation", "device", "progress", "num_threads", "started"}
@@ -125,7 +128,10 @@ def train_two_tower(
     counts = train.item_counts().astype(np.float64)
     log_q = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(counts.sum(), 1.0)))
     task = TwoTowerRetrievalTask(customer_tower, item_tower, log_q, temperature, logq_correction, negatives).to(dev)
-    optimizers = _optimizers(task, lr, weight_decay, sparse_rows)
+    # Alone `net` is `task`; under torchrun (training/distributed) its tables are sharded and its optimizers
+    # join the list so the schedule reaches them.
+    net = wrap_for_training(task, lr=lr)
+    optimizers = _optimizers(task, lr, weight_decay, sparse_rows) + fused_optimizers(net)
 
     hist = HistoryIndex(train)
     n = len(train)
@@ -147,7 +153,7 @@ def train_two_tower(
             target = hist.item[idx]
             ikjt = item_kjt(items, target, dev)
             sampled = rng.integers(0, train.n_items, sampled_negatives) if sampled_negatives else None
-            loss = task(
+            loss = net(
                 ckjt, ikjt, torch.from_numpy(target).to(dev), all_items,
                 item_kjt(items, sampled, dev) if sampled is not None else None,
                 torch.from_numpy(sampled).to(dev) if sampled is not None else None,
@@ -198,12 +204,11 @@ def _package(
     metrics: dict,
 ) -> TrainedRetrieval:
     matrix = _item_matrix(item_tower, items, dev).cpu().numpy().astype(np.float32)
-    cpu = lambda sd: {k: v.detach().cpu().clone() for k, v in sd.items()}  # noqa: E731
     return TrainedRetrieval(
         config=cfg,
         hparams=hparams,
-        customer_tower_state=cpu(customer_tower.state_dict()),
-        item_tower_state=cpu(item_tower.state_dict()),
+        customer_tower_state=full_state(customer_tower),
+        item_tower_state=full_state(item_tower),
         item_embeddings=matrix,
         metrics=metrics,
     )

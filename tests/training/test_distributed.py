@@ -1,0 +1,160 @@
+"""Distributed training: the same trainers on 2 processes under torchrun (gloo), TorchRec's
+DistributedModelParallel with the planner's plan, the state gathered into the one-process format; through the
+Celery training task for a shop chosen by the settings; a process killed mid-run fails the run and leaves the
+active version serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+from django.db import connection
+
+from demo.load import load_synthetic
+from demo.synthetic import ShopSpec
+from tenants.context import tenant_context
+from tests.celery_worker import REPO
+from tests.factories import TenantFactory
+from tests.training.conftest import make_tenant
+from tests.training.distributed_job import PARAMS
+from training.distributed import planning
+from training.distributed.worker import PLAN_FILE
+from training.inference import TrainedPipeline
+from training.pipeline import train_pipeline
+from training.registry import lifecycle, storage
+from training.registry.models import ModelVersion
+from training.tasks import train_model_version
+
+TINY = {"retrieval": {"dim": 16, "epochs": 1, "batch_size": 512}, "ranker": {"epochs": 1, "batch_size": 512},
+        "num_candidates": 50}
+LONG = {"retrieval": {"dim": 16, "epochs": 60, "batch_size": 128}, "ranker": {"epochs": 20, "batch_size": 128},
+        "num_candidates": 50}
+
+
+def _torchrun(out: Path, types: str, shard_min_bytes: int) -> list[dict]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+               "-m", "tests.training.distributed_job", str(out), "--types", types,
+               "--shard-min-bytes", str(shard_min_bytes)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_row_wise_needs_cuda_and_is_refused_on_cpu():
+    with pytest.raises(ValueError, match="row_wise"):
+        planning.model_parallel_types(torch.device("cpu"), ("row_wise",))
+    assert "row_wise" in planning.model_parallel_types(torch.device("cuda"))
+    assert set(planning.model_parallel_types(torch.device("cpu"))) == {"table_wise", "column_wise", "table_column_wise"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("types", "shard_min_bytes", "expected"),
+    [("column_wise", 0, {"column_wise"}), ("table_wise,table_column_wise", 0, {"table_wise", "table_column_wise"}),
+     ("", 1 << 30, {"data_parallel"})],
+)
+def test_two_processes_train_the_pipeline_into_the_one_process_format(tmp_path, types, shard_min_bytes, expected):
+    ranks = _torchrun(tmp_path, types, shard_min_bytes)
+    # Every process ends with the same gathered state (what follows the training runs on every process).
+    assert ranks[0]["item_embeddings_sum"] == ranks[1]["item_embeddings_sum"]
+    assert ranks[0]["ranker_state_sum"] == ranks[1]["ranker_state_sum"]
+    plans = ranks[0]["plans"]
+    assert [p["model"] for p in plans] == ["TwoTowerRetrievalTask", "Ranker", "TwoTowerRetrievalTask"]
+    chosen = {t["sharding_type"] for p in plans for t in p["tables"].values()}
+    assert chosen <= expected and chosen
+    if types == "column_wise":  # each process holds a slice of the columns of the item table
+        item = plans[0]["tables"]["item_tower.ebc.t_item_id"]
+        assert {s["placement"] for s in item["shards"]} == {"rank:0/cpu", "rank:1/cpu"}
+    # The artifacts load as one process's do, with the same tensors by name and shape.
+    sharded = TrainedPipeline.load(tmp_path / "rank0")
+    train, items = make_tenant(n_customers=120, n_items=90, events_per_customer=20)
+    alone = train_pipeline(train, items, seed=0, **PARAMS)
+    for mine, theirs in [(sharded.retrieval.customer_tower_state, alone.retrieval.customer_tower_state),
+                         (sharded.retrieval.item_tower_state, alone.retrieval.item_tower_state),
+                         (sharded.ranker.state, alone.ranker.state)]:
+        assert {k: tuple(v.shape) for k, v in mine.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
+    assert sharded.retrieval.item_embeddings.shape == alone.retrieval.item_embeddings.shape
+    # Trained, not left at its initial values: the held-out AUC is as far above chance as alone.
+    assert sharded.ranker.metrics["epochs"][-1]["holdout_auc"] > 0.6
+
+
+# --- through the Celery task, with a database -----------------------------------------------------------------
+
+
+@pytest.fixture
+def shop(all_tenants, settings):
+    tenant = TenantFactory(name="Shop D", slug="shop-distributed")
+    with tenant_context(tenant.pk):
+        load_synthetic(tenant.pk, ShopSpec(n_customers=150, n_products=300, n_events=6_000, seed=3))
+    settings.RECSVC_DISTRIBUTED_SHOPS = [tenant.slug]
+    settings.RECSVC_TRAINING_PROCESSES = 2
+    settings.RECSVC_SHARD_TABLE_MIN_BYTES = 16 * 1024  # the id tables are sharded, the small ones replicated
+    return tenant
+
+
+def _queued(tenant, hyperparameters: dict) -> ModelVersion:
+    return ModelVersion.objects.create(tenant=tenant, hyperparameters=hyperparameters)
+
+
+def _rank_processes() -> dict[int, psutil.Process]:
+    out = {}
+    for child in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if "training.distributed.worker" in " ".join(child.cmdline()):
+                out[int(child.environ().get("RANK", -1))] = child
+        except psutil.Error:
+            continue
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_chosen_shop_trains_on_two_processes_and_a_killed_process_fails_the_next_run(shop):
+    first = _queued(shop, TINY)
+    assert train_model_version(shop.pk, first.pk) == ModelVersion.Status.ACTIVE
+    first.refresh_from_db()
+    assert first.metrics["training_processes"] == 2 and 0.0 <= first.metrics["ndcg@10"] <= 1.0
+    folder = storage.local_path(first.artifact_uri)
+    plan = json.loads((folder / PLAN_FILE).read_text())
+    assert plan["world_size"] == 2 and plan["backend"] == "gloo"
+    types = {t["sharding_type"] for m in plan["models"] for t in m["tables"].values()}
+    assert "data_parallel" in types and types & {"table_wise", "column_wise", "table_column_wise"}
+    TrainedPipeline.load(folder)  # the usual artifacts, read the usual way
+
+    second = _queued(shop, LONG)
+    outcome: list[str] = []
+
+    def train() -> None:
+        try:
+            outcome.append(train_model_version(shop.pk, second.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    deadline = time.monotonic() + 180
+    killed = False
+    while thread.is_alive() and not killed:
+        assert time.monotonic() < deadline, "the run never got under way"
+        second.refresh_from_db()
+        ranks = _rank_processes()
+        if second.progress.get("phase") == "evaluation" and second.progress.get("percent", 0) > 6 and 1 in ranks:
+            ranks[1].send_signal(signal.SIGKILL)
+            killed = True
+        time.sleep(0.2)
+    thread.join(120)
+    assert killed and not thread.is_alive()
+    second.refresh_from_db()
+    assert outcome == [ModelVersion.Status.FAILED] and second.status == ModelVersion.Status.FAILED
+    assert second.status_reason, "the run says why it failed"
+    assert lifecycle.active_version(shop.pk).pk == first.pk  # the trained version still serves
+    assert not _rank_processes(), "no training process is left behind"
