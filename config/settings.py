@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "recs",
     "training.registry",
     "tenants.billing",
+    "privacy",
     "experiments",
     "axes",  # dashboard login throttling (the Auth section below)
     "csp",
@@ -473,6 +474,21 @@ CELERY_BEAT_SCHEDULE["training-retrain-due-tenants"] = {
     "task": "training.tasks.retrain_due_tenants",
     "schedule": float(RECSVC_RETRAIN_CHECK_EVERY_S),
 }
+
+# --- Privacy (privacy/, docs/privacy.md) -----------------------------------------------------------
+# Cross-shop releases: each costs RECSVC_PRIVACY_RELEASE_EPSILON to every contributing shop, whose customers
+# may lose at most RECSVC_PRIVACY_EPSILON_PER_WINDOW per calendar month; one customer counts for at most
+# RECSVC_PRIVACY_MAX_KEYS_PER_CUSTOMER keys, one shop for at most RECSVC_PRIVACY_SHOP_CAP per key.
+RECSVC_PRIVACY_EPSILON_PER_WINDOW = float(env_str("RECSVC_PRIVACY_EPSILON_PER_WINDOW", "8"))
+RECSVC_PRIVACY_DELTA_PER_WINDOW = float(env_str("RECSVC_PRIVACY_DELTA_PER_WINDOW", "1e-6"))
+RECSVC_PRIVACY_RELEASE_EPSILON = float(env_str("RECSVC_PRIVACY_RELEASE_EPSILON", "1"))
+if not 0 < RECSVC_PRIVACY_RELEASE_EPSILON <= RECSVC_PRIVACY_EPSILON_PER_WINDOW or RECSVC_PRIVACY_DELTA_PER_WINDOW < 0:
+    raise ImproperlyConfiguredEnv(
+        "RECSVC_PRIVACY_RELEASE_EPSILON must be positive and at most RECSVC_PRIVACY_EPSILON_PER_WINDOW,"
+        " and RECSVC_PRIVACY_DELTA_PER_WINDOW at least 0"
+    )
+RECSVC_PRIVACY_MAX_KEYS_PER_CUSTOMER = env_int("RECSVC_PRIVACY_MAX_KEYS_PER_CUSTOMER", 10, minimum=1, maximum=1000)
+RECSVC_PRIVACY_SHOP_CAP = env_int("RECSVC_PRIVACY_SHOP_CAP", 200, minimum=1, maximum=10_000_000)
 
 # --- Billing (Stripe) ------------------------------------------------------------------------------
 # Without STRIPE_SECRET_KEY every shop stays on its plan and checkout is switched off (the embedded demo).

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from core.health import healthz, readyz
 from experiments import dashboard_urls as experiments_dashboard_urls
+from privacy import dashboard_urls as privacy_dashboard_urls
 from recs.dashboard import urls as recs_dashboard_urls
 from tenants.billing.views import stripe_webhook
 from tenants.dashboard import urls as tenants_dashboard_urls
@@ -13,6 +14,7 @@ from training import dashboard_urls as training_dashboard_urls
 DASHBOARD_PAGES = [
     *recs_dashboard_urls.urlpatterns, *tenants_dashboard_urls.urlpatterns, *training_dashboard_urls.urlpatterns,
     *experiments_dashboard_urls.urlpatterns,
+    *privacy_dashboard_urls.urlpatterns,
 ]
 
 urlpatterns = [
@@ -21,6 +23,7 @@ urlpatterns = [
     path("webhooks/stripe", stripe_webhook, name="stripe_webhook"),
     path("v1/", include("recs.api.urls")),
     path("v1/", include("training.urls")),
+    path("v1/", include("privacy.urls")),
     path("v1/", include("experiments.urls")),
     path("webhooks/", include("recs.integrations.urls", namespace="integrations")),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grimp
 
-ROOT_PACKAGES = ("config", "core", "tenants", "recs", "serving", "training", "demo", "experiments")
+ROOT_PACKAGES = ("config", "core", "tenants", "recs", "serving", "training", "demo", "experiments", "privacy")
 
 
 def import_cycles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:

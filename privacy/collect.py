@@ -1,0 +1,58 @@
+"""One shop's contribution: its catalog's keys and its customers' bounded counts per key.
+
+Runs inside the shop's tenant context: it reads that shop's rows only, and returns counts, never rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from privacy.bounding import Bounds, bounded_counts
+from privacy.keys import category_key, product_key
+from recs.models import Event, Product
+from tenants.context import tenant_context
+
+# Impressions are what the shop showed, not what the customer chose.
+IGNORED_EVENT_TYPES = ("impression",)
+
+KEY_FUNCTIONS: dict[str, Callable[[dict], str | None]] = {
+    "product_popularity": lambda p: product_key(
+        title=p["title"], brand=p["brand"], category_path=p["category_path"], attributes=p["attributes"]
+    ),
+    "category_popularity": lambda p: category_key(p["category_path"]),
+}
+
+
+def _product_keys(tenant_id: int, kind: str) -> dict[int, str | None]:
+    key_of = KEY_FUNCTIONS[kind]
+    rows = Product.objects.for_tenant(tenant_id).filter(deleted=False).values(
+        "id", "title", "brand", "category_path", "attributes"
+    )
+    return {row["id"]: key_of(row) for row in rows.iterator(chunk_size=2000)}
+
+
+def _interactions(tenant_id: int, start: datetime, end: datetime, keys: dict[int, str | None]) -> Iterator:
+    events = (
+        Event.objects.for_tenant(tenant_id)
+        .filter(ts__gte=start, ts__lt=end, product_id__isnull=False)
+        .exclude(event_type__in=IGNORED_EVENT_TYPES)
+        .order_by("-ts")
+        .values_list("customer_id", "session_id", "product_id")
+    )
+    for customer_id, session_id, product_id in events.iterator(chunk_size=5000):
+        # An anonymous session stands for its (unknown) customer.
+        unit = ("c", customer_id) if customer_id is not None else ("s", session_id) if session_id else None
+        if unit is not None:
+            yield unit, keys.get(product_id)
+
+
+def shop_contribution(
+    tenant_id: int, kind: str, start: datetime, end: datetime, bounds: Bounds
+) -> tuple[set[str], Counter[str]]:
+    """(the keys of the shop's catalog, its customers' bounded counts per key) over [start, end)."""
+    with tenant_context(tenant_id):
+        keys = _product_keys(tenant_id, kind)
+        counts = bounded_counts(_interactions(tenant_id, start, end, keys), bounds)
+    return {k for k in keys.values() if k is not None}, counts

@@ -1,0 +1,56 @@
+"""What the API and the dashboard page show a shop: its choice, its ledger and the releases' metadata.
+
+Only this shop's own rows (its settings and ledger, under its tenant context) and the shared releases'
+metadata; never another shop's ledger, contribution or name.
+"""
+
+from __future__ import annotations
+
+from privacy.models import BudgetWindow, Charge, Release
+from privacy.optin import settings_for
+
+MAX_CHARGES = 50
+MAX_RELEASES = 20
+
+
+def ledger_rows(tenant_id: int) -> list[dict]:
+    windows = BudgetWindow.objects.for_tenant(tenant_id).order_by("-window")
+    charges = list(Charge.objects.for_tenant(tenant_id).order_by("-created_at", "-pk")[:MAX_CHARGES])
+    rows = []
+    for budget in windows:
+        rows.append({
+            "window": budget.window,
+            "epsilon_budget": budget.epsilon_budget, "epsilon_spent": round(budget.epsilon_spent, 9),
+            "epsilon_remaining": round(budget.epsilon_remaining, 9),
+            "delta_budget": budget.delta_budget, "delta_spent": budget.delta_spent,
+            "delta_remaining": budget.delta_remaining,
+            "charges": [
+                {"kind": c.kind, "epsilon": c.epsilon, "delta": c.delta, "refused": c.refused,
+                 "release_id": c.release_id, "at": c.created_at.isoformat()}
+                for c in charges if c.budget_id == budget.pk
+            ],
+        })
+    return rows
+
+
+def releases_metadata() -> list[dict]:
+    rows = Release.objects.order_by("-released_at", "-pk").defer("values")[:MAX_RELEASES]
+    return [
+        {"id": r.pk, "kind": r.kind, "window": r.window, "mechanism": r.mechanism, "epsilon": r.epsilon,
+         "delta": r.delta, "n_shops": r.n_shops, "poisoning_bound": r.poisoning_bound,
+         "released_at": r.released_at.isoformat()}
+        for r in rows
+    ]
+
+
+def summary(tenant_id: int) -> dict:
+    row = settings_for(tenant_id)
+    return {
+        "opted_in": row.opted_in,
+        "opted_in_at": row.opted_in_at.isoformat() if row.opted_in_at else None,
+        "opted_out_at": row.opted_out_at.isoformat() if row.opted_out_at else None,
+        "privacy_unit": "end customer",
+        "ledger": ledger_rows(tenant_id),
+        # Releases are readable only by shops taking part.
+        "releases": releases_metadata() if row.opted_in else [],
+    }
