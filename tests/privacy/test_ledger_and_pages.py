@@ -18,10 +18,10 @@ from privacy.models import BudgetWindow, Charge, Release
 from privacy.optin import set_opted_in
 from privacy.params import release_params
 from privacy.releases import release
-from tests.conftest import _client_for
-from tests.factories import CustomerFactory, EventFactory, ProductFactory, TenantFactory
 from tenants.context import dangerously_all_tenants
 from tenants.models import Membership
+from tests.conftest import _client_for
+from tests.factories import CustomerFactory, EventFactory, ProductFactory, TenantFactory
 
 AT = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)  # a fixed moment: nothing depends on today's date
 SHARED_GTIN = "4006381333931"

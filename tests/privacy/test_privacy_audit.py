@@ -28,11 +28,12 @@ def _neighbours() -> tuple[np.ndarray, np.ndarray, float]:
     keys = ["gtin:1", "gtin:2", "gtin:3"]
     shops = [[(f"{s}-{c}", keys[c % 3]) for c in range(3 * s)] for s in range(5)]
     catalogs = [set(keys)] * 5
-    near_keys, near, trim = aggregate(catalogs, [bounded_counts(rows, PARAMS.bounds) for rows in shops], PARAMS)
+    _, near, trim = aggregate(catalogs, [bounded_counts(rows, PARAMS.bounds) for rows in shops], PARAMS)
     shops[2] = [("newcomer", "gtin:2"), *shops[2]]
     _, far, _ = aggregate(catalogs, [bounded_counts(rows, PARAMS.bounds) for rows in shops], PARAMS)
     sensitivity = aggregate_sensitivity(n_shops=5, trim=trim, l1_per_customer=PARAMS.bounds.l1_sensitivity)
-    assert np.abs(far - near).sum() == pytest.approx(sensitivity, rel=1e-8)  # the neighbour is a worst case: the bound is reached
+    # The neighbour is a worst case: the bound is reached.
+    assert np.abs(far - near).sum() == pytest.approx(sensitivity, rel=1e-8)
     return near, far, sensitivity
 
 
