@@ -77,6 +77,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request gets its id for the logs (core/logs.py) and is timed for /metrics (core/metrics.py).
+    "core.logs.RequestIdMiddleware",
+    "core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -254,7 +257,7 @@ RECSVC_SIGNUP_LINK_HOURS = env_int("RECSVC_SIGNUP_LINK_HOURS", 48, minimum=1, ma
 # SECURE_PROXY_SSL_HEADER here). The probes stay on plain HTTP for the cluster's health checks.
 RECSVC_HTTPS_ONLY = env_bool("RECSVC_HTTPS_ONLY", not (RECSVC_EMBEDDED_DEMO or DEBUG))
 SECURE_SSL_REDIRECT = RECSVC_HTTPS_ONLY
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = RECSVC_HTTPS_ONLY
 SECURE_HSTS_SECONDS = env_int("RECSVC_HSTS_SECONDS", 31_536_000 if RECSVC_HTTPS_ONLY else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -421,12 +424,45 @@ CELERY_BEAT_SCHEDULE["serving-precompute-nightly"] = {
 # Clock skew tolerated on event timestamps sent by shops.
 RECSVC_MAX_FUTURE_SKEW_SECONDS = env_int("RECSVC_MAX_FUTURE_SKEW_SECONDS", 300, minimum=0)
 
+# --- Logs, metrics, error reports (docs/deployment.md#operations) ----------------------------------------
+# One JSON object per line outside the embedded demo, each with the request id and the shop (core/logs.py).
+RECSVC_LOG_FORMAT = env_str("RECSVC_LOG_FORMAT", "text" if RECSVC_EMBEDDED_DEMO else "json")
+if RECSVC_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfiguredEnv(f"RECSVC_LOG_FORMAT must be json or text, got {RECSVC_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "core.logs.ContextFilter", "shop": "tenants.context.current_tenant_setting"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(shop)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [request %(request_id)s shop %(shop)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["context"], "formatter": RECSVC_LOG_FORMAT},
+    },
     "root": {"handlers": ["console"], "level": env_str("RECSVC_LOG_LEVEL", "WARNING")},
+    # One line per request (method, path, status, duration): off by default, the proxy logs requests too.
+    "loggers": {"recsvc.request": {"level": "INFO" if env_bool("RECSVC_ACCESS_LOG", False) else "WARNING"}},
 }
+# /metrics (core/metrics.py): with a token, only `Authorization: Bearer <token>`; without, only requests that
+# did not come through the proxy. The collectors run at each scrape.
+RECSVC_METRICS_TOKEN = env_str("RECSVC_METRICS_TOKEN", "") or ""
+RECSVC_METRICS_COLLECTORS = ["core.metrics.QueueLengths", "config.metrics.ModelVersions"]
+# Error reports to Sentry (its Django and Celery integrations), only when a DSN is given.
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=env_int("SENTRY_TRACES_SAMPLE_PERCENT", 0, minimum=0, maximum=100) / 100,
+        send_default_pii=False,  # no addresses, cookies or user names leave for Sentry
+    )
 
 # --- Training --------------------------------------------------------------------------------------
 # A new model version may score at most this much (relative) below the active one on the key metric.

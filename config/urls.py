@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from core.health import healthz, readyz
+from core.metrics import metrics_view
 from experiments import dashboard_urls as experiments_dashboard_urls
 from privacy import dashboard_urls as privacy_dashboard_urls
 from recs.dashboard import urls as recs_dashboard_urls
@@ -20,6 +21,7 @@ DASHBOARD_PAGES = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; not for the public (core/metrics.py)
     path("webhooks/stripe", stripe_webhook, name="stripe_webhook"),
     path("v1/", include("recs.api.urls")),
     path("v1/", include("training.urls")),
