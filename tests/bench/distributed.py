@@ -1,0 +1,207 @@
+"""Distributed training and serving from shards, measured (issue 23). Run: `python tests/bench/distributed.py`.
+
+1. Ranker AUC and retrieval NDCG@10 on MovieLens (its temporal split), the same pipeline, data and epochs on
+   one process (the plain trainers) and on two under torchrun (gloo; DistributedModelParallel with the
+   planner's plan at the service's default settings, and once more with every table sharded), plus training
+   examples per second.
+2. A 1M x 64 table (256 MB) stored as row shards and looked up from a fresh process with a 64 MB budget: its
+   peak resident memory above its start.
+3. ANN over 1M clustered unit vectors (d 64) split across 2 FAISS IVF shards in one process (`IndexShards`):
+   recall@100 against exact search over the whole catalog, p99 latency of one query, share of items scanned.
+Prints the figures, then as its last line one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+EPOCHS = {"retrieval_params": {"epochs": 5}, "ranker_params": {"epochs": 3}}
+
+
+def _movielens():
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from demo.movielens import load_movielens
+    from training.data import temporal_split
+    from training.movielens import movielens_arrays
+
+    ml = movielens_arrays(load_movielens())
+    train, test = temporal_split(ml.interactions)
+    return train, test, ml.items
+
+
+def _quality(pipeline, train, test, items) -> dict[str, float]:
+    from training.evaluation import evaluate_topk, relevant_sets
+    from training.pipeline import recommend
+
+    customers, _ = relevant_sets(train, test)
+    topk, _ = recommend(pipeline, train, items, customers, k=100)
+    ranker = pipeline.ranker.metrics
+    best = ranker["epochs"][ranker["best_epoch"]]
+    return {"auc": best["holdout_auc"], "ndcg10": evaluate_topk(topk, customers, train, test)["ndcg@10"],
+            "ranker_examples_per_s": ranker["examples"] * len(ranker["epochs"]) / ranker["train_seconds"],
+            "seconds": pipeline.metrics["train_seconds"]}
+
+
+def worker(out: Path, shard_min_bytes: int) -> None:
+    """Under torchrun: the same pipeline, sharded; rank 0 writes its figures."""
+    import torch
+    import torch.distributed as dist
+
+    from training.distributed.parallel import ShardedTraining
+    from training.pipeline import train_pipeline
+    from training.trainers.common import training_in_parallel
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    train, test, items = _movielens()
+    parallel = ShardedTraining(device=torch.device("cpu"), memory_bytes=1 << 30, shard_min_bytes=shard_min_bytes)
+    with training_in_parallel(parallel):
+        pipeline = train_pipeline(train, items, seed=0, **EPOCHS)
+    if dist.get_rank() == 0:
+        figures = _quality(pipeline, train, test, items)
+        figures["plan"] = {k: v["sharding_type"] for p in parallel.plans for k, v in p["tables"].items()}
+        out.write_text(json.dumps(figures))
+    dist.destroy_process_group()
+
+
+def two_processes(shard_min_bytes: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "figures.json"
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                   "-m", "tests.bench.distributed", "--worker", str(out), "--shard-min-bytes", str(shard_min_bytes)]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(done.stderr[-4000:])
+        return json.loads(out.read_text())
+
+
+_RSS = """
+import json, sys
+import numpy as np, psutil
+from serving.shards import ShardedTable
+process = psutil.Process(); baseline = process.memory_info().rss
+table = ShardedTable(sys.argv[1], int(sys.argv[2])); rng = np.random.default_rng(0); peak = 0
+for _ in range(300):
+    table.take(rng.integers(0, table.shape[0], 1024)).sum(); peak = max(peak, process.memory_info().rss - baseline)
+print(json.dumps({"peak": peak, "baseline": baseline}))
+"""
+
+
+def serving_memory(rows: int, dim: int, budget: int) -> dict:
+    from serving.shards import rows_per_shard, write_row_shards
+
+    with tempfile.TemporaryDirectory() as folder:
+        matrix = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
+        write_row_shards(matrix, folder, rows_per_shard(dim, budget))
+        table_bytes = matrix.nbytes
+        del matrix
+        done = subprocess.run([sys.executable, "-c", _RSS, folder, str(budget)], cwd=REPO, capture_output=True,
+                              text=True, check=True)
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"table_bytes": table_bytes, "process_budget_bytes": budget, "serving_peak_rss_bytes": measured["peak"],
+            "serving_baseline_rss_bytes": measured["baseline"]}
+
+
+def sharded_ann(n: int, dim: int, shards: int, nlist: int, nprobe: int, queries: int = 300) -> dict:
+    import faiss
+
+    from serving.shards import sharded_index
+
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4096, dim)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n + queries)]
+    x += 0.25 * rng.standard_normal(x.shape).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    items, q = x[:n], x[n:]
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(items)
+    _, truth = exact.search(q, 100)
+    built = []
+
+    def ivf(part: np.ndarray):
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.spherical = True
+        index.train(part[np.random.default_rng(1).choice(len(part), min(len(part), 100 * nlist), replace=False)])
+        index.add(part)
+        index.nprobe = nprobe
+        built.append(index)
+        return index
+
+    started = time.perf_counter()
+    index = sharded_index(np.array_split(items, shards), ivf)
+    build_s = time.perf_counter() - started
+    latencies, found = [], []
+    for row in q:
+        t = time.perf_counter()
+        _, ids = index.search(row[None], 100)
+        latencies.append((time.perf_counter() - t) * 1000)
+        found.append(ids[0])
+    recall = float(np.mean([len(set(a) & set(b)) / 100 for a, b in zip(found, truth, strict=True)]))
+    scanned = 0
+    for sub in built:  # items in the lists each query probes, over the whole catalog
+        _, lists = sub.quantizer.search(q, nprobe)
+        sizes = np.array([sub.invlists.list_size(i) for i in range(nlist)])
+        scanned += sizes[lists].sum()
+    return {"sharded_ann_recall100": recall, "sharded_ann_p99_ms": float(np.percentile(latencies, 99)),
+            "sharded_ann_scanned_fraction": float(scanned / (len(q) * n)), "sharded_ann_shards": shards,
+            "sharded_ann_items": n, "sharded_ann_nlist_per_shard": nlist, "sharded_ann_nprobe": nprobe,
+            "sharded_ann_build_s": round(build_s, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", type=Path)
+    parser.add_argument("--shard-min-bytes", type=int, default=64 << 20)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.shard_min_bytes)
+        return
+    import torch
+
+    from training.pipeline import train_pipeline
+
+    torch.set_num_threads(1)
+    train, test, items = _movielens()
+    alone = _quality(train_pipeline(train, items, seed=0, **EPOCHS), train, test, items)
+    print("1 process:", alone)
+    pair = two_processes(64 << 20)
+    print("2 processes, default plan:", pair)
+    sharded = two_processes(0)
+    print("2 processes, every table sharded:", sharded)
+    memory = serving_memory(1_000_000, 64, 64 << 20)
+    print("serving from shards:", memory)
+    ann = sharded_ann(args.items, 64, 2, 2048, 64)
+    print("sharded ANN:", ann)
+    result = {
+        "auc_1proc": alone["auc"], "auc_2proc": pair["auc"], "auc_abs_diff": abs(alone["auc"] - pair["auc"]),
+        "ndcg10_1proc": alone["ndcg10"], "ndcg10_2proc": pair["ndcg10"],
+        "ndcg10_abs_diff": abs(alone["ndcg10"] - pair["ndcg10"]),
+        "auc_2proc_all_sharded": sharded["auc"], "ndcg10_2proc_all_sharded": sharded["ndcg10"],
+        "plan_2proc": sorted(set(pair["plan"].values())),
+        "plan_2proc_all_sharded": sorted(set(sharded["plan"].values())),
+        "examples_per_s_1proc": alone["ranker_examples_per_s"], "examples_per_s_2proc": pair["ranker_examples_per_s"],
+        "per_process_efficiency": pair["ranker_examples_per_s"] / (2 * alone["ranker_examples_per_s"]),
+        "pipeline_seconds_1proc": alone["seconds"], "pipeline_seconds_2proc": pair["seconds"],
+        **memory, **ann,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
