@@ -199,3 +199,24 @@ def test_two_tower_with_mixed_negatives_learns_the_synthetic_taste(tenant):
     model = train_two_tower(train, items, **{**SMALL, "epochs": 8}, sampled_negatives=32)
     assert model.hparams["sampled_negatives"] == 32
     assert retrieval_metrics(model, train, test)["hr@10"] > 0.5
+
+
+def test_uniform_negatives_are_drawn_among_items_with_events(tenant):
+    """A product nobody took is never a uniform negative: its id row keeps its initial value, so a new
+    product is embedded from content features that were not trained to push it away (cold start)."""
+    from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig
+    from training.trainers.common import seed_everything
+
+    interactions, items = tenant
+    without = np.array([3, 17, 44])
+    others = np.setdiff1d(np.arange(interactions.n_items), without)
+    warm = interactions.take(np.flatnonzero(~np.isin(interactions.item, without)))
+    model = train_two_tower(warm, items, **SMALL, sampled_negatives=64, seed=5)
+    seed_everything(5)  # the trainer builds its towers right after seeding: customer tower, then item tower
+    cfg = TwoTowerConfig(**model.config.to_dict())
+    CustomerTower(cfg)
+    initial = ItemTower(cfg).state_dict()
+    key = next(k for k in initial if "t_item_id" in k)
+    trained, start = model.item_tower_state[key], initial[key]
+    torch.testing.assert_close(trained[without], start[without])
+    assert not torch.allclose(trained[others], start[others])

@@ -138,8 +138,9 @@ class TwoTowerRetrievalTask(nn.Module):
     Mixed negatives (Yang et al., WWW 2020): `sampled_idx` items drawn uniformly from the catalog join the
     batch's positives as negatives, so the tail, which in-batch sampling almost never shows, is pushed
     away too. Each column of the pool is then corrected by the log of its expected count in the pool,
-    B x q(item) + M / n_items (B positives drawn by popularity, M uniform draws); without uniform draws
-    that is log q + log B, the in-batch correction up to a constant.
+    B x q(item) + M / n_pool (B positives drawn by popularity, M uniform draws among `sampled_pool` items,
+    by default the catalog); without uniform draws that is log q + log B, the in-batch correction up to a
+    constant.
     """
 
     def __init__(
@@ -150,6 +151,7 @@ class TwoTowerRetrievalTask(nn.Module):
         temperature: float = 0.1,
         logq_correction: bool = True,
         negatives: str = "in_batch",
+        sampled_pool: int | None = None,
     ) -> None:
         super().__init__()
         if negatives not in ("in_batch", "full"):
@@ -160,6 +162,8 @@ class TwoTowerRetrievalTask(nn.Module):
         self.temperature = temperature
         self.logq_correction = logq_correction
         self.negatives = negatives
+        # How many items the uniform negatives are drawn from (default: the whole catalog).
+        self.sampled_pool = sampled_pool or len(log_q)
 
     def forward(
         self,
@@ -186,7 +190,7 @@ class TwoTowerRetrievalTask(nn.Module):
         if self.logq_correction:
             n_batch, n_sampled = len(item_idx), len(pool_idx) - len(item_idx)
             if n_sampled:
-                expected = n_batch * self.log_q[pool_idx].exp() + n_sampled / len(self.log_q)
+                expected = n_batch * self.log_q[pool_idx].exp() + n_sampled / self.sampled_pool
                 logits = logits - expected.log().unsqueeze(0)
             else:
                 logits = logits - self.log_q[pool_idx].unsqueeze(0)

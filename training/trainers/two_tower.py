@@ -127,7 +127,12 @@ def train_two_tower(
     customer_tower, item_tower = CustomerTower(cfg).to(dev), ItemTower(cfg).to(dev)
     counts = train.item_counts().astype(np.float64)
     log_q = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(counts.sum(), 1.0)))
-    task = TwoTowerRetrievalTask(customer_tower, item_tower, log_q, temperature, logq_correction, negatives).to(dev)
+    # Uniform negatives are drawn among items with events: a product nobody took would otherwise only ever
+    # be pushed away, and with it the content features a new product is embedded from (cold start).
+    negative_pool = np.flatnonzero(counts > 0)
+    task = TwoTowerRetrievalTask(
+        customer_tower, item_tower, log_q, temperature, logq_correction, negatives, sampled_pool=len(negative_pool)
+    ).to(dev)
     # Alone `net` is `task`; under torchrun (training/distributed) its tables are sharded and its optimizers
     # join the list so the schedule reaches them.
     net = wrap_for_training(task, lr=lr)
@@ -152,7 +157,7 @@ def train_two_tower(
             ckjt = customer_kjt(cust, h, customer_features, dev)
             target = hist.item[idx]
             ikjt = item_kjt(items, target, dev)
-            sampled = rng.integers(0, train.n_items, sampled_negatives) if sampled_negatives else None
+            sampled = rng.choice(negative_pool, sampled_negatives) if sampled_negatives else None
             loss = net(
                 ckjt, ikjt, torch.from_numpy(target).to(dev), all_items,
                 item_kjt(items, sampled, dev) if sampled is not None else None,
