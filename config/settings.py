@@ -180,6 +180,17 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Redis Cluster: REDIS_URL names one of its nodes, and the cache and the raw client go through redis-py's
+# RedisCluster (core/redis_cluster.py). A shop's keys share a slot (their `{T}` hash tag). Celery's Redis
+# transport does not speak the cluster protocol: its broker is then a Redis of its own, CELERY_BROKER_URL.
+RECSVC_REDIS_CLUSTER = env_bool("RECSVC_REDIS_CLUSTER", False)
+if RECSVC_REDIS_CLUSTER:
+    if not REDIS_URL or env_str("CELERY_BROKER_URL") is None:
+        raise ImproperlyConfiguredEnv(
+            "RECSVC_REDIS_CLUSTER=1 needs REDIS_URL (a node of the cluster) and CELERY_BROKER_URL (a Redis outside"
+            " the cluster: Celery's transport cannot use one)"
+        )
+    CACHES["default"]["OPTIONS"]["CONNECTION_FACTORY"] = "core.redis_cluster.ClusterConnectionFactory"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", REDIS_URL is None)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -99,7 +101,7 @@ def own_redis_cluster(masters: int = 3) -> Iterator[list[int]]:
     """`masters` redis-server processes in cluster mode, joined with `redis-cli --cluster create`; yields
     their ports once every slot is served."""
     root = Path(tempfile.mkdtemp(prefix="recsvc-redis-cluster-"))
-    ports = [free_port() for _ in range(masters)]
+    ports = _cluster_ports(masters)
     processes = []
     try:
         for port in ports:
@@ -126,6 +128,26 @@ def own_redis_cluster(masters: int = 3) -> Iterator[list[int]]:
         for process in processes:
             process.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster bus port (port + 10000) is free and exists: an ephemeral port from the
+    kernel can lie above 55535."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randint(20000, 30000)
+        if port not in ports and all(_free(p) for p in (port, port + 10000)):
+            ports.append(port)
+    return ports
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _cli(port: int, *args: str) -> str:
