@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -42,7 +42,9 @@ class GuardrailSerializer(serializers.Serializer):
     margin = serializers.FloatField(help_text="the relative worsening allowed, in (0, 1]: 0.05 is 5%")
 
 
-class ExperimentSerializer(serializers.ModelSerializer):
+class ExperimentInputSerializer(serializers.ModelSerializer):
+    """The request body of a create (validated by experiments.lifecycle, which names the field at fault)."""
+
     variants = VariantSerializer(many=True, help_text="2-5 variants; the first is the control")
     goal = serializers.ChoiceField(choices=GOAL_METRICS)
     secondary = serializers.ListField(child=serializers.ChoiceField(choices=GOAL_METRICS), required=False)
@@ -60,6 +62,16 @@ class ExperimentSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "status", "goal", "secondary", "guardrails", "holdout_share", "traffic_share",
                   "planned_units", "variants", "created_at", "started_at", "stopped_at"]
         read_only_fields = ["id", "status", "created_at", "started_at", "stopped_at"]
+
+
+class ExperimentSerializer(ExperimentInputSerializer):
+    # Read through the tenant-scoped manager: a related manager would use the default one, which sees nothing.
+    variants = serializers.SerializerMethodField()
+
+    @extend_schema_field(VariantSerializer(many=True))
+    def get_variants(self, experiment: Experiment) -> list[dict]:
+        rows = Variant.objects.for_tenant(experiment.tenant_id).filter(experiment=experiment)
+        return VariantSerializer(rows, many=True).data
 
 
 RampSerializer = inline_serializer("ExperimentRamp", {
@@ -100,13 +112,13 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     serializer_class = ExperimentSerializer
 
     def safely_get_queryset(self, queryset):
-        return queryset.prefetch_related("variants").order_by("-created_at", "-pk")
+        return queryset.order_by("-created_at", "-pk")
 
     def _respond(self, experiment: Experiment, code: int = status.HTTP_200_OK) -> Response:
         experiment = self.safely_get_queryset(Experiment.objects.for_tenant(self.tenant_id)).get(pk=experiment.pk)
         return Response(ExperimentSerializer(experiment).data, status=code)
 
-    @extend_schema(request=ExperimentSerializer, responses={201: ExperimentSerializer, 400: PROBLEM})
+    @extend_schema(request=ExperimentInputSerializer, responses={201: ExperimentSerializer, 400: PROBLEM})
     def create(self, request):
         """A draft experiment; start it to enrol traffic."""
         if not isinstance(request.data, dict):

@@ -2,7 +2,8 @@
 the goal's lift with its interval on each day (the chart of the results page).
 
 A metric enters the analysis only when every variant has estimates for it (at least two units, a non-zero
-denominator, some variance); the others are listed as waiting for data.
+denominator, some variance) and the control's is not zero (the lift divides by it); the others are listed as
+waiting for data.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Results:
     series: list[LiftPoint] = field(default_factory=list)
 
 
-def _usable(metric: Metric, stats: ExperimentStats) -> bool:
+def _usable(metric: Metric, stats: ExperimentStats, control: str) -> bool:
     try:
         by_metric = {v: s[metric.key] for v, s in stats.items()}
     except KeyError:
@@ -54,18 +55,21 @@ def _usable(metric: Metric, stats: ExperimentStats) -> bool:
         return False
     by_variant, _ = estimates(metric, by_metric)
     values = [(float(e.value), float(e.variance)) for e in by_variant.values()]
-    return all(math.isfinite(v) and math.isfinite(var) for v, var in values) and sum(var for _, var in values) > 0
+    # The lift divides by the control's value.
+    return (all(math.isfinite(v) and math.isfinite(var) for v, var in values)
+            and sum(var for _, var in values) > 0 and float(by_variant[control].value) != 0)
 
 
 def _analyse(experiment: Experiment, stats: ExperimentStats, control: str, weights: dict[str, float]
              ) -> tuple[Analysis | None, list[str]]:
     goal = METRICS[experiment.goal]
-    if not _usable(goal, stats):
+    if not _usable(goal, stats, control):
         return None, [experiment.goal]
     secondary = [METRICS[k] for k in experiment.secondary if k in METRICS]
     guardrails = [Guardrail(METRICS[g["metric"]], g["margin"]) for g in experiment.guardrails if g["metric"] in METRICS]
-    waiting = [m.key for m in secondary if not _usable(m, stats)]
-    waiting += [g.metric.key for g in guardrails if not _usable(g.metric, stats) and g.metric.key not in waiting]
+    waiting = [m.key for m in secondary if not _usable(m, stats, control)]
+    waiting += [g.metric.key for g in guardrails
+                if not _usable(g.metric, stats, control) and g.metric.key not in waiting]
     analysis = analyse(stats, control=control, weights=weights, goal=goal,
                        planned_n=float(experiment.planned_units),
                        secondary=[m for m in secondary if m.key not in waiting],

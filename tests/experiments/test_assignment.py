@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from scipy import stats
 
+from experiments import lifecycle
 from experiments.assignment import (
     HOLDOUT,
     SLOTS,
@@ -17,7 +18,6 @@ from experiments.assignment import (
     layer_slot,
     unit_hash,
 )
-from experiments import lifecycle
 from experiments.lifecycle import free_slots
 from experiments.running import assignment_for, running_experiments
 from tenants.context import tenant_context
