@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from core.dashboard.charts import Series, line_chart
+from core.dashboard.charts import PALETTE, Series, line_chart
 from core.dashboard.pages import render_page
 from experiments import lifecycle
 from experiments.catalog import GOAL_METRICS, METRICS
@@ -125,15 +125,17 @@ def _lift_chart(results: Results):
     days = sorted({p.day for p in results.series})
     labels = [d.strftime("%b %-d") for d in days]
     series = []
-    for variant in dict.fromkeys(p.variant for p in results.series):
+    for index, variant in enumerate(dict.fromkeys(p.variant for p in results.series)):
         points = {p.day: p for p in results.series if p.variant == variant}
 
         def pct(attr: str, points=points) -> list[float | None]:
             return [round(100 * getattr(points[d], attr), 3) if d in points
                     and math.isfinite(getattr(points[d], attr)) else None for d in days]
 
-        series += [Series(f"{variant} lift", pct("lift")), Series(f"{variant} low", pct("low")),
-                   Series(f"{variant} high", pct("high"))]
+        color = PALETTE[index % len(PALETTE)]
+        # The interval's bounds in grey around the lift's own colour.
+        series += [Series(f"{variant} lift", pct("lift"), color), Series(f"{variant} low", pct("low"), "#c7cbd1"),
+                   Series(f"{variant} high", pct("high"), "#c7cbd1")]
     goal = METRICS[results.experiment.goal].label
     return line_chart(labels, series, title=f"Lift in {goal} over time, with its always-valid interval (%)",
                       fmt=lambda v: f"{v:g}%")

@@ -15,6 +15,8 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from drf_spectacular.generators import SchemaGenerator
 
+from experiments.lifecycle import create_experiment
+from experiments.urls import router as experiments_router
 from recs.api.urls import router
 from recs.ingest.catalog import upsert_customers, upsert_products
 from recs.integrations.connections import create_connection
@@ -111,6 +113,8 @@ def world_a(tenant):
     create_promotion(tenant, {"name": MARK, "product_ids": [A_SKU], "conditions": mark_brand, "threshold": 0.2})
     create_boost(tenant, {"name": MARK, "conditions": mark_brand, "factor": 2})
     update_settings(tenant, {"exclude_out_of_stock": False, "exclude_consumed_days": 7, "max_per_category": 3})
+    create_experiment(tenant.pk, {"name": MARK, "goal": "revenue_per_1000",
+                                  "variants": [{"name": "control", "weight": 1}, {"name": "b", "weight": 1}]})
     return tenant
 
 
@@ -163,7 +167,7 @@ def test_the_schema_lists_every_routed_endpoint():
     }
     assert routed, "the resolver walk found nothing: the test is broken"
     assert {route for route, callback in routed.items() if callback not in documented} == set()
-    for prefix, viewset, _ in [*router.registry, *training_router.registry]:
+    for prefix, viewset, _ in [*router.registry, *training_router.registry, *experiments_router.registry]:
         assert issubclass(viewset, TenantScopedMixin), f"/v1/{prefix} must go through the tenant base view"
         assert viewset.model in TENANT_MODELS, f"/v1/{prefix} must serve a tenant-owned model"
     assert len(_detail_ops()) >= 8 and len(_list_ops("get")) >= 5
