@@ -23,6 +23,7 @@ from core.dashboard import charts
 from core.dashboard.formats import format_duration
 from core.dashboard.pages import render_page
 from tenants.dashboard.shop import require_owner, shop_view
+from training.jobs import BASELINE_PREFIX
 from training.registry import lifecycle
 from training.registry.models import IN_FLIGHT, ModelVersion, TrainingSchedule
 from training.runs import RunInProgress, in_flight, request_run
@@ -89,16 +90,36 @@ def _metric_text(key: str, value: object) -> str:
     return format_duration(value) if key.endswith(DURATION_SUFFIX) else f"{value:.4f}"
 
 
-def _metric_rows(version: ModelVersion, active: ModelVersion | None) -> list[tuple[str, str, str]]:
-    """(label, this version's value, the active version's value), as text, for every numeric metric of
-    this version."""
+def in_words(key: str, value: object) -> str:
+    """What a metric's value means for a shop, in a sentence (empty for metrics without one)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return ""
+    share = round(100 * value)
+    words = {
+        "ndcg@10": f"how near the top of the 10 shown the products customers went on to engage with sit: "
+                   f"{share} of a perfect 100",
+        "recall@10": f"of 100 products customers went on to engage with, the top 10 caught {share}",
+        "recall@100": f"of 100 products customers went on to engage with, the top 100 caught {share}",
+        "hr@10": f"{share} of 100 customers found at least one of them in their top 10",
+        "coverage@10": f"the top 10s of all customers together show {share}% of the catalog",
+        "ranker_auc": f"the ranker puts a product the customer engaged with above one they did not {share} "
+                      f"times in 100 (50 is chance)",
+    }
+    return words.get(key, "")
+
+
+def _metric_rows(version: ModelVersion, active: ModelVersion | None) -> list[tuple[str, str, str, str, str]]:
+    """(label, this version's value, the active version's value, the most-popular baseline's, the value in
+    words), as text, for every numeric metric of this version (the baseline's own figures are its column)."""
     known = dict(METRICS)
-    keys = [k for k, _ in METRICS if k in version.metrics] + sorted(
-        k for k in version.metrics if k not in known and isinstance(version.metrics[k], (int, float))
+    own = {k: v for k, v in version.metrics.items() if not k.startswith(BASELINE_PREFIX)}
+    keys = [k for k, _ in METRICS if k in own] + sorted(
+        k for k in own if k not in known and isinstance(own[k], (int, float))
     )
     other = active.metrics if active is not None and active.pk != version.pk else {}
-    return [(known.get(k) or k.replace("_", " ").capitalize(), _metric_text(k, version.metrics.get(k)),
-             _metric_text(k, other.get(k))) for k in keys]
+    return [(known.get(k) or k.replace("_", " ").capitalize(), _metric_text(k, own.get(k)),
+             _metric_text(k, other.get(k)), _metric_text(k, version.metrics.get(BASELINE_PREFIX + k)),
+             in_words(k, own.get(k))) for k in keys]
 
 
 def loss_charts(version: ModelVersion) -> list[tuple[str, object]]:

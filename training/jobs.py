@@ -100,17 +100,25 @@ def _still_running(version: ModelVersion) -> bool:
     return False
 
 
+BASELINE_PREFIX = "popular_"
+
+
 def evaluate_pipeline(pipeline, train, test, items, item_versions=None) -> dict[str, float]:
-    """The protocol's metrics (docs/training.md) for the served pipeline (retrieval + ranker), seen items excluded;
+    """The protocol's metrics (docs/training.md) for the served pipeline (retrieval + ranker), seen items excluded,
+    and the most-popular baseline's on the same split (prefixed `popular_`);
     with `item_versions` the ranker sees each candidate as it was at the query's time. Where this differs from
     what the funnel serves (exclusion, retrieval depth, query time, the shop's rules) is listed in
     docs/training.md, "Offline and served"; `tests/bench/quality.py --through-api` scores the served answers."""
-    from training.evaluation import evaluate_topk, relevant_sets
+    from training.baselines import popularity_scorer
+    from training.evaluation import evaluate_scores, evaluate_topk, relevant_sets
     from training.pipeline import recommend
 
     customers, _ = relevant_sets(train, test)
     topk, _ = recommend(pipeline, train, items, customers, k=100, item_versions=item_versions)
-    return evaluate_topk(topk, customers, train, test)
+    metrics = evaluate_topk(topk, customers, train, test)
+    # The most-popular baseline on the same split: the dashboard shows it beside the model's figures.
+    baseline = evaluate_scores(popularity_scorer(train), train, test)
+    return {**metrics, **{f"{BASELINE_PREFIX}{name}": value for name, value in baseline.items()}}
 
 
 def training_processes(tenant_id: int) -> int:

@@ -222,6 +222,25 @@ def test_model_detail_shows_metrics_and_the_loss_curve_per_phase_and_model(membe
     assert len(re.findall(r'class="point"', charts[1])) == 2
 
 
+def test_model_detail_puts_each_metric_in_words_beside_the_most_popular_baseline(member, tenant):
+    shown = version(tenant, status="ready", curve=CURVE, metrics={
+        "ndcg@10": 0.178, "recall@10": 0.11, "recall@100": 0.383, "popular_ndcg@10": 0.083,
+        "popular_recall@10": 0.041, "ranker_auc": 0.789,
+    })
+    html = client_for(member).get(f"/models/{shown.pk}").content.decode()
+    metrics = html[html.index('id="metrics"'):html.index('id="details"')]
+    rows = re.findall(r"<tr><td>(.*?)</td><td class=\"num\">(.*?)</td><td class=\"num muted\">(.*?)</td>", metrics)
+    by_label = {re.sub(r"<div.*", "", label): (value, baseline, label) for label, value, baseline in rows}
+    assert by_label["NDCG@10"][:2] == ("0.1780", "0.0830")
+    assert by_label["Recall@10"][:2] == ("0.1100", "0.0410")
+    assert by_label["Recall@100"][1] == "\N{EN DASH}"  # no baseline figure stored for it
+    assert "the top 10 caught 11" in by_label["Recall@10"][2]
+    assert "the top 100 caught 38" in by_label["Recall@100"][2]
+    assert "79 times in 100" in by_label["Ranker AUC"][2]
+    assert not any(label.startswith("Popular") for label in by_label)  # the baseline is a column, not rows
+    assert "by nature" in html[html.index('id="loss-note"'):]
+
+
 def test_a_version_without_loss_points_says_so(owner, tenant):
     queued = version(tenant, status="queued")
     html = client_for(owner).get(f"/models/{queued.pk}").content.decode()
