@@ -409,6 +409,10 @@ CELERY_BEAT_SCHEDULE["recs-store-served-answers"] = {
 CELERY_BEAT_SCHEDULE["experiments-snapshot-stats"] = {
     "task": "experiments.tasks.snapshot_experiments", "schedule": 900.0, "options": {"expires": 900.0},
 }
+# An experiment's goal and its secondary metrics choose from one list: one enum in the OpenAPI document.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {"ExperimentMetricEnum": "experiments.catalog.GOAL_METRICS"}
+)
 # Product rows a serving process keeps for candidates (serving/candidate_rows.py; about 0.8 KB each; 0: none),
 # and how long at most, should a change's notice be lost (serving/catalog_changes.py).
 RECSVC_CANDIDATE_ROWS = env_int("RECSVC_CANDIDATE_ROWS", 100_000, minimum=0, maximum=10_000_000)

@@ -13,10 +13,13 @@ import pytest
 from django.apps import apps
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from experiments.lifecycle import create_experiment
 from experiments.urls import router as experiments_router
+from privacy.models import PrivacySettings
+from privacy.optin import set_opted_in
 from recs.api.urls import router
 from recs.ingest.catalog import upsert_customers, upsert_products
 from recs.integrations.connections import create_connection
@@ -40,7 +43,19 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # Documentation endpoints under /v1/ that are deliberately public and hold no tenant data.
 PUBLIC_PATHS = {"/v1/schema", "/v1/docs", "/v1/redoc"}
 # One object per tenant, no id in the path: each key reaches only its own (test_singletons_are_per_tenant).
-SINGLETON_PATHS = {"/v1/recommendation-settings"}
+# One object per shop, read and replaced at one path: each with a write that changes B's own and how to read
+# it back.
+SINGLETONS = {
+    "/v1/recommendation-settings": (
+        {"max_per_category": 9}, ("put", "patch"),
+        lambda tenant: RecommendationSettings.objects.for_tenant(tenant).get().max_per_category == 9,
+    ),
+    "/v1/privacy": (
+        {"opted_in": True}, ("put",),
+        lambda tenant: PrivacySettings.objects.for_tenant(tenant).get().opted_in,
+    ),
+}
+SINGLETON_PATHS = set(SINGLETONS)
 TENANT_MODELS = [m for m in apps.get_models() if issubclass(m, TenantOwnedModel)]
 
 
@@ -113,6 +128,7 @@ def world_a(tenant):
     create_promotion(tenant, {"name": MARK, "product_ids": [A_SKU], "conditions": mark_brand, "threshold": 0.2})
     create_boost(tenant, {"name": MARK, "conditions": mark_brand, "factor": 2})
     update_settings(tenant, {"exclude_out_of_stock": False, "exclude_consumed_days": 7, "max_per_category": 3})
+    set_opted_in(tenant.pk, True, at=timezone.now())
     create_experiment(tenant.pk, {"name": MARK, "goal": "revenue_per_1000",
                                   "variants": [{"name": "control", "weight": 1}, {"name": "b", "weight": 1}]})
     return tenant
@@ -267,12 +283,13 @@ def test_singletons_are_per_tenant(api, outsider_api, other_tenant, world_a, pat
     read = outsider_api.get(path)
     assert read.status_code == 200, read.content
     assert read.json() != own  # B's defaults, not A's values
-    for method in ("put", "patch"):
-        changed = getattr(outsider_api, method)(path, {"max_per_category": 9}, format="json")
+    body, methods, changed_for = SINGLETONS[path]
+    for method in methods:
+        changed = getattr(outsider_api, method)(path, body, format="json")
         assert changed.status_code == 200, changed.content
 
     assert _snapshot(world_a) == before
-    assert RecommendationSettings.objects.for_tenant(other_tenant).get().max_per_category == 9
+    assert changed_for(other_tenant)
 
 
 def test_outsider_create_with_a_external_id_makes_b_own_product(outsider_api, other_tenant, world_a):
