@@ -29,6 +29,8 @@ REASONS = {
                         "pass the rules.",
     "product_not_in_model": "The serving model does not know this product yet: the most popular products "
                             "that pass the rules.",
+    "filtered_out": "The filters removed every candidate: the rules, the built-in ones (out of stock, already "
+                    "had) or the request's.",
 }
 BUILTIN_FILTERS = {
     "deleted": "Deleted products",

@@ -9,8 +9,8 @@ import re
 import pytest
 from django.test import Client
 
-from recs.dashboard import queries
-from recs.models import Customer, Event
+from recs.dashboard import preview, queries
+from recs.models import Customer, Event, Product
 from recs.rules import create_boost, create_promotion, create_rule
 from serving.answers import RecommendRequest, recommendations_answer
 from tenants.api_keys import create_api_key
@@ -213,6 +213,15 @@ def test_preview_of_an_unknown_id_says_so_and_escapes_it(owner, shop):
     assert "<script>alert" not in html
     assert "No customer “&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;”" in html
     assert preview_ids(html)[0] == "gift"  # what a visitor the shop has not sent would see
+
+
+def test_a_preview_the_filters_emptied_says_so_in_words(owner, tenant, shop):
+    Product.objects.for_tenant(tenant).update(stock=0)
+    html = client_for(owner).get("/rules", {"preview": "ann"}).content.decode()
+    assert 'data-reason="filtered_out"' in html and preview_ids(html) == []
+    reason = re.search(r'<p class="preview-reason">(.*?)</p>', html, re.S).group(1)
+    assert reason == preview.REASONS["filtered_out"].replace("'", "&#x27;")
+    assert "filtered_out" not in reason  # a sentence, not the API's code
 
 
 def test_member_sees_the_preview_too(member, shop):
