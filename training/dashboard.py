@@ -280,6 +280,13 @@ def _flatten(params: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+def _still_serving(tenant_id: int) -> str:
+    """After a refusal, which model serves still, by its number in the shop (the refusal's reason, shared with
+    the API, says only "the active version")."""
+    active = _with_number(lifecycle.active_version(tenant_id))
+    return f" Model {active.number} keeps serving." if active is not None else ""
+
+
 @shop_view
 @require_POST
 def model_activate(request: HttpRequest, version_id: int) -> HttpResponse:
@@ -288,7 +295,7 @@ def model_activate(request: HttpRequest, version_id: int) -> HttpResponse:
     try:
         lifecycle.activate(version, force=request.POST.get("force") == "1")
     except lifecycle.ActivationRefused as exc:
-        messages.error(request, f"Not activated: {exc}.")
+        messages.error(request, f"Not activated: {exc}.{_still_serving(request.shop.tenant.pk)}")
     else:
         messages.success(request, f"Model {version.number} is now serving.")
     return redirect("dashboard:model_detail", version_id=version.pk)
@@ -302,7 +309,7 @@ def model_rollback(request: HttpRequest, version_id: int) -> HttpResponse:
     try:
         lifecycle.rollback(request.shop.tenant.pk, version.pk)
     except lifecycle.ActivationRefused as exc:
-        messages.error(request, f"Not rolled back: {exc}.")
+        messages.error(request, f"Not rolled back: {exc}.{_still_serving(request.shop.tenant.pk)}")
     else:
         messages.success(request, f"Rolled back: model {version.number} is serving again.")
     return redirect("dashboard:model_detail", version_id=version.pk)

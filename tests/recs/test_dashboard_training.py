@@ -254,6 +254,11 @@ def test_activation_refused_shows_the_reason_and_force_overrides(owner, models_a
     refused = client.post(f"/models/{worse.pk}/activate", follow=True).content.decode()
 
     assert "Not activated" in refused and "regresses more than 5%" in refused
+    # Versions are numbered per shop on the dashboard: no message names one by its id, which all shops share.
+    assert "Model 1 keeps serving" in refused and not re.search(r"version \d", refused)
+    notice = client.get(f"/models/{worse.pk}").content.decode()
+    notice = notice[notice.index('id="refusal"'):]
+    assert "against the active version&#x27;s 0.2000" in notice[:300] and not re.search(r"version \d", notice[:300])
     assert lifecycle.active_version(serving.tenant_id) == serving
     forced = client.post(f"/models/{worse.pk}/activate", {"force": "1"}, follow=True).content.decode()
     assert "Model 2 is now serving" in forced  # the shop's second version

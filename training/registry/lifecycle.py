@@ -58,20 +58,23 @@ def active_version(tenant_id: int, kind: str = ModelVersion.Kind.RECOMMENDER) ->
 
 
 def check_activation(candidate: ModelVersion, current: ModelVersion | None) -> str | None:
-    """Why `candidate` may not replace `current`, or None if it may."""
+    """Why `candidate` may not replace `current`, or None if it may.
+
+    The reason names no version by its id: it is stored on the candidate (status_reason) and shown by the
+    API, which addresses versions by id, and by the dashboard, which numbers them per shop ("Model 2")."""
     if candidate.status not in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE):
-        return f"version {candidate.pk} is {candidate.status}, not ready"
+        return f"this version is {candidate.status}, not ready"
     score = candidate.metrics.get(KEY_METRIC)
     if not isinstance(score, (int, float)) or score != score:
-        return f"version {candidate.pk} has no valid {KEY_METRIC}"
+        return f"this version has no valid {KEY_METRIC}"
     if current is None or current.pk == candidate.pk:
         return None
     baseline = current.metrics.get(KEY_METRIC)
     tolerance = settings.RECSVC_ACTIVATION_TOLERANCE
     if isinstance(baseline, (int, float)) and score < baseline * (1 - tolerance):
         return (
-            f"{KEY_METRIC} {score:.4f} regresses more than {tolerance:.0%} against the active "
-            f"version {current.pk} ({baseline:.4f})"
+            f"{KEY_METRIC} {score:.4f} regresses more than {tolerance:.0%} against the active version's "
+            f"{baseline:.4f}"
         )
     return None
 
@@ -124,7 +127,7 @@ def rollback(tenant_id: int, version_id: int) -> ModelVersion:
     current = active_version(tenant_id, version.kind)
     if current is not None and version.pk > current.pk:
         raise ActivationRefused(
-            f"version {version.pk} is newer than the active version {current.pk}: "
-            "a rollback goes back to an earlier version; activate this one instead"
+            "this version is newer than the active version: a rollback goes back to an earlier one; "
+            "activate this one instead"
         )
     return activate(version, force=True)
