@@ -13,7 +13,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from core.dashboard.formats import format_day
 from tenants.billing import usage
+from tenants.billing.periods import bounds, period_of
 from tenants.dashboard.shop import SESSION_KEY
 from tenants.models import Tenant
 from tests import stripe_fake
@@ -228,3 +230,19 @@ def test_a_failed_payment_shows_the_grace_period_then_the_limit(owner, member, t
     assert 'id="billing-limited"' in html and "402 Payment Required" in html
     assert "An owner of Shop A can update the payment method." in html
     assert bar(html, "events")[1] == 5  # held to the free plan's quota
+
+
+def test_dates_show_their_year_only_when_it_is_not_this_one(owner, tenant, fake_stripe):
+    """The page writes dates as every dashboard page does (core/dashboard/formats.py): this year's without
+    the year, another year's with it. The quota's reset in December is next January: "Jan 1, <next year>"."""
+    failed = timezone.now() - dt.timedelta(days=2)
+    Tenant.objects.filter(pk=tenant.pk).update(
+        plan="growth", stripe_customer_id="cus_Late", stripe_subscription_id="sub_L", subscription_status="past_due",
+        payment_failed_at=failed, current_period_end=dt.datetime(2016, 10, 16, 14, 5, tzinfo=dt.UTC),
+    )
+    html = client_for(owner).get("/billing").content.decode()
+    assert "Current billing period ends Oct 16, 2016." in html  # a stale period, of another year
+    assert f"failed on {format_day(failed)}." in html
+    resets = bounds(period_of(timezone.now()))[1]
+    assert f"resets {format_day(resets)} (UTC)" in html
+    assert (str(resets.year) in format_day(resets)) == (resets.year != timezone.now().year)
