@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core.metrics import count_answer_lookup
 from recs.models import Customer, Product
 from serving import cache, ranking
 from serving.funnel import POPULAR_WINDOW_DAYS, Context, Recommendation, popular, recommend, similar_items
@@ -144,6 +145,7 @@ def _through_cache(
     if not cacheable or request.explain:
         return as_answer(compute(), explain=request.explain)
     lookup = cache.lookup_answer(tenant_id, kind, request.shape(), customer=customer)
+    count_answer_lookup(lookup.answer is not None)
     if lookup.answer is not None:
         return lookup.answer
     rec = compute()

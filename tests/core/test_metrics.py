@@ -54,6 +54,20 @@ def test_metrics_count_requests_by_route_and_answers_by_reason(recommend_api, te
 
 
 @pytest.mark.django_db
+def test_metrics_count_answer_cache_hits_and_misses(recommend_api, tenant, all_tenants, settings):
+    settings.RECSVC_RECS_CACHE_SECONDS = 60
+    name = "recsvc_answer_cache_lookups_total"
+    before = _samples(Client().get("/metrics").content)
+    for _ in range(3):  # computed and stored once, then served from the cache twice
+        assert recommend_api.get("/v1/recommendations", {"customer_id": "c-cached"}).status_code == 200
+    # An explained answer is never cached: no lookup to count.
+    assert recommend_api.get("/v1/recommendations", {"customer_id": "c-cached", "explain": "true"}).status_code == 200
+    after = _samples(Client().get("/metrics").content)
+    assert _value(after, name, result="miss") - _value(before, name, result="miss") == 1
+    assert _value(after, name, result="hit") - _value(before, name, result="hit") == 2
+
+
+@pytest.mark.django_db
 def test_metrics_read_queue_lengths_model_versions_and_training_durations(tenant, all_tenants):
     now = timezone.now()
     ModelVersion.objects.create(tenant=tenant, status=ModelVersion.Status.ACTIVE,
