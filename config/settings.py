@@ -74,12 +74,15 @@ INSTALLED_APPS = [
     "experiments",
     "axes",  # dashboard login throttling (the Auth section below)
     "csp",
+    "corsheaders",  # CORS for the storefront snippet's publishable keys (tenants/storefront.py)
 ]
 
 MIDDLEWARE = [
     # First: every request gets its id for the logs (core/logs.py) and is timed for /metrics (core/metrics.py).
     "core.logs.RequestIdMiddleware",
     "core.metrics.MetricsMiddleware",
+    # Before anything that can answer (whitenoise, CommonMiddleware): it answers the CORS preflight.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -342,6 +345,16 @@ SPECTACULAR_SETTINGS = {
         "core.schema.add_problem_responses",  # the 4xx problem documents every operation can answer
     ],
 }
+
+# CORS, for the storefront snippet only: its paths, no cookies, the origin allowed when it is one of an
+# active publishable key's origins (tenants.storefront.cors_enabled); the key's own list is enforced on the
+# request itself.
+CORS_URLS_REGEX = r"^/v1/(recommendations|popular|events|products/[^/]+/similar)$"
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["authorization", "content-type"]
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 # Requests/minute per API key; plans may later raise it.
 RECSVC_RATE_LIMIT_PER_MINUTE = env_int("RECSVC_RATE_LIMIT_PER_MINUTE", 6000, minimum=1)

@@ -12,10 +12,14 @@ from typing import NamedTuple
 from django.core.cache import cache
 from django.utils import timezone
 
-from tenants import key_cache
+from tenants import key_cache, storefront
 from tenants.models import ApiKey, Tenant
 
 KEY_PREFIX = "rsk_"
+# A publishable key looks different, so that a shop (and a secret scanner) can tell the one meant for its
+# pages from the secret ones.
+PUBLISHABLE_PREFIX = "rpk_"
+_PREFIXES = (KEY_PREFIX, PUBLISHABLE_PREFIX)
 _CACHE_SECONDS = key_cache.CACHE_SECONDS
 
 
@@ -32,17 +36,32 @@ def _cache_key(prefix: str) -> str:
     return key_cache.cache_key(prefix)
 
 
-def create_api_key(tenant: Tenant, *, name: str, scopes: Iterable[str], created_by=None) -> tuple[ApiKey, str]:
-    """Create a key and return it with its plaintext, which is never stored or shown again."""
+def create_api_key(
+    tenant: Tenant, *, name: str, scopes: Iterable[str], created_by=None, allowed_origins: Iterable[str] = ()
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plaintext, which is never stored or shown again.
+
+    A publishable key has that scope alone and at least one origin (ValueError otherwise)."""
     scope_list = sorted(set(scopes))
     valid = set(ApiKey.Scope.values)
     if not scope_list or not set(scope_list) <= valid:
         raise InvalidScope(f"scopes must be a non-empty subset of {sorted(valid)}")
-    prefix = KEY_PREFIX + secrets.token_hex(6)
+    origins = storefront.clean_origins(allowed_origins)
+    publishable = ApiKey.Scope.PUBLISHABLE in scope_list
+    if publishable and len(scope_list) > 1:
+        raise InvalidScope("A publishable key has no other scope: it is seen by everyone who opens the shop.")
+    if publishable and not origins:
+        raise ValueError("A publishable key needs at least one origin (the shop's site, e.g. https://shop.example).")
+    if origins and not publishable:
+        raise ValueError("Only a publishable key has origins.")
+    prefix = (PUBLISHABLE_PREFIX if publishable else KEY_PREFIX) + secrets.token_hex(6)
     raw = f"{prefix}_{secrets.token_urlsafe(24)}"
     key = ApiKey.objects.create(
-        tenant=tenant, name=name, prefix=prefix, secret_hash=_hash(raw), scopes=scope_list, created_by=created_by
+        tenant=tenant, name=name, prefix=prefix, secret_hash=_hash(raw), scopes=scope_list,
+        allowed_origins=origins, created_by=created_by,
     )
+    if publishable:
+        storefront.forget_known_origins()
     return key, raw
 
 
@@ -51,6 +70,8 @@ def revoke_api_key(key: ApiKey) -> None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
     cache.delete(_cache_key(key.prefix))
+    if key.is_publishable:
+        storefront.forget_known_origins()
 
 
 def forget_cached_keys(tenant: Tenant) -> None:
@@ -59,8 +80,8 @@ def forget_cached_keys(tenant: Tenant) -> None:
 
 
 def parse_prefix(raw_key: str) -> str | None:
-    """The public prefix of a well-formed key (`rsk_<id>`), else None."""
-    if not raw_key.startswith(KEY_PREFIX) or len(raw_key) > 128:
+    """The public prefix of a well-formed key (`rsk_<id>` or `rpk_<id>`), else None."""
+    if not raw_key.startswith(_PREFIXES) or len(raw_key) > 128:
         return None
     parts = raw_key.split("_", 2)  # rsk, public id, secret (the secret may itself contain "_")
     if len(parts) != 3 or not parts[1] or not parts[2]:

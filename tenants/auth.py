@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from tenants import storefront
 from tenants.admission import REQUEST_ATTRIBUTE, admit
 from tenants.models import ApiKey
 from tenants.ratelimit import ApiKeyRateThrottle
@@ -21,13 +22,23 @@ def raw_api_key(meta: dict) -> str | None:
     return meta.get("HTTP_X_API_KEY", "").strip()
 
 
+def publishable_refusal(request, key: ApiKey) -> str | None:
+    """Why the publishable `key` may not make `request` (a DRF or Django request), or None."""
+    match = getattr(request, "resolver_match", None)
+    return storefront.refusal(
+        request.method, match.url_name if match else None, request.META.get("HTTP_ORIGIN"), key
+    )
+
+
 def counts_rate(view) -> bool:
     """Whether requests to `view` count against the key's rate limit (it is throttled by key)."""
     return any(issubclass(t, ApiKeyRateThrottle) for t in getattr(view, "throttle_classes", ()))
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer rsk_...` (or `X-Api-Key: rsk_...`). Sets request.auth to the ApiKey."""
+    """`Authorization: Bearer rsk_...` (or `X-Api-Key: rsk_...`). Sets request.auth to the ApiKey.
+
+    A publishable key (`rpk_...`) is refused (403) outside its endpoints and origins (tenants.storefront)."""
 
     def authenticate(self, request):
         raw = raw_api_key(request.META)
@@ -42,6 +53,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if admission is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         setattr(request, REQUEST_ATTRIBUTE, admission)
+        if admission.key.is_publishable:
+            # Here rather than in a permission, so that no view (whatever its permissions) serves one.
+            reason = publishable_refusal(request, admission.key)
+            if reason is not None:
+                raise exceptions.PermissionDenied(reason)
         return (None, admission.key)
 
     def authenticate_header(self, request) -> str:
@@ -57,6 +73,10 @@ class HasTenantScope(permissions.BasePermission):
         key = request.auth
         if not isinstance(key, ApiKey):
             return False
+        if key.is_publishable:
+            # Its endpoints are fixed (tenants.storefront), whatever scope the view names.
+            self.message = publishable_refusal(request, key) or ""
+            return not self.message
         scope = getattr(view, "required_scope", None)
         if callable(scope):
             scope = scope(request)

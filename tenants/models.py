@@ -55,19 +55,27 @@ class Membership(models.Model):
 class ApiKey(models.Model):
     """An API key. Only a SHA-256 of the secret is kept; the full key is shown once at creation.
 
-    The public `prefix` (``rsk_<id>``) is what a leaked key is recognised and looked up by.
+    The public `prefix` (``rsk_<id>``, ``rpk_<id>`` for a publishable key) is what a leaked key is
+    recognised and looked up by.
+
+    A publishable key is meant to be seen: it sits in a shop's pages (the storefront snippet). It has
+    that one scope, may only ask for recommendations and send single events (tenants.storefront), and
+    only from a browser on one of its `allowed_origins`.
     """
 
     class Scope(models.TextChoices):
         INGEST = "ingest"
         RECOMMEND = "recommend"
         ADMIN = "admin"
+        PUBLISHABLE = "publishable"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=32, unique=True)
     secret_hash = models.CharField(max_length=64)
     scopes = models.JSONField(default=list)
+    # A publishable key's origins ("https://shop.example"), normalised by tenants.storefront.clean_origin.
+    allowed_origins = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -81,6 +89,10 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def is_publishable(self) -> bool:
+        return self.Scope.PUBLISHABLE in self.scopes
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes or self.Scope.ADMIN in self.scopes

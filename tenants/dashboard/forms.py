@@ -4,12 +4,15 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
+from tenants import storefront
 from tenants.models import ApiKey
 
 SCOPE_HELP = {
     ApiKey.Scope.INGEST: "Send and read customers, products, events and imports.",
     ApiKey.Scope.RECOMMEND: "Ask for recommendations and send feedback.",
     ApiKey.Scope.ADMIN: "Everything, including shop settings. Keep it on your servers.",
+    ApiKey.Scope.PUBLISHABLE: "For your shop's pages (the storefront snippet): recommendations and single "
+    "events only, from the origins below. Alone: not with another scope.",
 }
 
 
@@ -69,6 +72,31 @@ class ApiKeyForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one scope."},
     )
+    allowed_origins = forms.CharField(
+        label="Origins (publishable keys)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://shop.example\nhttps://www.shop.example"}),
+        help_text="One per line: the sites whose pages use the key. https only; http://localhost for development.",
+    )
+
+    def clean_allowed_origins(self) -> list[str]:
+        try:
+            return storefront.clean_origins(self.cleaned_data["allowed_origins"].splitlines())
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean(self):
+        cleaned = super().clean()
+        scopes, origins = cleaned.get("scopes") or [], cleaned.get("allowed_origins")
+        publishable = ApiKey.Scope.PUBLISHABLE in scopes
+        if publishable and len(scopes) > 1:
+            self.add_error("scopes", "A publishable key has no other scope: everyone who opens your shop sees it.")
+        if origins is not None:
+            if publishable and not origins:
+                self.add_error("allowed_origins", "A publishable key needs at least one origin.")
+            elif origins and not publishable:
+                self.add_error("allowed_origins", "Only a publishable key has origins.")
+        return cleaned
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

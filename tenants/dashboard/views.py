@@ -158,7 +158,8 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         form = ApiKeyForm(request.POST)
         if form.is_valid():
             key, raw = create_api_key(
-                tenant, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], created_by=request.user
+                tenant, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], created_by=request.user,
+                allowed_origins=form.cleaned_data["allowed_origins"],
             )
             # The plaintext goes straight into this response and nowhere else (not the session, not a
             # redirect): it cannot be shown twice, and no browser or proxy cache may keep the page.
