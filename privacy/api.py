@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from core.metadata import OneObjectMetadata
 from privacy import explanation
 from privacy.models import PrivacySettings
 from privacy.optin import set_opted_in
@@ -28,6 +29,8 @@ class OptInSerializer(serializers.Serializer):
 class PrivacyViewSet(TenantViewSet):
     model = PrivacySettings
     required_scope = "admin"
+    serializer_class = OptInSerializer  # what PUT takes (OPTIONS describes it)
+    metadata_class = OneObjectMetadata
 
     def _answer(self) -> Response:
         return Response({**summary(self.tenant_id), "explanation": explanation.as_dict()})

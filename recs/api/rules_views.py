@@ -8,17 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import django_filters
-from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
-from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.metadata import SimpleMetadata
-from rest_framework.request import clone_request
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from core.filters import StrictBooleanFilter
+from core.metadata import OneObjectMetadata
 from core.schema import PROBLEM
 from recs import rules
 from recs.models import Boost, Promotion, RecommendationSettings, Rule
@@ -229,30 +226,11 @@ class BoostViewSet(_SteeringViewSet):
     delete_fn = staticmethod(rules.delete_boost)
 
 
-class _OneObjectMetadata(SimpleMetadata):
-    """OPTIONS for a resource with no id in its path. DRF's metadata checks PUT's object permission
-    through get_object(), which needs one (an AssertionError, so a 500); here the view-level permission
-    decides, which for this resource is all there is."""
-
-    def determine_actions(self, request, view) -> dict:
-        actions = {}
-        for method in {"PUT", "POST"} & set(view.allowed_methods):
-            view.request = clone_request(request, method)
-            try:
-                view.check_permissions(view.request)
-                actions[method] = self.get_serializer_info(view.get_serializer())
-            except (APIException, PermissionDenied, Http404):
-                pass
-            finally:
-                view.request = request
-        return actions
-
-
 class RecommendationSettingsViewSet(TenantViewSet):
     """The shop's one settings object: out-of-stock and already-consumed exclusion, diversity cap."""
 
     model = RecommendationSettings
-    metadata_class = _OneObjectMetadata
+    metadata_class = OneObjectMetadata
     serializer_class = RecommendationSettingsSerializer
     required_scope = "admin"
     pagination_class = None
