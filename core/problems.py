@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.views import defaults
@@ -87,6 +90,17 @@ def _body(status_code: int, detail: str, code: str, **extra) -> dict:
         "detail": detail,
         **extra,
     }
+
+
+def domain_call(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a domain function for a view: its Django ValidationError (per field, or about the whole object)
+    becomes the API's 400 problem."""
+    try:
+        return fn(*args)
+    except DjangoValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            raise exceptions.ValidationError(exc.message_dict) from None
+        raise exceptions.ValidationError({"non_field_errors": exc.messages}) from None
 
 
 def problem(status_code: int, detail: str, *, code: str, **extra) -> Response:

@@ -8,16 +8,14 @@ snapshots, never from raw events).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from core.problems import problem
+from core.problems import domain_call, problem
 from core.schema import PROBLEM
 from experiments import lifecycle
 from experiments.catalog import GOAL_METRICS, GUARDRAIL_METRICS
@@ -94,15 +92,6 @@ ResultsDoc = inline_serializer("ExperimentResults", {
 })
 
 
-def _domain(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            raise ValidationError(exc.message_dict) from None
-        raise ValidationError({"non_field_errors": exc.messages}) from None
-
-
 class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     """A shop's A/B experiments. Variants are serving configurations; a customer (or an anonymous session)
     is assigned by a hash of its id with the experiment's salt, and every answer it gets names its variant."""
@@ -123,7 +112,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         """A draft experiment; start it to enrol traffic."""
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        return self._respond(_domain(lifecycle.create_experiment, self.tenant_id, request.data),
+        return self._respond(domain_call(lifecycle.create_experiment, self.tenant_id, request.data),
                              status.HTTP_201_CREATED)
 
     def _transition(self, change: Callable[[Experiment], Experiment]) -> Response:
@@ -156,7 +145,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     def ramp(self, request, pk: str):
         """New traffic weights, one per variant."""
         weights = request.data.get("weights") if isinstance(request.data, dict) else None
-        return self._transition(lambda e: _domain(lifecycle.ramp, e, weights))
+        return self._transition(lambda e: domain_call(lifecycle.ramp, e, weights))
 
     @extend_schema(responses={200: ResultsDoc})
     @action(detail=True, methods=["get"])

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import django_filters
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.exceptions import ValidationError
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 
 from core.filters import StrictBooleanFilter
 from core.metadata import OneObjectMetadata
+from core.problems import domain_call
 from core.schema import PROBLEM
 from recs import rules
 from recs.models import Boost, Promotion, RecommendationSettings, Rule
@@ -112,15 +112,6 @@ def _body(request) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key not in READ_ONLY}
 
 
-def _domain(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            raise ValidationError(exc.message_dict) from None
-        raise ValidationError({"non_field_errors": exc.messages}) from None
-
-
 class _SteeringViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     """List (newest first), create, read, replace (PUT), change (PATCH) and delete one kind of row."""
 
@@ -134,18 +125,18 @@ class _SteeringViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
         return Response(self.get_serializer(obj).data, status=code)
 
     def create(self, request):
-        obj = _domain(type(self).create_fn, self.tenant_id, _body(request))
+        obj = domain_call(type(self).create_fn, self.tenant_id, _body(request))
         return self._respond(obj, status.HTTP_201_CREATED)
 
     def update(self, request, pk: str):
         """Replace: fields left out take their defaults."""
         obj = self.get_object()
-        clean = _domain(type(self).validate, _body(request))
-        return self._respond(_domain(type(self).update_fn, obj, clean))
+        clean = domain_call(type(self).validate, _body(request))
+        return self._respond(domain_call(type(self).update_fn, obj, clean))
 
     def partial_update(self, request, pk: str):
         obj = self.get_object()
-        return self._respond(_domain(type(self).update_fn, obj, _body(request)))
+        return self._respond(domain_call(type(self).update_fn, obj, _body(request)))
 
     def destroy(self, request, pk: str):
         type(self).delete_fn(self.get_object())
@@ -241,10 +232,10 @@ class RecommendationSettingsViewSet(TenantViewSet):
     @extend_schema(responses={200: RecommendationSettingsSerializer, 400: PROBLEM})
     def update(self, request):
         """Replace: fields left out take their defaults."""
-        clean = _domain(rules.validate_settings, _body(request))
-        return Response(self.get_serializer(_domain(rules.update_settings, self.tenant_id, clean)).data)
+        clean = domain_call(rules.validate_settings, _body(request))
+        return Response(self.get_serializer(domain_call(rules.update_settings, self.tenant_id, clean)).data)
 
     @extend_schema(responses={200: RecommendationSettingsSerializer, 400: PROBLEM})
     def partial_update(self, request):
-        obj = _domain(rules.update_settings, self.tenant_id, _body(request))
+        obj = domain_call(rules.update_settings, self.tenant_id, _body(request))
         return Response(self.get_serializer(obj).data)
