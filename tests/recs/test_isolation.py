@@ -359,11 +359,28 @@ def test_every_endpoint_needs_its_scope(client, tenant, path, method):
     if callable(scope):
         scope = scope(getattr(RequestFactory(), method)(path))
     assert scope is not None, f"{view_class.__name__} must require a scope"
-    others = sorted(set(ApiKey.Scope.values) - {scope, ApiKey.Scope.ADMIN})
+    # (publishable: a key of its own kind, which no other scope joins; the next test.)
+    others = sorted(set(ApiKey.Scope.values) - {scope, ApiKey.Scope.ADMIN, ApiKey.Scope.PUBLISHABLE})
     _, raw = create_api_key(tenant, name="narrow", scopes=others)
     response = getattr(client, method)(_probe_url(path), HTTP_AUTHORIZATION=f"Bearer {raw}")
     problem = _assert_problem(response, 403)
     assert scope in problem["detail"]
+
+
+STOREFRONT_OPERATIONS = {("/v1/recommendations", "get"), ("/v1/products/{id}/similar", "get"),
+                         ("/v1/popular", "get"), ("/v1/events", "post")}
+
+
+@pytest.mark.parametrize(("path", "method"), _operations(), ids=_ids(_operations()))
+def test_a_publishable_key_is_refused_everywhere_but_the_storefront(client, tenant, path, method):
+    """Even from its own origin: a key in a shop's pages reaches only recommendations and single events."""
+    if (path, method) in STOREFRONT_OPERATIONS:
+        return
+    _, raw = create_api_key(tenant, name="storefront", scopes=["publishable"], allowed_origins=["https://a.example"])
+    response = getattr(client, method)(_probe_url(path), HTTP_AUTHORIZATION=f"Bearer {raw}",
+                                       HTTP_ORIGIN="https://a.example")
+    problem = _assert_problem(response, 403)
+    assert "publishable key may only" in problem["detail"]
 
 
 def test_recommend_only_key_cannot_touch_the_catalog(recommend_api, world_a):
