@@ -10,21 +10,16 @@ import os
 
 import pytest
 from django.utils import timezone
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 from experiments.models import Experiment, StatsSnapshot
+from tests.browser import console_problems, needs_chromium, signed_in
 from tests.experiments._fixtures import stats_with
-from tests.recs.test_dashboard_browser import CHROMEDRIVER, CHROMIUM, browser, console_problems  # noqa: F401
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.by import By  # noqa: E402  (after the skip: selenium is a dev dependency)
-from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 SHOTS = os.environ.get("RECSVC_SCREENSHOTS")
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),  # the live server's own connection sees the rows
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason="needs Debian's chromium and chromedriver"),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +27,14 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def test_create_an_experiment_start_it_and_see_its_results(browser, tenant, tmp_path):  # noqa: F811
+@pytest.fixture
+def browser(live_server, owner):
+    driver = signed_in(live_server, owner)
+    yield driver
+    driver.quit()
+
+
+def test_create_an_experiment_start_it_and_see_its_results(browser, tenant, tmp_path):
     browser.get(f"{browser.base}/experiments")
     browser.find_element(By.ID, "new-experiment").click()
     browser.find_element(By.ID, "id_name").send_keys("Ranker off")

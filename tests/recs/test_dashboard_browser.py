@@ -5,28 +5,15 @@ any refusal or script error shows in the browser's console, which each test read
 
 from __future__ import annotations
 
-import shutil
-from urllib.parse import urlsplit
-
 import pytest
-from django.conf import settings
-from django.test import Client
+from selenium.webdriver.common.by import By
 
 from recs.rules import create_rule
+from tests.browser import console_problems, fits_the_window, needs_chromium, signed_in
 from tests.recs.dashboard_data import make_shop
 from tests.serving.trained import forget_served_state
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.by import By  # noqa: E402  (after the skip: selenium is a dev dependency)
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True),  # the live server's own connection sees the rows
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                       reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(autouse=True)
@@ -42,41 +29,15 @@ def shop(tenant, other_tenant):
 
 @pytest.fixture
 def browser(live_server, owner):
-    """Chromium signed in as shop A's owner (the session of a real login, set as the browser's cookie)."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,900", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    client = Client()
-    client.force_login(owner)
-    driver.get(f"{live_server.url}/login")  # a page of the server's origin, to set its cookie on
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    driver.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": session,
-                       "domain": urlsplit(live_server.url).hostname, "path": "/"})
-    driver.base = live_server.url
+    """Chromium signed in as shop A's owner."""
+    driver = signed_in(live_server, owner)
     yield driver
     driver.quit()
-
-
-def console_problems(driver) -> list[str]:
-    """Console messages of the page at warning level or worse: a policy refusal, a script error, a failed load
-    (but the browser's own request for /favicon.ico, which the dashboard does not serve)."""
-    return [entry["message"] for entry in driver.get_log("browser")
-            if entry["level"] in ("SEVERE", "WARNING") and "/favicon.ico" not in entry["message"]]
 
 
 def rows(driver) -> list[str]:
     found = driver.find_elements(By.CSS_SELECTOR, "#preview-answer tbody tr[data-id]")
     return [row.get_attribute("data-id") for row in found]
-
-
-def fits_the_window(driver) -> bool:
-    return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_customer_page_and_a_product_page_from_its_preview(browser, shop):

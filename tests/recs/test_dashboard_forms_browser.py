@@ -8,51 +8,23 @@ from __future__ import annotations
 import json
 import os
 import re
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
-from django.test import Client
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from recs.models import Boost, Event, ImportJob, IntegrationConnection, Rule
+from tests.browser import console_problems, fits_the_window, needs_chromium, signed_in
 from tests.factories import ProductFactory
-from tests.recs import test_dashboard_browser as chromium
-from tests.recs.test_dashboard_browser import CHROMEDRIVER, CHROMIUM, console_problems, fits_the_window
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.by import By  # noqa: E402  (after the skip: selenium is a dev dependency)
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
-
-pytestmark = chromium.pytestmark  # a transactional database (the live server), and skipped without Chromium
+pytestmark = needs_chromium
 SHOTS = os.environ.get("RECSVC_SCREENSHOTS")  # a folder to keep the screenshots in, to look at them
 
 
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def signed_in(live_server, user):
-    """Chromium signed in as `user`, cut off from every host but the test server (the options of
-    test_dashboard_browser.py's `browser`)."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,900", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    client = Client()
-    client.force_login(user)
-    driver.get(f"{live_server.url}/login")  # a page of the server's origin, to set its cookie on
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    driver.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": session,
-                       "domain": urlsplit(live_server.url).hostname, "path": "/"})
-    driver.base = live_server.url
-    return driver
 
 
 @pytest.fixture

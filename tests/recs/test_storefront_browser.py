@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import functools
 import http.server
-import shutil
 import threading
 import time
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from recs.models import Event
 from tenants.api_keys import create_api_key
+from tests.browser import chromium, console_problems, needs_chromium
 from tests.recs.dashboard_data import make_shop
 from tests.serving.trained import forget_served_state
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.by import By  # noqa: E402  (after the skip: selenium is a dev dependency)
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True),  # the live server's own connection sees the rows
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                       reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"),
-]
+pytestmark = needs_chromium
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>A shop</title>
@@ -72,15 +63,7 @@ def shop_site(tmp_path, live_server):
 
 @pytest.fixture
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,900", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = chromium()
     yield driver
     driver.quit()
 
@@ -138,9 +121,7 @@ def test_the_snippet_shows_the_widget_and_a_click_lands_as_an_attributed_event(
         assert click.customer.external_id == f"anon-{session}"
 
         # The page ran under its strict policy without a refusal or a script error.
-        problems = [e["message"] for e in browser.get_log("browser")
-                    if e["level"] in ("SEVERE", "WARNING") and "/favicon.ico" not in e["message"]]
-        assert not problems, problems
+        assert console_problems(browser) == []
     finally:
         forget_served_state()
 
