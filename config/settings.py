@@ -241,7 +241,7 @@ AXES_COOLOFF_TIME = env_int("RECSVC_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maxim
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # failures are kept (and expire); a row per successful login is not needed
 AXES_LOCKOUT_CALLABLE = "tenants.dashboard.views.login_locked_out"
-AXES_CLIENT_IP_CALLABLE = "tenants.dashboard.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "tenants.client_ip.client_ip"
 AXES_VERBOSE = False
 # Proxies in front of the web server that append the client's address to X-Forwarded-For (deploy/nginx:
 # one). The client is the address the outermost of them saw; without proxies, REMOTE_ADDR.

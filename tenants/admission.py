@@ -49,10 +49,11 @@ def of(request) -> Admission | None:
     return getattr(request, REQUEST_ATTRIBUTE, None)
 
 
-def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
+def admit(raw_key: str, *, count_rate: bool, visitor: str | None = None) -> Admission | None:
     """The admission of a request made with `raw_key`, or None when the key is not valid.
 
-    `count_rate`: count the request against the key's rate limit (the view is throttled by key)."""
+    `count_rate`: count the request against the key's rate limit (the view is throttled by key); `visitor`:
+    the visitor's address, which a publishable key's limit counts per (tenants.ratelimit.key_bucket)."""
     prefix = api_keys.parse_prefix(raw_key)
     if prefix is None:
         return None
@@ -64,7 +65,7 @@ def admit(raw_key: str, *, count_rate: bool) -> Admission | None:
         key = api_keys.authenticate_api_key(raw_key)
         return Admission(key) if key is not None else None
     now = time.time()
-    rate_key, retry_after = ratelimit.window_key(f"key:{identity.key_id}", now)
+    rate_key, retry_after = ratelimit.window_key(ratelimit.key_bucket(identity.key_id, visitor), now)
     usage_key = counters.key(identity.tenant_id, period_of(dt.datetime.fromtimestamp(now, dt.UTC)))
     pipe = client.pipeline(transaction=False)
     usage_meter.queue_pending(pipe)  # first, so that the usage read below includes them

@@ -7,6 +7,8 @@ from rest_framework import authentication, exceptions, permissions
 
 from tenants import storefront
 from tenants.admission import REQUEST_ATTRIBUTE, admit
+from tenants.api_keys import PUBLISHABLE_PREFIX
+from tenants.client_ip import client_ip
 from tenants.models import ApiKey
 from tenants.ratelimit import ApiKeyRateThrottle
 
@@ -49,7 +51,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # One Redis round trip reads the key's cache entry, counts the rate limit and reads the usage
         # counters (tenants.admission); the throttle and the quota permission use what it read.
         view = (getattr(request, "parser_context", None) or {}).get("view")
-        admission = admit(raw, count_rate=counts_rate(view))
+        # A publishable key is shared by a storefront's visitors: its rate limit counts per visitor address.
+        visitor = client_ip(request) if raw.startswith(PUBLISHABLE_PREFIX) else None
+        admission = admit(raw, count_rate=counts_rate(view), visitor=visitor)
         if admission is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         setattr(request, REQUEST_ATTRIBUTE, admission)

@@ -15,10 +15,17 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from core.redis_client import raw_redis
+from tenants.client_ip import client_ip
 from tenants.models import ApiKey
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
+
+
+def key_bucket(key_id: int, visitor: str | None = None) -> str:
+    """What a key's requests count against: the key, or for a publishable key (a storefront's, shared by all
+    its visitors) the key and the visitor's address, so that one visitor cannot use up everyone's minute."""
+    return f"key:{key_id}" if visitor is None else f"key:{key_id}:visitor:{visitor}"
 
 
 def window_key(bucket: str, now: float, window: int = WINDOW_SECONDS) -> tuple[str, float]:
@@ -68,7 +75,8 @@ class ApiKeyRateThrottle(BaseThrottle):
         if counted is not None:
             self._wait = admission.retry_after
             return counted
-        allowed, self._wait = hit(f"key:{key.pk}", settings.RECSVC_RATE_LIMIT_PER_MINUTE)
+        visitor = client_ip(request) if key.is_publishable else None
+        allowed, self._wait = hit(key_bucket(key.pk, visitor), settings.RECSVC_RATE_LIMIT_PER_MINUTE)
         return allowed
 
     def wait(self) -> float:

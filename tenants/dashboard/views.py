@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from core.dashboard.pages import render_page
 from tenants.accounts import InvalidConfirmation, confirm_account, read_confirmation, register
 from tenants.api_keys import create_api_key, revoke_api_key
-from tenants.dashboard.client_ip import client_ip
+from tenants.client_ip import client_ip
 from tenants.dashboard.forms import ApiKeyForm, ShopNameForm, SignUpForm, SwitchShopForm
 from tenants.dashboard.shop import choose_shop, require_owner, shop_view
 from tenants.dashboard.signup_mail import send_signup_mail

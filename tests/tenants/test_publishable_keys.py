@@ -158,6 +158,23 @@ def test_the_dashboard_creates_a_publishable_key_with_its_origins(tenant, owner)
     assert not ApiKey.objects.filter(name="Bad").exists()
 
 
+def test_its_rate_limit_counts_per_visitor_address_a_secret_keys_per_key(publishable, tenant, shop, settings):
+    settings.RECSVC_RATE_LIMIT_PER_MINUTE = 3
+    settings.RECSVC_TRUSTED_PROXY_COUNT = 0  # the peer's own address is the visitor's (no proxy in front)
+
+    def statuses(client, address):
+        return [client.get("/v1/popular?k=1", REMOTE_ADDR=address).status_code for _ in range(4)]
+
+    assert statuses(publishable, "198.51.100.1") == [200, 200, 200, 429]
+    assert statuses(publishable, "198.51.100.2") == [200, 200, 200, 429]  # another visitor: a minute of its own
+
+    _, raw = create_api_key(tenant, name="backend", scopes=["recommend"])
+    secret = APIClient()
+    secret.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert statuses(secret, "198.51.100.1")[:3] == [200, 200, 200]
+    assert statuses(secret, "198.51.100.2") == [429, 429, 429, 429]  # the key's minute, whatever the address
+
+
 def test_the_cors_paths_are_the_storefront_paths(settings):
     # config/settings.py cannot import tenants (models are not ready then): the two must stay equal.
     assert settings.CORS_URLS_REGEX == storefront.PATHS_REGEX

@@ -1,4 +1,4 @@
-"""The address a dashboard request came from, for login throttling and sign-up limits.
+"""The address a request came from: for login throttling, sign-up limits and publishable keys' rate limit.
 
 Behind deploy/nginx, REMOTE_ADDR is nginx's own address: every client would share one throttle, and one
 attacker could lock everybody out. nginx appends the address it saw to X-Forwarded-For; anything before
