@@ -10,8 +10,8 @@ import os
 import re
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from recs.models import Boost, Event, ImportJob, IntegrationConnection, Rule
@@ -60,10 +60,14 @@ def test_the_consumed_select_shows_its_whole_text(browser, tmp_path):
 
 
 def _submit(driver, form_id: str = "rule-form") -> None:
-    """Press the form's submit button and wait for the page it leads to."""
-    form = driver.find_element(By.ID, form_id)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(form))
+    """Press the form's submit button and wait for the page it leads to: a mark set on this page's window is
+    gone on the next one. (Waiting for the form's element to go stale races with Chromium dropping the
+    node: it can answer "does not belong to the document" instead of "stale".)"""
+    driver.execute_script("window.recsvcLeaving = true")
+    driver.find_element(By.ID, form_id).find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return document.readyState === 'complete' && !window.recsvcLeaving")
+    )
 
 
 def _visible(driver, css: str) -> bool:
