@@ -16,9 +16,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 # The marks of a browser test: a transactional database (the live server's own connection sees the rows),
-# skipped without Chromium.
+# cheap password hashing, skipped without Chromium.
 needs_chromium = [
     pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fast_passwords"),
     pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                        reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"),
 ]

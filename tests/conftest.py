@@ -11,6 +11,7 @@ from serving import candidate_rows
 from tenants.api_keys import create_api_key
 from tenants.context import dangerously_all_tenants
 from tenants.models import Membership
+from tests.browser import signed_in
 from tests.factories import MembershipFactory, ProductFactory, TenantFactory, UserFactory
 
 pytest_plugins = ["tests.celery_worker"]
@@ -123,3 +124,17 @@ def two_shops(db):
         ProductFactory.create_batch(3, tenant=a)
         ProductFactory.create_batch(2, tenant=b)
     return a, b
+
+
+@pytest.fixture
+def fast_passwords(settings):
+    """A cheap password hasher for tests that log in through pages (the real one is tested in tests/tenants)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def browser(live_server, owner):
+    """Headless Chromium signed in as shop A's owner (tests/browser.py)."""
+    driver = signed_in(live_server, owner)
+    yield driver
+    driver.quit()

@@ -8,30 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-import pytest
 from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
 from experiments.models import Experiment, StatsSnapshot
-from tests.browser import console_problems, needs_chromium, signed_in
+from tests.browser import console_problems, needs_chromium
 from tests.experiments._fixtures import stats_with
 
 SHOTS = os.environ.get("RECSVC_SCREENSHOTS")
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def browser(live_server, owner):
-    driver = signed_in(live_server, owner)
-    yield driver
-    driver.quit()
 
 
 def test_create_an_experiment_start_it_and_see_its_results(browser, tenant, tmp_path):

@@ -9,30 +9,17 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from recs.rules import create_rule
-from tests.browser import console_problems, fits_the_window, needs_chromium, signed_in
+from tests.browser import console_problems, fits_the_window, needs_chromium
 from tests.recs.dashboard_data import make_shop
 from tests.serving.trained import forget_served_state
 
 pytestmark = needs_chromium
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def shop(tenant, other_tenant):
     yield make_shop(tenant, other_tenant)
     forget_served_state()
-
-
-@pytest.fixture
-def browser(live_server, owner):
-    """Chromium signed in as shop A's owner."""
-    driver = signed_in(live_server, owner)
-    yield driver
-    driver.quit()
 
 
 def rows(driver) -> list[str]:

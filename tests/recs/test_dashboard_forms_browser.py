@@ -15,23 +15,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from recs.models import Boost, Event, ImportJob, IntegrationConnection, Rule
-from tests.browser import console_problems, fits_the_window, needs_chromium, signed_in
+from tests.browser import console_problems, fits_the_window, needs_chromium
 from tests.factories import ProductFactory
 
 pytestmark = needs_chromium
 SHOTS = os.environ.get("RECSVC_SCREENSHOTS")  # a folder to keep the screenshots in, to look at them
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def browser(live_server, owner):
-    driver = signed_in(live_server, owner)
-    yield driver
-    driver.quit()
 
 
 def _shot(driver, element, name: str, tmp_path) -> None:
@@ -60,13 +48,22 @@ def test_the_consumed_select_shows_its_whole_text(browser, tmp_path):
 
 
 def _submit(driver, form_id: str = "rule-form") -> None:
-    """Press the form's submit button and wait for the page it leads to: a mark set on this page's window is
-    gone on the next one. (Waiting for the form's element to go stale races with Chromium dropping the
-    node: it can answer "does not belong to the document" instead of "stale".)"""
+    """Press the form's submit button and wait for the page it leads to: the pressed form gone from the
+    document (Chromium may say so with "does not belong to the document" rather than "stale"), and the next
+    page loaded, without the mark this page's window carried."""
     driver.execute_script("window.recsvcLeaving = true")
-    driver.find_element(By.ID, form_id).find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    form = driver.find_element(By.ID, form_id)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    def gone(element) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
     WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
-        lambda d: d.execute_script("return document.readyState === 'complete' && !window.recsvcLeaving")
+        lambda d: gone(form) and d.execute_script("return document.readyState === 'complete' && !window.recsvcLeaving")
     )
 
 
