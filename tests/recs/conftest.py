@@ -42,3 +42,10 @@ def post_webhook(client, django_capture_on_commit_callbacks):
             )
 
     return post
+
+
+@pytest.fixture
+def import_dir(settings, tmp_path):
+    """Uploads land in the test's own folder."""
+    settings.RECSVC_IMPORT_DIR = tmp_path
+    return tmp_path

@@ -61,12 +61,6 @@ def _files(folder) -> list:
 
 
 @pytest.fixture
-def import_dir(settings, tmp_path):
-    settings.RECSVC_IMPORT_DIR = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
 def catalog(tenant):
     return [ProductFactory(tenant=tenant, external_id=sku) for sku in ("p1", "p2")]
 

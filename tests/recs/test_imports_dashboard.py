@@ -36,12 +36,6 @@ def files(folder) -> list:
 
 
 @pytest.fixture
-def import_dir(settings, tmp_path):
-    settings.RECSVC_IMPORT_DIR = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
 def product(tenant):
     return ProductFactory(tenant=tenant, external_id="p1")
 
