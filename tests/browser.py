@@ -11,6 +11,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -66,3 +68,23 @@ def console_problems(driver) -> list[str]:
 
 def fits_the_window(driver) -> bool:
     return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def press(driver, button) -> None:
+    """Click a button that leads to another page and wait for it: the pressed button gone from the document
+    (Chromium may say so with "does not belong to the document" rather than "stale") and the next page
+    loaded, without the mark this page's window carried. A read right after cannot meet the old page."""
+    driver.execute_script("window.recsvcLeaving = true")
+    button.click()
+
+    def gone(element) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    arrived = "return document.readyState === 'complete' && !window.recsvcLeaving"
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: gone(button) and d.execute_script(arrived)
+    )

@@ -10,10 +10,9 @@ import os
 
 from django.utils import timezone
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.wait import WebDriverWait
 
 from experiments.models import Experiment, StatsSnapshot
-from tests.browser import console_problems, needs_chromium
+from tests.browser import console_problems, needs_chromium, press
 from tests.experiments._fixtures import stats_with
 
 SHOTS = os.environ.get("RECSVC_SCREENSHOTS")
@@ -25,11 +24,10 @@ def test_create_an_experiment_start_it_and_see_its_results(browser, tenant, tmp_
     browser.get(f"{browser.base}/experiments")
     browser.find_element(By.ID, "new-experiment").click()
     browser.find_element(By.ID, "id_name").send_keys("Ranker off")
-    browser.find_element(By.ID, "create-experiment").click()
-
-    WebDriverWait(browser, 20).until(lambda d: "/experiments/new" not in d.current_url)
+    press(browser, browser.find_element(By.ID, "create-experiment"))
+    assert "/experiments/new" not in browser.current_url
     assert browser.find_element(By.TAG_NAME, "h1").text == "Ranker off", browser.page_source[:3000]
-    browser.find_element(By.ID, "start").click()
+    press(browser, browser.find_element(By.ID, "start"))
     assert "Running" in browser.find_element(By.ID, "experiment-actions").find_element(By.XPATH, "..").text
 
     experiment = Experiment.dangerously_unscoped.get(tenant=tenant, name="Ranker off")

@@ -10,12 +10,11 @@ import os
 import re
 
 import pytest
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from recs.models import Boost, Event, ImportJob, IntegrationConnection, Rule
-from tests.browser import console_problems, fits_the_window, needs_chromium
+from tests.browser import console_problems, fits_the_window, needs_chromium, press
 from tests.factories import ProductFactory
 
 pytestmark = needs_chromium
@@ -48,23 +47,8 @@ def test_the_consumed_select_shows_its_whole_text(browser, tmp_path):
 
 
 def _submit(driver, form_id: str = "rule-form") -> None:
-    """Press the form's submit button and wait for the page it leads to: the pressed form gone from the
-    document (Chromium may say so with "does not belong to the document" rather than "stale"), and the next
-    page loaded, without the mark this page's window carried."""
-    driver.execute_script("window.recsvcLeaving = true")
-    form = driver.find_element(By.ID, form_id)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-
-    def gone(element) -> bool:
-        try:
-            element.is_enabled()
-        except WebDriverException:
-            return True
-        return False
-
-    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
-        lambda d: gone(form) and d.execute_script("return document.readyState === 'complete' && !window.recsvcLeaving")
-    )
+    """Press the form's submit button and wait for the page it leads to."""
+    press(driver, driver.find_element(By.ID, form_id).find_element(By.CSS_SELECTOR, "button[type=submit]"))
 
 
 def _visible(driver, css: str) -> bool:
