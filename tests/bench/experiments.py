@@ -183,6 +183,8 @@ def main() -> None:
     parser.add_argument("--cuped-experiments", type=int, default=2_000)
     parser.add_argument("--cuped-users", type=int, default=10_000)
     parser.add_argument("--srm-runs", type=int, default=100_000)
+    parser.add_argument("--serving", action="store_true",
+                        help="also attribution_overhead_p99_ratio (PostgreSQL, Redis, servers: _attribution_overhead.py)")
     args = parser.parse_args()
 
     figures: dict = {"experiments": args.experiments, "days": args.days, "users_per_day_per_arm": args.users_per_day}
@@ -218,6 +220,10 @@ def main() -> None:
     print(f"  smallest misassigned share flagged in >= 99% of runs: {figures['srm_misassigned_share_detected_99']}")
     print(f"  users per arm for a 1% bug to be flagged in 99% of runs: {figures['srm_users_per_arm_for_1pct_bug']:,} "
           f"(simulated: {figures['srm_detection_at_that_size']:.4f})")
+    if args.serving:
+        from tests.bench._attribution_overhead import figures as attribution_overhead
+
+        figures |= attribution_overhead()
     print(json.dumps(figures))
 
 
