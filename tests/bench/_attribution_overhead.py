@@ -1,9 +1,10 @@
 """What attribution and experiment assignment cost an uncached recommendation (issue 22's
 `attribution_overhead_p99_ratio`): p99 with both on over p99 with both off, in one run, interleaved.
 
-    python tests/bench/experiments.py --serving [--serving-items 10000 --serving-requests 400]
+    python tests/bench/experiments.py --serving      # merged into that script's last JSON line
+    python tests/bench/_attribution_overhead.py      # these figures alone, as one JSON line
 
-`tests/bench/experiments.py` merges `figures(...)` into its last JSON line only with `--serving`: the rest of
+`tests/bench/experiments.py` merges `figures()` into its last JSON line only with `--serving`: the rest of
 that script needs neither database nor server, this part needs PostgreSQL and Redis (DATABASE_URL and
 REDIS_URL, defaulting to the local services as in tests/bench/_load.py) and takes a few minutes.
 

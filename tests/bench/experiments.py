@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--cuped-users", type=int, default=10_000)
     parser.add_argument("--srm-runs", type=int, default=100_000)
     parser.add_argument("--serving", action="store_true",
-                        help="also attribution_overhead_p99_ratio (PostgreSQL, Redis, servers: _attribution_overhead.py)")
+                        help="also attribution_overhead_p99_ratio (needs PostgreSQL, Redis: _attribution_overhead.py)")
     args = parser.parse_args()
 
     figures: dict = {"experiments": args.experiments, "days": args.days, "users_per_day_per_arm": args.users_per_day}
