@@ -160,6 +160,9 @@ def _measure(servers: dict, experiment, shop, customers: list[str], requests: in
 
 def figures(*, items: int = 10_000, requests: int = 400, rounds: int = 4) -> dict:
     """The overhead figures (keys start with `attribution_`), from a shop this call loads and removes."""
+    import os
+
+    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")  # the index build and activation, in process
     _load.bootstrap_django()
     from django.conf import settings
 
