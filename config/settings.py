@@ -433,6 +433,20 @@ RECSVC_CANDIDATE_ROWS_MAX_AGE_S = env_int("RECSVC_CANDIDATE_ROWS_MAX_AGE_S", 600
 # Threads of each compute pool (torch, OpenMP, OpenBLAS) in a web process (config/wsgi.py): one, since
 # workers already fill the cores.
 RECSVC_SERVING_COMPUTE_THREADS = env_int("RECSVC_SERVING_COMPUTE_THREADS", 1, minimum=1, maximum=256)
+# ANN shard servers (serving/shard_server.py; docs/serving.md "Serving from shards"): slice i of each sharded
+# version's item index is searched at RECSVC_ANN_SHARD_SERVERS[i] (host:port, comma-separated). A version with at
+# least RECSVC_ANN_SHARD_MIN_ITEMS items gets its slices when it is prepared and is searched through them (a
+# shard that does not answer within the timeout is left out of the answer, and says so); below, or with no
+# servers, in process. The secret signs every request and answer (HMAC-SHA256) and must match the servers'.
+RECSVC_ANN_SHARD_SERVERS = env_list("RECSVC_ANN_SHARD_SERVERS", [])
+RECSVC_ANN_SHARD_SECRET = env_str("RECSVC_ANN_SHARD_SECRET", "") or ""
+if RECSVC_ANN_SHARD_SERVERS and len(RECSVC_ANN_SHARD_SECRET) < 32:
+    raise ImproperlyConfiguredEnv("RECSVC_ANN_SHARD_SERVERS needs RECSVC_ANN_SHARD_SECRET (at least 32 characters)")
+RECSVC_ANN_SHARD_MIN_ITEMS = env_int("RECSVC_ANN_SHARD_MIN_ITEMS", 1_000_000, minimum=0)
+RECSVC_ANN_SHARD_TIMEOUT_MS = env_int("RECSVC_ANN_SHARD_TIMEOUT_MS", 500, minimum=1, maximum=60_000)
+# A serving process's memory budget for one version's item-embedding table (0: none): a larger table is stored
+# as row shards when the version is prepared and read through memory maps within the budget (serving/shards.py).
+RECSVC_SERVING_TABLE_BUDGET_BYTES = env_int("RECSVC_SERVING_TABLE_BUDGET_BYTES", 0, minimum=0)
 # The ranker's online item features (serving/online_features.py): each active version's item snapshot is
 # rebuilt on the `serving` queue this often, which bounds the staleness of item popularity when serving.
 RECSVC_ONLINE_FEATURES_REFRESH_S = env_int("RECSVC_ONLINE_FEATURES_REFRESH_S", 300, minimum=10, maximum=86_400)

@@ -33,7 +33,6 @@ from django.utils import timezone
 from recs.ingest.event_types import event_weights
 from recs.models import Event
 from serving import customer_state, forward, online_features, ranking
-from serving import index as item_index
 from serving.catalog import CandidateTable, empty_table, load_candidates
 from serving.customer_state import CustomerEvents, read_customer_events
 from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
@@ -212,22 +211,28 @@ def _retrieve(
     rounds = 0
     while True:
         rounds += 1
-        scores, ids = item_index.search(model.index, query[None, :], n)
-        hit = ids[0] >= 0
-        items, retrieval = ids[0][hit].astype(np.int64), scores[0][hit].astype(np.float64)
+        hits = model.search(query[None, :], n)
+        hit = hits.ids[0] >= 0
+        items, retrieval = hits.ids[0][hit].astype(np.int64), hits.scores[0][hit].astype(np.float64)
         injected = promoted[~np.isin(promoted, items)]
         if len(injected):  # listed promoted products join the candidates with their own retrieval score
-            embeddings = np.asarray(model.retrieval.item_embeddings[injected], dtype=np.float32)
+            embeddings = model.item_rows(injected)
             items = np.concatenate([items, injected])
             retrieval = np.concatenate([retrieval, (embeddings @ query.astype(np.float32)).astype(np.float64)])
         table = load_candidates(tenant_id, model.product_pks[items], filters.rules.attribute_keys)
         keep, steps = filters.apply(table)
-        if capped_count(table.leaf_category[keep], cap) >= k or n >= limit:
+        # A shard left out would be asked again, and wait out its timeout again, for every deeper round.
+        if capped_count(table.leaf_category[keep], cap) >= k or n >= limit or hits.degraded:
             break
         n = min(limit, n * 4)
     rows = np.flatnonzero(keep)
     summary = {"depth": n, "rounds": rounds, "candidates": len(table), "promoted_added": len(injected),
                "after_filters": len(rows), "filters": steps}
+    if hits.shards:  # searched over shard servers: how many, and which did not answer (a partial answer)
+        summary["shards"] = {"asked": hits.shards, "missing": hits.missing}
+        if hits.degraded:
+            log.warning("tenant %s: retrieval without %d of %d shards: %s", tenant_id, len(hits.missing),
+                        hits.shards, hits.missing)
     return Segment(table, rows, retrieval[rows], retrieval[rows], "model", summary), items[rows]
 
 
@@ -506,7 +511,7 @@ def similar_items(
     if item < 0:
         return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, None), model.version_id,
                        Reason.PRODUCT_NOT_IN_MODEL)
-    query = np.ascontiguousarray(model.retrieval.item_embeddings[item], dtype=np.float32)
+    query = model.item_rows(np.array([item], dtype=np.int64))[0]
     seg, _ = _retrieve(tenant_id, model, query, k, filters, _promoted_items(model, filters))
     return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, seg), model.version_id,
                    Reason.SIMILAR, depth=seg.summary["depth"], scoring="retrieval")

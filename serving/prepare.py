@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from typing import Any
 
@@ -23,7 +24,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from recs.models import Customer, Event
-from serving import forward
+from serving import forward, shards
 from serving import index as item_index
 from serving.answers import precompute_recommendations
 from serving.funnel import recent_history
@@ -68,12 +69,50 @@ def build_version_index(
         registry.publish(version.artifact_uri, [item_index.INDEX_FILE, item_index.PARAMS_FILE])
         log.info("built the %s index of version %s (%d items) in %.1f s", params["kind"], version.pk, n_items,
                  params["build_seconds"])
+    build_serving_shards(version, embeddings, params, policy=policy)
     with transaction.atomic():
         row = ModelVersion.objects.for_tenant(version.tenant_id).select_for_update().get(pk=version.pk)
         if row.metrics.get("index") != params:
             row.metrics = {**row.metrics, "index": params}
             row.save(update_fields=["metrics"])
     return params
+
+
+def build_serving_shards(
+    version: ModelVersion, embeddings: np.ndarray, params: dict[str, Any], *,
+    policy: item_index.IndexPolicy = item_index.DEFAULT_POLICY,
+) -> None:
+    """The version's index slices for the shard servers (a catalog of at least RECSVC_ANN_SHARD_MIN_ITEMS, with
+    servers configured) and its item embeddings as row shards (a table above RECSVC_SERVING_TABLE_BUDGET_BYTES);
+    each only if missing."""
+    folder = registry.local_path(version.artifact_uri)
+    n_items, dim = embeddings.shape
+    servers = len(settings.RECSVC_ANN_SHARD_SERVERS)
+    written: list[str] = []
+    if servers and n_items >= settings.RECSVC_ANN_SHARD_MIN_ITEMS and not shards.has_index_slices(
+            folder, servers, n_items):
+        started = time.perf_counter()
+        shards.write_index_slices(embeddings, folder, servers, lambda part: _slice_index(part, params, policy))
+        written += [f"{shards.SLICES_DIR}/{shards.slice_name(i, servers)}{ext}"
+                    for i in range(servers) for ext in (".faiss", ".json")]
+        log.info("wrote %d index slices of version %s in %.1f s", servers, version.pk, time.perf_counter() - started)
+    budget = settings.RECSVC_SERVING_TABLE_BUDGET_BYTES
+    if budget and embeddings.nbytes > budget and not shards.is_sharded(folder / shards.ITEM_ROWS_DIR):
+        out = shards.write_row_shards(embeddings, folder / shards.ITEM_ROWS_DIR, shards.rows_per_shard(dim, budget))
+        written += [f"{shards.ITEM_ROWS_DIR}/{p.name}" for p in sorted(out.iterdir())]
+    if written:
+        registry.publish(version.artifact_uri, written)
+
+
+def _slice_index(part: np.ndarray, whole: dict[str, Any], policy: item_index.IndexPolicy) -> tuple[Any, dict]:
+    """One slice's index: chosen from the slice's size, probing the share of its lists that the whole catalog's
+    (tuned) index probes, so each slice scans what the whole index would of it."""
+    index, params = item_index.build_index(part, exact_max_items=policy.exact_max_items)
+    if params["kind"] == "ivf_flat" and whole.get("kind") == "ivf_flat":
+        share = int(whole["nprobe"]) / int(whole["nlist"])
+        params["nprobe"] = max(1, min(int(params["nlist"]), math.ceil(share * int(params["nlist"]))))
+        item_index.set_search_params(index, params)
+    return index, params
 
 
 def recently_active_customers(tenant_id: int, limit: int) -> list[int]:

@@ -1,5 +1,11 @@
 """Per-process cache of each tenant's active model: weights, FAISS index and the index <-> pk maps.
 
+Retrieval searches the version's index in process, or, for a version with at least
+RECSVC_ANN_SHARD_MIN_ITEMS items when shard servers are configured and its slices exist, the shard servers
+(serving/shard_client.py): `ServedModel.search` is the one call for both. Item embeddings are read through
+`ServedModel.item_rows`: from memory, or, for a table above RECSVC_SERVING_TABLE_BUDGET_BYTES whose row
+shards exist, through memory-mapped row shards within that budget (serving/shards.py).
+
 The active version id is looked up through the shared cache (`active_version_cache_key`, deleted by
 activation once it commits; short TTL; database fallback), so activating a version swaps the served model
 on every process's next request, without a restart. Artifacts are read only through the registry's load
@@ -21,6 +27,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from serving import index as item_index
+from serving.shard_client import Hits, ShardClient
+from serving.shards import ITEM_ROWS_DIR, ShardedTable, has_index_slices, is_sharded
 from tenants.context import tenant_context
 from training.registry.load import (
     ModelVersion,
@@ -41,16 +49,33 @@ class ServedModel:
     retrieval: TrainedRetrieval
     ranker: TrainedRanker
     num_candidates: int
-    index: faiss.Index
+    index: faiss.Index | None  # None: searched through the shard servers
     index_params: dict[str, Any]
     product_pks: np.ndarray  # item index -> Product.pk
     customer_pks: np.ndarray  # customer index -> Customer.pk
     _products: PkIndex
     _customers: PkIndex
+    shards: ShardClient | None = None
+    shard_index: str = ""  # the version's folder as the shard servers name it
+    item_table: ShardedTable | None = None  # the item embeddings' row shards (a table above the budget)
 
     @property
     def n_items(self) -> int:
         return len(self.product_pks)
+
+    def search(self, queries: np.ndarray, k: int) -> Hits:
+        """Top k item indices (and scores) of each query, in process or over the shard servers."""
+        k = max(1, min(int(k), self.n_items))
+        if self.shards is not None:
+            return self.shards.search(self.shard_index, queries, k)
+        scores, ids = item_index.search(self.index, queries, k)
+        return Hits(scores, ids)
+
+    def item_rows(self, items: np.ndarray) -> np.ndarray:
+        """The item embeddings of these item indices (float32, a copy)."""
+        if self.item_table is not None:
+            return self.item_table.take(np.asarray(items, dtype=np.int64))
+        return np.asarray(self.retrieval.item_embeddings[items], dtype=np.float32)
 
     def item_indices(self, product_pks: np.ndarray) -> np.ndarray:
         """Item index of each product pk, -1 for products the model was not trained on."""
@@ -112,14 +137,62 @@ def version_pks(folder: Path) -> tuple[np.ndarray, np.ndarray]:
                  for name in ("product_pks.npy", "customer_pks.npy"))
 
 
+_shard_client: ShardClient | None = None
+_shard_client_lock = threading.Lock()
+
+
+def shard_client() -> ShardClient | None:
+    """The process's client of the shard servers (None: none configured)."""
+    global _shard_client
+    servers = list(settings.RECSVC_ANN_SHARD_SERVERS)
+    with _shard_client_lock:
+        if not servers:
+            return None
+        if _shard_client is None or _shard_client.addresses != servers:
+            _shard_client = ShardClient(servers, settings.RECSVC_ANN_SHARD_SECRET.encode(),
+                                        settings.RECSVC_ANN_SHARD_TIMEOUT_MS / 1000)
+        return _shard_client
+
+
+def shard_index_name(folder: Path) -> str | None:
+    """The version folder as the shard servers name it (relative to the artifact folder), None if outside it."""
+    try:
+        return Path(folder).resolve().relative_to(Path(settings.RECSVC_ARTIFACT_DIR).resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _item_table(folder: Path, n_items: int, dim: int, version_id: int) -> ShardedTable | None:
+    """The item embeddings' row shards when the table is above the process's budget (None: read it whole)."""
+    budget = settings.RECSVC_SERVING_TABLE_BUDGET_BYTES
+    if not budget or n_items * dim * 4 <= budget:
+        return None
+    if not is_sharded(folder / ITEM_ROWS_DIR):
+        log.warning("version %s: item table above the budget of %d bytes has no row shards: read whole",
+                    version_id, budget)
+        return None
+    return ShardedTable(folder / ITEM_ROWS_DIR, budget)
+
+
 def load_served_model(version: ModelVersion) -> ServedModel:
     folder = local_path(version.artifact_uri)
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
-    retrieval = TrainedRetrieval.load(folder / "retrieval")
+    n_items, dim = np.load(folder / "retrieval" / "item_embeddings.npy", mmap_mode="r").shape  # the header only
+    table = _item_table(folder, n_items, dim, version.pk)
+    retrieval = TrainedRetrieval.load(folder / "retrieval", mmap_embeddings=table is not None)
     ranker = TrainedRanker.load(folder / "ranker")
-    index, params = item_index.ensure_index(
-        folder, retrieval.item_embeddings, reason=f"in this serving process for version {version.pk}"
-    )
+    client, name = shard_client(), shard_index_name(folder)
+    if client is not None and n_items >= settings.RECSVC_ANN_SHARD_MIN_ITEMS and name is not None and (
+            has_index_slices(folder, len(client.addresses), n_items)):
+        index, params = None, item_index.stored_params(folder) or {}
+    else:
+        if client is not None and n_items >= settings.RECSVC_ANN_SHARD_MIN_ITEMS:
+            log.warning("version %s: no index slices for the %d shard servers: searched in process",
+                        version.pk, len(client.addresses))
+        client = None
+        index, params = item_index.ensure_index(
+            folder, retrieval.item_embeddings, reason=f"in this serving process for version {version.pk}"
+        )
     product_pks, customer_pks = version_pks(folder)
     if len(product_pks) != len(retrieval.item_embeddings):
         raise ValueError(f"version {version.pk}: {len(product_pks)} product pks for "
@@ -135,6 +208,9 @@ def load_served_model(version: ModelVersion) -> ServedModel:
         customer_pks=customer_pks,
         _products=PkIndex.of(product_pks),
         _customers=PkIndex.of(customer_pks),
+        shards=client,
+        shard_index=name or "",
+        item_table=table,
     )
 
 

@@ -7,13 +7,15 @@ bounds the process's resident memory is what stays mapped, not what the file hol
 one sub-index per slice of the catalog inside a `faiss.IndexShards`, which searches every shard and merges
 the top k (ids continue from one shard to the next), so recall is that of the sub-indexes.
 
-Across processes or machines the same slices would sit behind shard servers; FAISS's own
-`contrib.client_server` pickles over raw sockets and is not used here.
+Across processes or machines the slices are written by `write_index_slices` and each is served by a shard
+server (serving/shard_server.py) behind a scatter-gather client (serving/shard_client.py); FAISS's own
+`contrib.client_server` pickles over raw sockets and is not used.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,11 @@ from typing import Any
 import faiss
 import numpy as np
 
+from serving import index as item_index
+
 META_FILE = "shards.json"
+SLICES_DIR = "ann-shards"  # a version's index slices, one per shard server
+ITEM_ROWS_DIR = "item-rows"  # a version's item embeddings as row shards (a table above the serving budget)
 
 
 def rows_per_shard(dim: int, budget_bytes: int, itemsize: int = 4, shards_in_budget: int = 8) -> int:
@@ -103,3 +109,56 @@ def sharded_index(slices: list[np.ndarray], build: Any) -> faiss.IndexShards:
     for part in slices:
         shards.add_shard(build(np.ascontiguousarray(part, dtype=np.float32)))  # FAISS's wrapper keeps a reference
     return shards
+
+
+def slice_name(shard: int, shards: int) -> str:
+    return f"{shard}-of-{shards}"
+
+
+def write_index_slices(embeddings: np.ndarray, folder: str | Path, shards: int, build: Any) -> list[dict[str, Any]]:
+    """Split the catalog into `shards` consecutive slices, build each (`build(slice) -> (index, params)`) and
+    write it under `folder`/ann-shards as `<i>-of-<n>.faiss` with its description (`offset`: the catalog row
+    of its first item, so a shard server answers catalog rows). Each file is written atomically."""
+    out = Path(folder) / SLICES_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    described, offset = [], 0
+    for i, part in enumerate(np.array_split(np.asarray(embeddings), shards)):
+        index, params = build(np.ascontiguousarray(part, dtype=np.float32))
+        name = slice_name(i, shards)
+        meta = {"offset": offset, "rows": len(part), "shard": i, "shards": shards, "params": params}
+        tmp = out / f".{name}.{os.getpid()}.tmp"
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, out / f"{name}.faiss")
+        (out / f".{name}.json.tmp").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        os.replace(out / f".{name}.json.tmp", out / f"{name}.json")
+        described.append(meta)
+        offset += len(part)
+    return described
+
+
+def has_index_slices(folder: str | Path, shards: int, n_items: int) -> bool:
+    """Whether `folder` holds `shards` slices covering a catalog of `n_items`."""
+    out = Path(folder) / SLICES_DIR
+    try:
+        metas = [json.loads((out / f"{slice_name(i, shards)}.json").read_text()) for i in range(shards)]
+    except (OSError, ValueError):
+        return False
+    return all((out / f"{slice_name(i, shards)}.faiss").is_file() for i in range(shards)) and (
+        sum(m["rows"] for m in metas) == n_items)
+
+
+def read_index_slice(folder: str | Path, shard: int, shards: int) -> tuple[faiss.Index, dict[str, Any]]:
+    """One slice written by `write_index_slices`, memory-mapped where FAISS allows, with its description."""
+    out = Path(folder) / SLICES_DIR
+    meta = json.loads((out / f"{slice_name(shard, shards)}.json").read_text())
+    path = str(out / f"{slice_name(shard, shards)}.faiss")
+    try:
+        index = faiss.read_index(path, faiss.IO_FLAG_MMAP)
+    except RuntimeError:
+        index = faiss.read_index(path)
+    if meta["params"]["kind"] == "ivf_flat":
+        lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+        if hasattr(lists, "prefetch_nthread"):
+            lists.prefetch_nthread = 0  # as serving.index.load_index: no prefetch threads per search
+    item_index.set_search_params(index, meta["params"])
+    return index, meta

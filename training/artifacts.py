@@ -177,7 +177,9 @@ class TrainedRetrieval:
         np.save(path / "item_embeddings.npy", self.item_embeddings)
 
     @classmethod
-    def load(cls, path: str | Path) -> TrainedRetrieval:
+    def load(cls, path: str | Path, *, mmap_embeddings: bool = False) -> TrainedRetrieval:
+        """`mmap_embeddings`: the item embeddings as a read-only memory map, not read into memory (a table
+        above a serving process's budget, read through its row shards: serving/shards.py)."""
         path = Path(path)
         manifest = _read_manifest(path, "two_tower")
         return cls(
@@ -185,7 +187,8 @@ class TrainedRetrieval:
             hparams=manifest["hparams"],
             customer_tower_state=_load_state(path / "customer_tower.pt"),
             item_tower_state=_load_state(path / "item_tower.pt"),
-            item_embeddings=np.load(path / "item_embeddings.npy", allow_pickle=False),
+            item_embeddings=np.load(path / "item_embeddings.npy", allow_pickle=False,
+                                    mmap_mode="r" if mmap_embeddings else None),
             metrics=manifest.get("metrics", {}),
         )
 
