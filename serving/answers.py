@@ -30,6 +30,7 @@ import numpy as np
 from core.metrics import count_answer_lookup
 from recs.models import Customer, Product
 from serving import cache, ranking
+from serving.bandit import REWARDS, Bandit, BanditSettings, Draw, commit
 from serving.funnel import POPULAR_WINDOW_DAYS, Context, Recommendation, popular, recommend, similar_items
 from tenants.context import tenant_context
 
@@ -42,9 +43,25 @@ class ServingOptions:
     """What a variant may change in serving today (experiments/config.py validates the shop's JSON)."""
 
     ranker: bool = True  # False: order the filtered candidates by their retrieval score
+    bandit: BanditSettings | None = None  # Thompson sampling reorders the head (serving/bandit.py)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ServingOptions:
+        """The options of a validated variant configuration (experiments.config.validate_config's output)."""
+        bandit = None
+        if config.get("bandit"):
+            reward = config.get("bandit_reward", "click")
+            bandit = BanditSettings(
+                reward=reward if reward in REWARDS else "click", head=int(config.get("bandit_head", 5)),
+                explore_share=float(config.get("bandit_explore_share", 1.0)),
+                half_life_hours=float(config.get("bandit_half_life_hours", 24.0)),
+            )
+        return cls(ranker=bool(config.get("ranker", True)), bandit=bandit)
 
 
 DEFAULT_OPTIONS = ServingOptions()
+# The served answer's bandit draw travels to the view under this key (popped before the response).
+DRAW_KEY = "_bandit_draw"
 
 
 def retrieval_order(tenant_id: int, model: Any, customer_pk: int | None, history_items: np.ndarray,
@@ -158,13 +175,14 @@ def _through_cache(
 
 
 def _compute_recommendations(tenant_id: int, request: RecommendRequest, customer_pk: int | None = None,
-                             options: ServingOptions = DEFAULT_OPTIONS) -> Recommendation:
+                             options: ServingOptions = DEFAULT_OPTIONS, reranker: Bandit | None = None
+                             ) -> Recommendation:
     """`customer_pk` None: the funnel resolves the request's customer id with the customer's events."""
     return recommend(
         tenant_id, customer_pk, session_id=request.session_id, k=request.k,
         exclude=_product_pks(tenant_id, request.exclude), context=_context(tenant_id, request, request.product_id),
         customer_external_id=request.customer_id if customer_pk is None else None,
-        ranker=ranking.score if options.ranker else retrieval_order,
+        ranker=ranking.score if options.ranker else retrieval_order, reranker=reranker,
     )
 
 
@@ -173,15 +191,40 @@ def _cacheable(request: RecommendRequest) -> bool:
 
 
 def recommendations_answer(tenant_id: int, request: RecommendRequest, *, use_cache: bool = True,
-                           variant: str | None = None, options: ServingOptions = DEFAULT_OPTIONS) -> dict:
+                           variant: str | None = None, options: ServingOptions = DEFAULT_OPTIONS,
+                           bandit: Bandit | None = None) -> dict:
     """The /v1/recommendations answer (without recommendation_id and variant). `use_cache=False` neither
-    reads nor writes the cache. `variant`: the experiment variant's label, served with `options`."""
+    reads nor writes the cache. `variant`: the experiment variant's label, served with `options`.
+
+    With a bandit (`options.bandit`; `bandit` is a seam for its clock and random generator) every answer is a
+    fresh draw, never cached, and carries its draw under DRAW_KEY for `bandit_served` once it is stamped."""
+    if options.bandit is not None:
+        reranker = bandit or Bandit(options.bandit, variant or "shop")
+        rec = _compute_recommendations(tenant_id, request, options=options, reranker=reranker)
+        answer = as_answer(rec, explain=request.explain)
+        if reranker.draw is not None:
+            answer[DRAW_KEY] = reranker.draw
+            if request.explain:
+                answer["explain"]["bandit"] = {**reranker.draw.explain, "propensities": reranker.draw.propensities}
+        return answer
+
     def compute() -> Recommendation:
         return _compute_recommendations(tenant_id, request, options=options)
 
     shaped = _Shaped(request, {"variant": variant, "options": asdict(options)}) if variant else request
     return _through_cache(tenant_id, "recommend", shaped, compute, customer=request.customer_id,
                           cacheable=use_cache and _cacheable(request))
+
+
+def bandit_served(tenant_id: int, stamped: dict) -> list[float] | None:
+    """For an answer stamped with its recommendation_id: take out its bandit draw, write the draw's exposures
+    and record (serving.bandit.commit) and return the propensities to record with the answer (None: no
+    bandit, a deterministic order)."""
+    draw: Draw | None = stamped.pop(DRAW_KEY, None)
+    if draw is None:
+        return None
+    commit(tenant_id, stamped["recommendation_id"], draw)
+    return draw.propensities
 
 
 def precompute_recommendations(tenant_id: int, customer_external_ids: list[str], k: int = 10) -> int:

@@ -35,7 +35,7 @@ from recs.models import Event
 from serving import customer_state, forward, online_features, ranking
 from serving.catalog import CandidateTable, empty_table, load_candidates
 from serving.customer_state import CustomerEvents, read_customer_events
-from serving.ordering import Adjusted, adjust, capped_count, diversity_keep, rerank_head
+from serving.ordering import Adjusted, Reranker, adjust, capped_count, diversity_keep, rerank_head
 from serving.registry_cache import ServedModel, served_model
 from serving.rules import CompiledRules, compiled_rules
 from training.registry.load import History, make_history
@@ -334,7 +334,8 @@ def _ranker_rows(items: np.ndarray, promoted: np.ndarray, categories: np.ndarray
 
 
 def _assemble(
-    tenant_id: int, k: int, filters: Filters, segments: list[Segment], explain: dict[str, Any]
+    tenant_id: int, k: int, filters: Filters, segments: list[Segment], explain: dict[str, Any],
+    reranker: Reranker | None = None,
 ) -> list[ScoredItem]:
     rules, now = filters.rules, timezone.now()
     boosts, promotions = rules.boosts_for(filters.endpoint), rules.active_promotions(now)
@@ -367,14 +368,14 @@ def _assemble(
             promotions=tuple({"id": p.id, "name": p.name, "threshold": p.threshold, "applied": bool(lifted[i])}
                              for p, matched, lifted in adj.promotions if matched[i]),
         ))
-    items, reranker = rerank_head(tenant_id, items, {"endpoint": filters.endpoint, **filters.context.as_dict()})
-    explain["reranker"] = reranker
+    items, explain["reranker"] = rerank_head(
+        tenant_id, items, {"endpoint": filters.endpoint, **filters.context.as_dict()}, reranker)
     return items
 
 
 def _answer(
     tenant_id: int, k: int, filters: Filters, segments: list[Segment], model_version: int | None, reason: str,
-    *, depth: int = 0, scoring: str | None = None,
+    *, depth: int = 0, scoring: str | None = None, reranker: Reranker | None = None,
 ) -> Recommendation:
     explain: dict[str, Any] = {
         "endpoint": filters.endpoint,
@@ -386,7 +387,7 @@ def _answer(
     }
     for seg in segments:
         explain["retrieval" if seg.source == "model" else "popular"] = seg.summary
-    items = _assemble(tenant_id, k, filters, segments, explain)
+    items = _assemble(tenant_id, k, filters, segments, explain, reranker)
     if explain["popular"] is not None:
         explain["popular"]["used"] = sum(1 for i in items if i.source == "popular")
     valid_for = filters.rules.seconds_until_change(timezone.now())
@@ -449,10 +450,12 @@ def recommend(
     context: Context | None = None,
     customer_external_id: str | None = None,
     ranker: ranking.Ranker = ranking.score,
+    reranker: Reranker | None = None,
 ) -> Recommendation:
     """Top-k products for a customer (None: unknown; then the session's events alone personalise), named
     by row id or, with `customer_pk` None, by the shop's id (resolved with the customer's events).
-    `ranker` scores the filtered candidates (the active version's DLRM ranker, `ranking.score`)."""
+    `ranker` scores the filtered candidates (the active version's DLRM ranker, `ranking.score`); `reranker`
+    may reorder the answer's head (a bandit variant's, serving/bandit.py)."""
     model = served_model(tenant_id)
     rules = compiled_rules(tenant_id)
     events = read_customer_events(
@@ -467,7 +470,7 @@ def recommend(
     filters = _filters(tenant_id, Endpoint.RECOMMENDATIONS, context, exclude, customer_pk, events, rules)
     if model is None:
         return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, None), None,
-                       Reason.NO_ACTIVE_MODEL)
+                       Reason.NO_ACTIVE_MODEL, reranker=reranker)
     retrieval = model.retrieval
     history_pks, weights = recent_history(tenant_id, customer_pk, session_id, retrieval.history_len,
                                           events.recent if events is not None else None)
@@ -477,7 +480,7 @@ def recommend(
     customer = model.customer_index(customer_pk)
     if customer < 0 and len(items) == 0:
         return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, None), model.version_id,
-                       Reason.UNKNOWN_CUSTOMER)
+                       Reason.UNKNOWN_CUSTOMER, reranker=reranker)
     history = make_history([items.tolist()], [weights.tolist()], max_len=retrieval.history_len,
                            recency_decay=retrieval.recency_decay)
     query = forward.embed_customers(retrieval, np.array([customer], dtype=np.int64), history)[0]
@@ -493,7 +496,8 @@ def recommend(
                                   activity, cut=history, ranker=ranker)
     seg.scored_by = "ranker" if scoring == ranking.ScoreSource.RANKER else "retrieval"
     return _answer(tenant_id, k, filters, _with_fallback(tenant_id, k, filters, seg), model.version_id,
-                   Reason.PERSONALIZED, depth=seg.summary["depth"], scoring=scoring)
+                   Reason.PERSONALIZED, depth=seg.summary["depth"], scoring=scoring,
+                   reranker=reranker)
 
 
 def similar_items(

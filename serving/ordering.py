@@ -7,14 +7,13 @@ Order of operations, per segment of candidates (model-scored ones, then popular 
 3. sort by the final score (ties keep the incoming order, i.e. ranker then retrieval order).
 The segments are then concatenated (model items always before popular fallback items), the diversity
 cap drops items beyond `max_per_category` of one category (the most specific one, the last element of
-category_path; products without a category are not capped), and finally a tenant's re-ranker, if one is
-registered, may reorder the head.
+category_path; products without a category are not capped), and finally the request's re-ranker, if it has
+one (a bandit variant's, serving/bandit.py), may reorder the head.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -99,7 +98,7 @@ def capped_count(categories: np.ndarray, cap: int | None) -> int:
     return int(np.minimum(counts, cap).sum()) + int(len(categories) - len(named))
 
 
-# --- re-ranker hook (the bandit of a later issue plugs in here) ------------------------------------------
+# --- re-ranker (serving/bandit.py's Thompson sampling is the one serving passes) -------------------------
 
 
 @runtime_checkable
@@ -112,26 +111,10 @@ class Reranker(Protocol):
     def rerank(self, tenant_id: int, items: Sequence[Any], context: dict[str, Any]) -> Sequence[int]: ...
 
 
-_rerankers: dict[int, Reranker] = {}
-_rerankers_lock = threading.Lock()
-
-
-def register_reranker(tenant_id: int, reranker: Reranker | None) -> None:
-    """Install (or with None remove) the tenant's re-ranker in this process."""
-    with _rerankers_lock:
-        if reranker is None:
-            _rerankers.pop(tenant_id, None)
-        else:
-            _rerankers[tenant_id] = reranker
-
-
-def reranker_for(tenant_id: int) -> Reranker | None:
-    return _rerankers.get(tenant_id)
-
-
-def rerank_head(tenant_id: int, items: list[Any], context: dict[str, Any]) -> tuple[list[Any], str | None]:
-    """Apply the tenant's re-ranker to `items` (the head); returns (items, re-ranker name or None)."""
-    reranker = reranker_for(tenant_id)
+def rerank_head(tenant_id: int, items: list[Any], context: dict[str, Any],
+                reranker: Reranker | None = None) -> tuple[list[Any], str | None]:
+    """Apply the request's re-ranker (a bandit variant's, else none) to `items`; returns (items, its name or
+    None). A failing re-ranker costs the answer nothing but its reordering."""
     if reranker is None or len(items) < 2:
         return items, None
     try:

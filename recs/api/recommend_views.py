@@ -30,6 +30,7 @@ from serving.answers import (
     RecommendRequest,
     ServingOptions,
     SimilarRequest,
+    bandit_served,
     popular_answer,
     recommendations_answer,
     similar_answer,
@@ -132,7 +133,10 @@ def _stamped(answer: dict, variant: str = PLACEHOLDER_VARIANT) -> dict:
 def _respond(tenant_id: int, endpoint: str, answer: dict, *, customer_id: str | None = None,
              session_id: str | None = None, variant: str = PLACEHOLDER_VARIANT) -> Response:
     stamped = _stamped(answer, variant)
-    record_answer(tenant_id, endpoint, stamped, customer_id=customer_id, session_id=session_id)
+    # A bandit variant's answer: its exposures and its propensities (the shown order's, for off-policy evaluation).
+    propensities = bandit_served(tenant_id, stamped)
+    record_answer(tenant_id, endpoint, stamped, customer_id=customer_id, session_id=session_id,
+                  propensities=propensities)
     return Response(stamped)
 
 
@@ -166,7 +170,7 @@ class RecommendationViewSet(_RecommendViewSet):
         if assigned is None:
             answer, variant = recommendations_answer(self.tenant_id, req), PLACEHOLDER_VARIANT
         else:
-            options = ServingOptions(ranker=assigned.config.get("ranker", True))
+            options = ServingOptions.from_config(assigned.config)
             answer = recommendations_answer(self.tenant_id, req, variant=assigned.label, options=options)
             variant = assigned.label
         return _respond(self.tenant_id, "recommendations", answer, customer_id=req.customer_id,

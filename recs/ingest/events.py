@@ -26,6 +26,7 @@ from recs.ingest.errors import IngestResult, RowError
 from recs.ingest.event_schema import EventIn, event_decoder, field_of
 from recs.ingest.event_types import event_weights
 from recs.models import BUILTIN_EVENT_WEIGHTS
+from serving.bandit import FEEDBACK_TYPES, Feedback, record_feedback
 from serving.cache import bump_customer_generation
 from tenants.billing import usage
 
@@ -188,10 +189,29 @@ def ingest_events(tenant_id: int, rows: Sequence[Any], *, count_usage: bool = Fa
         # stale once the events are visible (at once outside a transaction, else at its commit).
         touched = {event.customer_id for _, event, _ in known}
         transaction.on_commit(lambda: bump_customer_generation(tenant_id, touched))
+        feedback = _bandit_feedback(known)
+        if feedback:  # rewards of bandit answers, in their posteriors seconds after the commit
+            transaction.on_commit(lambda: record_feedback(tenant_id, feedback))
         if count_usage:
             usage.record_soon(tenant_id, usage.EVENTS, stored)
     result.row_errors.sort(key=lambda e: e.row)
     return result
+
+
+def _bandit_feedback(rows: list[ValidRow]) -> list[Feedback]:
+    """The events that may reward a bandit answer: a recommendation_id and a rewarding type. A duplicate of a
+    stored event is passed too: the bandit counts each (answer, item, reward) once."""
+    return [
+        Feedback(str(event.recommendation_id), event.product_id, event.type, _revenue(event))
+        for _, event, _ in rows if event.recommendation_id is not None and event.type in FEEDBACK_TYPES
+    ]
+
+
+def _revenue(event: EventIn) -> float:
+    """A purchase's revenue as attribution sums it (recs/attribution/stats.py): value, else price x quantity."""
+    if event.value is not None:
+        return float(event.value)
+    return float(event.price or 0.0) * (event.quantity or 1)
 
 
 def _record(event: EventIn, ts: dt.datetime, customer: Any, product: Any) -> tuple:

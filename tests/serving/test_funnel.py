@@ -15,7 +15,7 @@ from recs.ingest.event_types import set_event_type
 from recs.ingest.events import ingest_events
 from recs.models import Boost, Customer, Event, Product, Promotion, RecommendationSettings
 from recs.rules import create_rule, update_settings
-from serving import funnel, online_features, ordering, ranking, registry_cache
+from serving import funnel, online_features, ranking, registry_cache
 from serving import rules as compiled_rules
 from serving.cache import bump_rules_generation
 from serving.funnel import Context, Reason, consumed_products, recommend, similar_items
@@ -365,7 +365,7 @@ def test_rated_products_and_a_shop_marked_type_never_come_back(shop):
     assert first[4] not in consumed_products(tenant.pk, customer.pk, event_types=marked).tolist()  # a view is not
 
 
-def test_a_registered_reranker_reorders_the_answer(shop):
+def test_the_requests_reranker_reorders_the_answer(shop):
     tenant, _ = shop
     customer = _buyer(tenant)
     plain = recommend(tenant.pk, customer.pk, k=5)
@@ -377,11 +377,7 @@ def test_a_registered_reranker_reorders_the_answer(shop):
             assert context["endpoint"] == "recommendations"
             return list(reversed(range(len(items))))
 
-    ordering.register_reranker(tenant.pk, Reverse())
-    try:
-        rec = recommend(tenant.pk, customer.pk, k=5)
-    finally:
-        ordering.register_reranker(tenant.pk, None)
+    rec = recommend(tenant.pk, customer.pk, k=5, reranker=Reverse())
     assert _pks(rec) == list(reversed(_pks(plain))) and rec.explain["reranker"] == "reverse"
 
 

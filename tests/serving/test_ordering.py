@@ -102,27 +102,20 @@ class Broken:
         return self.answer
 
 
-@pytest.fixture
-def reranker_slot():
-    yield 424242
-    ordering.register_reranker(424242, None)
+TENANT = 424242
 
 
-def test_a_registered_reranker_reorders_the_head(reranker_slot):
-    assert rerank_head(reranker_slot, ["x", "y", "z"], {}) == (["x", "y", "z"], None)  # default: none
+def test_the_requests_reranker_reorders_the_head():
+    assert rerank_head(TENANT, ["x", "y", "z"], {}) == (["x", "y", "z"], None)  # default: none
     reverse = Reverse()
     assert isinstance(reverse, ordering.Reranker)
-    ordering.register_reranker(reranker_slot, reverse)
 
-    assert rerank_head(reranker_slot, ["x", "y", "z"], {"endpoint": "recommendations"}) == (["z", "y", "x"], "reverse")
-    assert reverse.calls == [(reranker_slot, ["x", "y", "z"], {"endpoint": "recommendations"})]
-    assert rerank_head(reranker_slot + 1, ["x", "y"], {}) == (["x", "y"], None)  # per tenant
-
-    ordering.register_reranker(reranker_slot, None)
-    assert ordering.reranker_for(reranker_slot) is None
+    context = {"endpoint": "recommendations"}
+    assert rerank_head(TENANT, ["x", "y", "z"], context, reverse) == (["z", "y", "x"], "reverse")
+    assert reverse.calls == [(TENANT, ["x", "y", "z"], {"endpoint": "recommendations"})]
+    assert rerank_head(TENANT, ["x"], {}, reverse) == (["x"], None)  # nothing to reorder
 
 
 @pytest.mark.parametrize("answer", [[0, 0, 1], [0, 1], [0, 1, 5], RuntimeError("bandit down")])
-def test_a_failing_reranker_leaves_the_order(reranker_slot, answer):
-    ordering.register_reranker(reranker_slot, Broken(answer))
-    assert rerank_head(reranker_slot, ["x", "y", "z"], {}) == (["x", "y", "z"], None)
+def test_a_failing_reranker_leaves_the_order(answer):
+    assert rerank_head(TENANT, ["x", "y", "z"], {}, Broken(answer)) == (["x", "y", "z"], None)
