@@ -3,9 +3,10 @@
 Never a database write per answer (recs/attribution/store.py stores the stream in batches). The stream is
 capped at about RECSVC_ANSWER_STREAM_MAXLEN entries (MAXLEN ~): while no worker stores it, the oldest
 answers beyond that are dropped. With Redis unreachable the answer is served unrecorded and counted
-(`unrecorded()`, a warning in the log at most once a minute); after a failure the process does not try
-again for BACKOFF_SECONDS, so an outage costs each request at most one connection timeout per interval,
-not one each. The embedded default (no Redis) stores each answer at once: its demo has no worker.
+(`unrecorded()`, the Prometheus counter `recsvc_answers_unrecorded_total`, a warning in the log at most once
+a minute); after a failure the process does not try again for BACKOFF_SECONDS, so an outage costs each
+request at most one connection timeout per interval, not one each. The embedded default (no Redis) stores
+each answer at once: its demo has no worker.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from prometheus_client import Counter
 
 from core.redis_client import raw_redis
 from recs.attribution.store import store_answers
@@ -32,6 +34,8 @@ _lock = threading.Lock()
 _unrecorded = 0
 _retry_at = 0.0
 _warned_at = -WARN_EVERY_SECONDS
+UNRECORDED = Counter("recsvc_answers_unrecorded_total",
+                     "Answers served without being recorded for attribution (Redis unreachable).")
 
 
 def unrecorded() -> int:
@@ -44,6 +48,7 @@ def _missed(error: BaseException | None) -> None:
     now = time.monotonic()
     with _lock:
         _unrecorded += 1
+        UNRECORDED.inc()
         if error is not None:
             _retry_at = now + BACKOFF_SECONDS
         warn = now - _warned_at >= WARN_EVERY_SECONDS

@@ -162,3 +162,43 @@ def _wait(condition, timeout_s: float = 30.0) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError("server did not come up")
+
+
+@dataclass
+class OwnRedis:
+    """One redis-server on a loopback port, without persistence: a restart comes back empty (a Redis lost
+    and replaced), on the same port."""
+
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait(lambda: _cli(self.port, "ping") == "PONG")
+
+    def stop(self) -> None:
+        """SIGKILL: gone at once, as a crashed or lost server (no goodbye to the clients)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def cli(self, *args: str) -> str:
+        return _cli(self.port, *args)
+
+
+@contextmanager
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
