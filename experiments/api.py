@@ -27,7 +27,9 @@ from tenants.viewsets import TenantViewSet
 class VariantSerializer(serializers.ModelSerializer):
     config = serializers.JSONField(
         help_text='the serving configuration: {"ranker": true|false, "model_version": "active"} (the defaults); '
-        "ranker false orders candidates by their retrieval score"
+        "ranker false orders candidates by their retrieval score; bandit true reorders the answer's head by "
+        "Thompson sampling, with bandit_reward (click, add_to_cart, purchase, revenue), bandit_head (2-20, "
+        "default 5), bandit_explore_share (0-1, default 1) and bandit_half_life_hours (default 24)"
     )
 
     class Meta:

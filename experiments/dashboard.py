@@ -30,6 +30,7 @@ from tenants.dashboard.shop import require_owner, shop_view
 
 VARIANT_ROWS = 3
 _GOALS = [(key, METRICS[key].label.capitalize()) for key in GOAL_METRICS]
+_REWARDS = [("click", "Clicks"), ("add_to_cart", "Adds to cart"), ("purchase", "Purchases"), ("revenue", "Revenue")]
 
 
 class ExperimentForm(forms.Form):
@@ -56,15 +57,25 @@ class ExperimentForm(forms.Form):
                                                                   required=False)
             self.fields[f"variant_{i}_ranker"] = forms.BooleanField(label="Ranker on", required=False,
                                                                     initial=i == 0)
+            self.fields[f"variant_{i}_bandit"] = forms.BooleanField(label="Bandit", required=False)
+            self.fields[f"variant_{i}_reward"] = forms.ChoiceField(label="Bandit reward", choices=_REWARDS,
+                                                                   initial="click", required=False)
 
     def variant_rows(self) -> list[tuple]:
-        return [(self[f"variant_{i}_name"], self[f"variant_{i}_weight"], self[f"variant_{i}_ranker"])
-                for i in range(VARIANT_ROWS)]
+        return [(self[f"variant_{i}_name"], self[f"variant_{i}_weight"], self[f"variant_{i}_ranker"],
+                 self[f"variant_{i}_bandit"], self[f"variant_{i}_reward"]) for i in range(VARIANT_ROWS)]
+
+    def _config(self, i: int) -> dict:
+        c = self.cleaned_data
+        config: dict = {"ranker": bool(c[f"variant_{i}_ranker"])}
+        if c.get(f"variant_{i}_bandit"):
+            config |= {"bandit": True, "bandit_reward": c.get(f"variant_{i}_reward") or "click"}
+        return config
 
     def as_data(self) -> dict:
         c = self.cleaned_data
         variants = [{"name": c[f"variant_{i}_name"], "weight": c[f"variant_{i}_weight"] or 1.0,
-                     "config": {"ranker": bool(c[f"variant_{i}_ranker"])}}
+                     "config": self._config(i)}
                     for i in range(VARIANT_ROWS) if c.get(f"variant_{i}_name")]
         margin = c.get("empty_margin")
         return {"name": c["name"], "goal": c["goal"], "secondary": [m for m in c["secondary"] if m != c["goal"]],

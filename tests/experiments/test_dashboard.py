@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from experiments.models import Experiment, StatsSnapshot
+from experiments.models import Experiment, StatsSnapshot, Variant
 from experiments.stats import VariantStats
 from tests.experiments._fixtures import stats_with
 from tests.experiments.factories import make_experiment
@@ -52,6 +52,19 @@ def test_an_owner_creates_starts_and_stops_an_experiment(owner, tenant):
     experiment.refresh_from_db()
     assert experiment.status == "stopped"
     assert "No statistics yet" in client.get(f"/experiments/{experiment.pk}").content.decode()
+
+
+def test_the_form_creates_a_bandit_variant_with_its_reward(owner, tenant):
+    client = _signed_in(owner)
+    form = {**FORM, "name": "bandit", "variant_1_name": "bandit", "variant_1_ranker": "on", "variant_1_bandit": "on",
+            "variant_1_reward": "purchase"}
+    response = client.post("/experiments/new", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    experiment = Experiment.dangerously_unscoped.get(tenant=tenant)
+    configs = [v.config for v in Variant.dangerously_unscoped.filter(experiment=experiment).order_by("position")]
+    assert not configs[0].get("bandit")
+    assert configs[1]["bandit"] is True and configs[1]["bandit_reward"] == "purchase"
+    assert "bandit (purchase, head 5, explores 1)" in client.get(f"/experiments/{experiment.pk}").content.decode()
 
 
 def test_the_form_shows_the_domains_errors(owner, tenant):
