@@ -60,7 +60,8 @@ def shop():
         tenant = TenantFactory(name="Redis outage shop", slug="redis-outage-shop", plan="scale")
         _, raw_key = create_api_key(tenant, name="outage", scopes=["recommend"])
     with tenant_context(tenant.pk):
-        upsert_products(tenant.pk, [{"external_id": f"p{i}", "title": f"Product {i}", "price": "10.00"} for i in range(8)])
+        products = [{"external_id": f"p{i}", "title": f"Product {i}", "price": "10.00"} for i in range(8)]
+        upsert_products(tenant.pk, products)
         start = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)  # no test depends on today's date
         ingest_events(tenant.pk, [{"type": "view", "customer_id": f"v{i % 3}", "product_id": f"p{i % 8}",
                                    "timestamp": (start + dt.timedelta(minutes=i)).isoformat()} for i in range(24)])
