@@ -567,6 +567,19 @@ if not 0 < RECSVC_PRIVACY_RELEASE_EPSILON <= RECSVC_PRIVACY_EPSILON_PER_WINDOW o
     )
 RECSVC_PRIVACY_MAX_KEYS_PER_CUSTOMER = env_int("RECSVC_PRIVACY_MAX_KEYS_PER_CUSTOMER", 10, minimum=1, maximum=1000)
 RECSVC_PRIVACY_SHOP_CAP = env_int("RECSVC_PRIVACY_SHOP_CAP", 200, minimum=1, maximum=10_000_000)
+# The shared cold-start model (privacy/shared_model.py): one Opacus DP-SGD run a month, on the 28th (most of
+# the month's data), costing each contributing shop this (epsilon, delta) of its window.
+RECSVC_PRIVACY_SHARED_MODEL_EPSILON = float(env_str("RECSVC_PRIVACY_SHARED_MODEL_EPSILON", "2"))
+RECSVC_PRIVACY_SHARED_MODEL_DELTA = float(env_str("RECSVC_PRIVACY_SHARED_MODEL_DELTA", "1e-7"))
+if not 0 < RECSVC_PRIVACY_SHARED_MODEL_EPSILON <= RECSVC_PRIVACY_EPSILON_PER_WINDOW or not (
+    0 < RECSVC_PRIVACY_SHARED_MODEL_DELTA <= RECSVC_PRIVACY_DELTA_PER_WINDOW
+):
+    raise ImproperlyConfiguredEnv(
+        "RECSVC_PRIVACY_SHARED_MODEL_EPSILON and _DELTA must be positive and within the window's budgets"
+    )
+CELERY_BEAT_SCHEDULE["privacy-train-shared-model"] = {
+    "task": "privacy.tasks.train_shared_model", "schedule": crontab(day_of_month=28, hour=3, minute=0),
+}
 
 # --- Billing (Stripe) ------------------------------------------------------------------------------
 # Without STRIPE_SECRET_KEY every shop stays on its plan and checkout is switched off (the embedded demo).

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from privacy.bounding import Bounds, bounded_counts
-from privacy.keys import category_key, product_key
+from privacy.keys import category_key, content_tokens, product_key
 from recs.models import Event, Product
 from tenants.context import tenant_context
 
@@ -56,3 +56,25 @@ def shop_contribution(
         keys = _product_keys(tenant_id, kind)
         counts = bounded_counts(_interactions(tenant_id, start, end, keys), bounds)
     return {k for k in keys.values() if k is not None}, counts
+
+
+def shop_baskets(
+    tenant_id: int, start: datetime, end: datetime, max_items: int
+) -> tuple[list[list[str]], list[list[int]]]:
+    """(content tokens of each catalog product, per customer the catalog positions of their at most
+    `max_items` most recent distinct products over [start, end)): the shared model's data from one shop.
+
+    The bound is per customer and chosen from their own events alone (docs/privacy.md)."""
+    with tenant_context(tenant_id):
+        rows = list(Product.objects.for_tenant(tenant_id).filter(deleted=False).order_by("id").values(
+            "id", "title", "brand", "category_path"))
+        position = {row["id"]: i for i, row in enumerate(rows)}
+        tokens = [content_tokens(title=r["title"], brand=r["brand"], category_path=r["category_path"]) for r in rows]
+        per_unit: dict = {}
+        for unit, product_id in _interactions(tenant_id, start, end, {pk: pk for pk in position}):
+            if product_id is None:
+                continue  # a deleted product
+            mine = per_unit.setdefault(unit, [])
+            if len(mine) < max_items and position[product_id] not in mine:
+                mine.append(position[product_id])
+    return tokens, list(per_unit.values())

@@ -78,3 +78,16 @@ def product_key(
         return f"bc:{folded_brand}|{category.removeprefix('c:')}"
     tokens = title_tokens(title)
     return "t:" + " ".join(tokens) if tokens else None
+
+
+def content_tokens(*, title: str, brand: str = "", category_path: Sequence[Any] | None = None) -> list[str]:
+    """What the shared cold-start model reads of a product (privacy/shared_model.py): its title tokens
+    (`w:`), its brand (`b:`) and every prefix of its category path (`c:`), normalised like the keys so that
+    the same product in two shops reads the same. No GTIN: a code says nothing about an unseen product."""
+    tokens = [f"w:{t}" for t in title_tokens(title)]
+    folded_brand = _fold(brand or "")
+    if folded_brand:
+        tokens.append(f"b:{folded_brand}")
+    levels = (category_key(category_path) or "c:").removeprefix("c:").split("/")
+    tokens += ["c:" + "/".join(levels[: i + 1]) for i in range(len(levels)) if levels[i]]
+    return tokens

@@ -81,3 +81,31 @@ class Charge(TenantOwnedModel):
 
     class Meta(TenantOwnedModel.Meta):
         indexes = [models.Index(fields=["tenant", "-created_at"], name="privacy_charge_recent_idx")]
+
+
+class SharedModel(models.Model):
+    """One trained shared cold-start model (privacy/shared_model.py), shared by the opted-in shops.
+
+    Holds the DP-SGD run's parameters, what the accountant certifies, and the weights of one table of hashed
+    content tokens: no shop's name, no product, no customer, no count of any shop."""
+
+    window = models.CharField(max_length=7)
+    mechanism = models.CharField(max_length=64)
+    epsilon = models.FloatField()
+    delta = models.FloatField()
+    noise_multiplier = models.FloatField()
+    sample_rate = models.FloatField()
+    steps = models.PositiveIntegerField()
+    max_grad_norm = models.FloatField()
+    max_items_per_customer = models.PositiveIntegerField()
+    n_shops = models.PositiveIntegerField()
+    n_buckets = models.PositiveIntegerField()
+    dim = models.PositiveIntegerField()
+    weights = models.BinaryField(help_text="float32 n_buckets x dim, NumPy .npy bytes")
+    trained_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["-trained_at"], name="privacy_shared_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"shared model {self.window} (epsilon {self.epsilon:g}, {self.n_shops} shops)"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from privacy.bounding import Bounds
+from privacy.shared_model import SharedParams
 
 KINDS = ("product_popularity", "category_popularity")
 
@@ -32,3 +33,11 @@ def release_params(**overrides) -> ReleaseParams:
     }
     values.update(overrides)
     return ReleaseParams(**values)
+
+
+def shared_model_params(**overrides) -> SharedParams:
+    """The shared cold-start model's DP-SGD run (privacy/shared_model.py), from the settings."""
+    values = {"epsilon": settings.RECSVC_PRIVACY_SHARED_MODEL_EPSILON,
+              "delta": settings.RECSVC_PRIVACY_SHARED_MODEL_DELTA}
+    values.update(overrides)
+    return SharedParams(**values)

@@ -6,7 +6,7 @@ metadata; never another shop's ledger, contribution or name.
 
 from __future__ import annotations
 
-from privacy.models import BudgetWindow, Charge, Release
+from privacy.models import BudgetWindow, Charge, Release, SharedModel
 from privacy.optin import settings_for
 
 MAX_CHARGES = 50
@@ -43,6 +43,18 @@ def releases_metadata() -> list[dict]:
     ]
 
 
+def shared_models_metadata() -> list[dict]:
+    """The shared cold-start models' DP-SGD parameters and certified spending (never their weights)."""
+    rows = SharedModel.objects.order_by("-trained_at", "-pk").defer("weights")[:MAX_RELEASES]
+    return [
+        {"id": r.pk, "window": r.window, "mechanism": r.mechanism, "epsilon": r.epsilon, "delta": r.delta,
+         "noise_multiplier": r.noise_multiplier, "sample_rate": r.sample_rate, "steps": r.steps,
+         "max_grad_norm": r.max_grad_norm, "max_items_per_customer": r.max_items_per_customer,
+         "n_shops": r.n_shops, "trained_at": r.trained_at.isoformat()}
+        for r in rows
+    ]
+
+
 def summary(tenant_id: int) -> dict:
     row = settings_for(tenant_id)
     return {
@@ -53,4 +65,5 @@ def summary(tenant_id: int) -> dict:
         "ledger": ledger_rows(tenant_id),
         # Releases are readable only by shops taking part.
         "releases": releases_metadata() if row.opted_in else [],
+        "shared_models": shared_models_metadata() if row.opted_in else [],
     }
