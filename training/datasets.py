@@ -1,4 +1,5 @@
-"""A tenant's database rows as the plain arrays the trainers take (read only; recs models only).
+"""A tenant's database rows as the plain arrays the trainers take (read only; recs models only, and the shared
+cold-start model's embeddings of the catalog through privacy.public).
 
 Products become dense item indices in primary-key order, customers likewise; the index -> primary key
 maps travel with the model so serving can translate back. Item features come twice: `items` from the
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 from django.db import connection
 
+from privacy.public import shared_item_embeddings
 from recs.ingest.event_types import event_weights
 from recs.models import Customer, Event, Product, ProductVersion
 from training.data import Interactions, ItemFeatures, Jagged, hash_tokens
@@ -35,6 +37,8 @@ class TenantDataset:
     product_pks: np.ndarray  # item index -> Product.pk
     customer_pks: np.ndarray  # customer index -> Customer.pk
     item_versions: ItemVersions | None = None  # attribute history (same vocabularies as `items`)
+    # The shared cold-start model's embeddings of the catalog (privacy.public), when the shop opted in.
+    shared_item_embeddings: np.ndarray | None = None
 
     @property
     def data_start(self) -> dt.datetime | None:
@@ -206,4 +210,5 @@ def load_tenant_dataset(tenant_id: int, *, until: dt.datetime | None = None) -> 
         n_items=len(product_pks),
     )
     features, item_versions = item_features_with_history(products, product_pks, _version_rows(tenant_id))
-    return TenantDataset(interactions, features, product_pks, customer_pks, item_versions)
+    shared = shared_item_embeddings(tenant_id, [(title, brand, path) for _, title, path, brand, _, _ in products])
+    return TenantDataset(interactions, features, product_pks, customer_pks, item_versions, shared)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from training.data import CustomerFeatures, Interactions, ItemFeatures, validation_split
 from training.inference import TrainedPipeline, recommend
 from training.item_versions import ItemVersions
@@ -49,6 +51,7 @@ def train_pipeline(
     *,
     customer_features: CustomerFeatures | None = None,
     item_versions: ItemVersions | None = None,
+    item_init: np.ndarray | None = None,
     retrieval_params: dict[str, Any] | None = None,
     ranker_params: dict[str, Any] | None = None,
     num_candidates: int = 200,
@@ -70,19 +73,22 @@ def train_pipeline(
 
     `item_versions` (the catalog's attribute history) gives the ranker's examples the candidate's
     attributes as of each example's time; retrieval's item tower embeds the latest version (`items`),
-    the one it is served with.
+    the one it is served with. `item_init` (the shared cold-start model's embeddings of the catalog,
+    privacy.public.shared_item_embeddings) warm-starts both retrieval trainings.
     """
     started = time.perf_counter()
     r_params = {**DEFAULT_RETRIEVAL, **(retrieval_params or {})}
     k_params = {**DEFAULT_RANKER, **(ranker_params or {})}
     inner, future = validation_split(train, validation_fraction)
     common = {"device": device, "seed": seed, "progress": progress, "customer_features": customer_features}
-    stage_retrieval = train_two_tower(inner, items, **r_params, **common)
+    stage_retrieval = train_two_tower(inner, items, item_init=item_init, **r_params, **common)
     ranker = train_ranker(
         inner, future, items, stage_retrieval, num_candidates=num_candidates, item_versions=item_versions,
         **k_params, **common,
     )
-    retrieval = train_two_tower(train, items, **r_params, **common) if refit_retrieval else stage_retrieval
+    retrieval = (
+        train_two_tower(train, items, item_init=item_init, **r_params, **common) if refit_retrieval else stage_retrieval
+    )
     return TrainedPipeline(
         retrieval=retrieval,
         ranker=ranker,

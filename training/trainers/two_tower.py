@@ -32,7 +32,9 @@ from training.trainers.common import (
     wrap_for_training,
 )
 
-_NOT_HPARAMS = {"train", "items", "customer_features", "validation", "device", "progress", "num_threads", "started"}
+_NOT_HPARAMS = {
+    "train", "items", "customer_features", "validation", "device", "progress", "num_threads", "started", "item_init",
+}
 
 
 def _optimizers(
@@ -57,6 +59,22 @@ def _optimizers(
     if sparse:
         out.append(torch.optim.SparseAdam(sparse, lr=lr))
     return out
+
+
+@torch.no_grad()
+def warm_start(customer_tower: CustomerTower, item_tower: ItemTower, item_init: np.ndarray) -> None:
+    """Start each item's id row and history row from its shared cold-start embedding (privacy.public).
+
+    The shared embeddings (unit rows, dimension at most the towers') fill the first columns of both tables,
+    so that before any training a customer's history pool already points at the products that go with it
+    in the other shops, and a product without events (whose id row no gradient reaches: negatives are drawn
+    among products with events) keeps its content-based place."""
+    rows, dim = item_init.shape
+    tables = (item_tower.ebc.embedding_bags["t_item_id"].weight, customer_tower.ebc.embedding_bags["t_history"].weight)
+    if rows != tables[0].shape[0] or dim > tables[0].shape[1]:
+        raise ValueError(f"item_init is {rows} x {dim}; the tables are {tuple(tables[0].shape)}")
+    for weight in tables:
+        weight[:, :dim] = torch.from_numpy(np.asarray(item_init, dtype=np.float32)).to(weight.device)
 
 
 @torch.no_grad()
@@ -91,6 +109,7 @@ def train_two_tower(
     recency_decay: float = 0.9,
     id_dropout: float = 0.1,
     sparse_rows: int | None = 50_000,
+    item_init: np.ndarray | None = None,
     validation: Interactions | None = None,
     device: torch.device | None = None,
     seed: int = 0,
@@ -104,7 +123,8 @@ def train_two_tower(
     epoch and the best epoch's weights are kept (early stopping by selection). Id tables with at least
     `sparse_rows` rows are updated sparsely (see `_optimizers`; None: every table dense).
     `sampled_negatives` items drawn uniformly from the catalog per batch join the in-batch negatives
-    (mixed negatives, see `TwoTowerRetrievalTask`).
+    (mixed negatives, see `TwoTowerRetrievalTask`). `item_init` (n_items x at most `dim`), given, warm-starts
+    the item rows from the shared cold-start model (`warm_start`).
     """
     started = time.perf_counter()
     hparams = {k: v for k, v in locals().items() if k not in _NOT_HPARAMS}
@@ -125,6 +145,8 @@ def train_two_tower(
         id_dropout=id_dropout,
     )
     customer_tower, item_tower = CustomerTower(cfg).to(dev), ItemTower(cfg).to(dev)
+    if item_init is not None:
+        warm_start(customer_tower, item_tower, item_init)
     counts = train.item_counts().astype(np.float64)
     log_q = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(counts.sum(), 1.0)))
     # Uniform negatives are drawn among items with events: a product nobody took would otherwise only ever
@@ -195,6 +217,7 @@ def train_two_tower(
         "train_seconds": round(time.perf_counter() - started, 3),
         "epochs": history_curve,
         "best_epoch": best[1] if best is not None else epochs - 1,
+        "warm_started": item_init is not None,
     }
     return _package(cfg, hparams, customer_tower, item_tower, items, dev, metrics)
 
