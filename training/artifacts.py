@@ -178,8 +178,9 @@ class TrainedRetrieval:
 
     @classmethod
     def load(cls, path: str | Path, *, mmap_embeddings: bool = False) -> TrainedRetrieval:
-        """`mmap_embeddings`: the item embeddings as a read-only memory map, not read into memory (a table
-        above a serving process's budget, read through its row shards: serving/shards.py)."""
+        """`mmap_embeddings`: the item embeddings as a memory map, not read into memory (a table above a
+        serving process's budget, read through its row shards: serving/shards.py). Copy-on-write, so torch
+        takes it as a tensor without a warning; nothing writes to it."""
         path = Path(path)
         manifest = _read_manifest(path, "two_tower")
         return cls(
@@ -188,7 +189,7 @@ class TrainedRetrieval:
             customer_tower_state=_load_state(path / "customer_tower.pt"),
             item_tower_state=_load_state(path / "item_tower.pt"),
             item_embeddings=np.load(path / "item_embeddings.npy", allow_pickle=False,
-                                    mmap_mode="r" if mmap_embeddings else None),
+                                    mmap_mode="c" if mmap_embeddings else None),
             metrics=manifest.get("metrics", {}),
         )
 

@@ -15,7 +15,7 @@ import faiss
 import numpy as np
 import pytest
 
-from recs.models import Event
+from recs.models import Customer, Event
 from serving import index as item_index
 from serving import registry_cache
 from serving import shard_protocol as wire
@@ -23,7 +23,6 @@ from serving.funnel import Reason, recommend, similar_items
 from serving.shard_client import ShardClient
 from serving.shards import ITEM_ROWS_DIR, write_index_slices
 from tests.celery_worker import REPO
-from tests.factories import TenantFactory
 from tests.serving.trained import forget_served_state, load_shop, train_active_version
 from training.registry import storage
 
@@ -148,7 +147,7 @@ def test_a_dead_or_silent_shard_leaves_a_partial_answer_that_names_it(tmp_path, 
 
 
 @pytest.fixture
-def sharded_shop(all_tenants, settings, tmp_path, servers):
+def sharded_shop(tenant, settings, tmp_path, servers):
     """A tiny shop whose version is searched through two shard servers and whose item table is above the
     serving budget (300 x 16 float32 = 19 KB against 8 KB)."""
     settings.RECSVC_ARTIFACT_DIR = tmp_path
@@ -157,7 +156,6 @@ def sharded_shop(all_tenants, settings, tmp_path, servers):
     settings.RECSVC_ANN_SHARD_SECRET = SECRET
     settings.RECSVC_ANN_SHARD_MIN_ITEMS = 0
     settings.RECSVC_SERVING_TABLE_BUDGET_BYTES = 8 * 1024
-    tenant = TenantFactory()
     load_shop(tenant)
     version = train_active_version(tenant)
     yield tenant, version, group
@@ -165,9 +163,17 @@ def sharded_shop(all_tenants, settings, tmp_path, servers):
 
 
 @pytest.mark.django_db
-def test_a_recommendation_is_served_through_the_shard_servers(sharded_shop, settings):
+def test_a_recommendation_is_served_through_the_shard_servers(sharded_shop, settings, recommend_api):
     tenant, version, group = sharded_shop
     customer_pk = Event.objects.for_tenant(tenant).values_list("customer_id", flat=True).order_by("customer_id")[0]
+    external_id = Customer.objects.for_tenant(tenant).get(pk=customer_pk).external_id
+
+    response = recommend_api.get("/v1/recommendations", {"customer_id": external_id, "k": 10, "explain": "true"})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["reason"], body["model_version"], len(body["items"])) == ("personalized", version.pk, 10)
+    assert body["explain"]["retrieval"]["shards"] == {"asked": 2, "missing": []}
     model = registry_cache.served_model(tenant.pk)
     assert model.index is None and model.shards is not None and model.item_table is not None
     assert (storage.local_path(version.artifact_uri) / ITEM_ROWS_DIR / "shards.json").is_file()
