@@ -15,7 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 from django_redis.pool import ConnectionFactory
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+# redis-py's default, 10 retries with backoff and a 0.25 s pause on each CLUSTERDOWN, made each request
+# wait about 6 s while a master was lost (every node refuses commands once the others notice). One retry
+# without backoff still follows a failover already done (the retry re-reads the slot map) and costs a
+# command at most two of those pauses: the cache degrades to misses at once instead.
+RETRY_ATTEMPTS = 1
 
 
 class _ServiceCluster(RedisCluster):
@@ -38,6 +46,7 @@ class ClusterConnectionFactory(ConnectionFactory):
         if client is None:
             params = self.make_connection_params(url)
             params.pop("parser_class", None)  # RedisCluster picks its parser (hiredis when installed)
+            params.setdefault("retry", Retry(NoBackoff(), RETRY_ATTEMPTS))
             client = _clients[url] = _ServiceCluster.from_url(params.pop("url"), **params)
         return client
 

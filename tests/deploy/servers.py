@@ -96,38 +96,66 @@ def own_postgres() -> Iterator[OwnPostgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+class ClusterPorts(list):
+    """The cluster's ports (a list, as the tests index it), and a node's loss and return: `stop(port)` kills
+    that redis-server, `start(port)` starts it again with its own nodes.conf, so it rejoins as the master of
+    the slots it held."""
+
+    def __init__(self, root: Path, ports: list[int]) -> None:
+        super().__init__(ports)
+        self.root = root
+        self.processes: dict[int, subprocess.Popen] = {}
+
+    def start(self, port: int) -> None:
+        folder = self.root / str(port)
+        folder.mkdir(exist_ok=True)
+        self.processes[port] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+             "--cluster-config-file", str(folder / "nodes.conf"), "--dir", str(folder), "--save", "",
+             "--appendonly", "no", "--cluster-node-timeout", "2000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait(lambda: _cli(port, "ping") == "PONG")
+
+    def stop(self, port: int) -> None:
+        """SIGKILL: the node is gone at once, as a crashed or lost machine."""
+        process = self.processes.pop(port, None)
+        if process is not None:
+            process.kill()
+            process.wait(timeout=30)
+
+    def state(self, port: int) -> str:
+        """`ok` or `fail`, as that node sees the cluster."""
+        info = _cli(port, "cluster", "info")
+        return next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                     if line.startswith("cluster_state:")), "")
+
+    def terminate_all(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            process.wait(timeout=30)
+        self.processes.clear()
+
+
 @contextmanager
-def own_redis_cluster(masters: int = 3) -> Iterator[list[int]]:
+def own_redis_cluster(masters: int = 3) -> Iterator[ClusterPorts]:
     """`masters` redis-server processes in cluster mode, joined with `redis-cli --cluster create`; yields
     their ports once every slot is served."""
-    root = Path(tempfile.mkdtemp(prefix="recsvc-redis-cluster-"))
-    ports = _cluster_ports(masters)
-    processes = []
+    cluster = ClusterPorts(Path(tempfile.mkdtemp(prefix="recsvc-redis-cluster-")), _cluster_ports(masters))
     try:
-        for port in ports:
-            folder = root / str(port)
-            folder.mkdir()
-            processes.append(subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", str(folder / "nodes.conf"), "--dir", str(folder), "--save", "",
-                 "--appendonly", "no", "--cluster-node-timeout", "2000"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
-        for port in ports:
-            _wait(lambda port=port: _cli(port, "ping") == "PONG")
+        for port in cluster:
+            cluster.start(port)
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports),
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in cluster),
              "--cluster-replicas", "0", "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )
-        _wait(lambda: all("cluster_state:ok" in _cli(port, "cluster", "info") for port in ports))
-        yield ports
+        _wait(lambda: all(cluster.state(port) == "ok" for port in cluster))
+        yield cluster
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.terminate_all()
+        shutil.rmtree(cluster.root, ignore_errors=True)
 
 
 def _cluster_ports(count: int) -> list[int]:

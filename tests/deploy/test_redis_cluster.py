@@ -3,7 +3,8 @@ test starts on loopback (redis-server --cluster-enabled yes, joined by redis-cli
 django-redis with core/redis_cluster.py's connection factory: admission (key cache, rate limit, usage
 counters in one pipeline), cached answers and generations, events invalidating them, the answer stream. A
 shop's keys share one slot (the `{T}` hash tag), different shops spread over the masters. A master lost:
-requests still answer (uncached, unlimited), as with a single Redis down."""
+requests still answer (uncached, unrecorded and counted, unlimited), as with a single Redis down, and
+cache and recording come back when the node returns."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
 from redis.cluster import RedisCluster
 
 from core.redis_client import raw_redis
 from core.redis_cluster import ClusterConnectionFactory
+from recs.attribution import record
+from recs.attribution.stream import stream_key
 from tests.deploy.servers import own_redis_cluster
 from tests.factories import ProductFactory
 
@@ -86,19 +92,62 @@ def test_the_rate_limit_counts_on_the_cluster(on_cluster, recommend_api, setting
     assert statuses[3:] == [429, 429] or len(counters) == 2
 
 
-def test_a_lost_master_degrades_the_cache_but_requests_still_answer(cluster_ports, settings, recommend_api):
+def _hits() -> float:
+    samples = {(x.name, x.labels.get("result")): x.value
+               for f in text_string_to_metric_families(Client().get("/metrics").content.decode()) for x in f.samples}
+    return samples.get(("recsvc_answer_cache_lookups_total", "hit"), 0.0)
+
+
+def test_a_lost_master_degrades_serving_to_uncached_unrecorded_answers_and_it_recovers(settings, recommend_api):
     # Its own cluster: losing a master breaks the module's one for the tests after it.
-    with own_redis_cluster() as ports:
+    with own_redis_cluster() as cluster:
+        url = f"redis://127.0.0.1:{cluster[0]}/0"
         cache_settings = {**settings.CACHES["default"]}
-        cache_settings["LOCATION"] = f"redis://127.0.0.1:{ports[0]}/0"
+        cache_settings["LOCATION"] = url
         cache_settings["OPTIONS"] = {**cache_settings["OPTIONS"],
                                      "CONNECTION_FACTORY": "core.redis_cluster.ClusterConnectionFactory"}
         settings.CACHES = {"default": cache_settings}
-        assert recommend_api.get("/v1/recommendations", {"customer_id": "c-1"}).status_code == 200
-        subprocess.run(["redis-cli", "-p", str(ports[2]), "shutdown", "nosave"], capture_output=True)
-        for _ in range(3):
+        settings.RECSVC_RECS_CACHE_SECONDS = 60
+        client = raw_redis()
+        stream = stream_key()
+
+        def ask() -> None:
             assert recommend_api.get("/v1/recommendations", {"customer_id": "c-1"}).status_code == 200
-        ClusterConnectionFactory.forget(f"redis://127.0.0.1:{ports[0]}/0")
+
+        ask(), ask()
+        recorded, hits = client.xlen(stream), _hits()
+        assert recorded >= 2 and hits >= 1
+
+        # The master holding the served-answers stream is lost: once the others notice (node timeout 2 s)
+        # the cluster refuses every command (CLUSTERDOWN), on every node.
+        lost = client.get_node_from_key(stream).port
+        cluster.stop(lost)
+        survivors = [port for port in cluster if port != lost]
+        deadline = time.monotonic() + 30
+        while any(cluster.state(port) != "fail" for port in survivors):
+            assert time.monotonic() < deadline, "the cluster never noticed the lost master"
+            time.sleep(0.2)
+        unrecorded = record.unrecorded()
+        for _ in range(3):
+            ask()  # answered, uncached and unrecorded
+        assert record.unrecorded() == unrecorded + 3
+        assert _hits() == hits
+
+        # The node comes back with its slots: answers are cached and recorded again, without a restart.
+        cluster.start(lost)
+        deadline = time.monotonic() + 30
+        while any(cluster.state(port) != "ok" for port in cluster):
+            assert time.monotonic() < deadline, "the cluster never recovered"
+            time.sleep(0.2)
+        deadline = time.monotonic() + 30  # recording retries after its 5 s back-off
+        while client.xlen(stream) <= recorded:
+            assert time.monotonic() < deadline, "answers are never recorded again"
+            ask()
+            time.sleep(0.5)
+        hits = _hits()
+        ask(), ask()
+        assert _hits() > hits, "answers are cached again"
+        ClusterConnectionFactory.forget(url)
 
 
 def _settings_with(env: dict[str, str]) -> subprocess.CompletedProcess:
