@@ -33,6 +33,7 @@ The machine is small and shared: compare the two states of one run, not figures 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -158,10 +159,8 @@ def _measure(servers: dict, experiment, shop, customers: list[str], requests: in
     return out
 
 
-def figures(*, items: int = 10_000, requests: int = 400, rounds: int = 4) -> dict:
+def figures(*, items: int = 10_000, requests: int = 1_000, rounds: int = 6) -> dict:
     """The overhead figures (keys start with `attribution_`), from a shop this call loads and removes."""
-    import os
-
     os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")  # the index build and activation, in process
     _load.bootstrap_django()
     from django.conf import settings
@@ -171,7 +170,8 @@ def figures(*, items: int = 10_000, requests: int = 400, rounds: int = 4) -> dic
 
     if not settings.IS_POSTGRES or not settings.REDIS_URL:
         raise SystemExit("the attribution overhead needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
-    customers = max(4_000, items // 2)
+    # Every timed request asks for a customer of its own (uncached), with some to spare for those without events.
+    customers = max(items // 2, round(1.3 * 2 * rounds * (WARMUP_PER_PHASE + requests)))
     spec = ShopSpec(n_customers=customers, n_products=items, n_events=12 * items, seed=22)
     serving._remove_stale_bench_tenants()
     shop = None
@@ -196,4 +196,11 @@ def figures(*, items: int = 10_000, requests: int = 400, rounds: int = 4) -> dic
 
 
 if __name__ == "__main__":
-    print(json.dumps(figures()))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=10_000, help="products in the synthetic shop")
+    parser.add_argument("--requests", type=int, default=1_000, help="timed requests per phase")
+    parser.add_argument("--rounds", type=int, default=6, help="phases of each state")
+    args = parser.parse_args()
+    print(json.dumps(figures(items=args.items, requests=args.requests, rounds=args.rounds)))
