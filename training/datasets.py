@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from training.item_versions import ALWAYS, ItemVersions
 
 TITLE_BUCKETS = 1 << 14
 PRICE_BUCKETS = 32
-FEATURE_VERSION = "catalog-v1"
+FEATURE_VERSION = "catalog-v2"
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,36 @@ def _vocab_ids(rows: list[list[str]]) -> tuple[Jagged, int]:
     return Jagged.from_lists(ids), len(vocab) + 1
 
 
+def min_category_items(n_products: int) -> int:
+    """How many of the catalog's products must carry a category or tag for it to get an id of its own.
+
+    An id that few products carry learns little more than their item ids already do, and crowds out the
+    shared ones in the mean the towers pool: a shop whose paths list every genre of a film ("Movies >
+    Drama > Comedy > Romance") makes about a thousand prefixes, most carried by a handful of films. On
+    the nested MovieLens validation split, with the demo shop's paths and tags, keeping only ids carried
+    by at least 10 films (192 of 1,021) took the pipeline from NDCG@10 0.164 / Recall@100 0.421 to
+    0.172-0.176 / 0.426-0.428 (two orders of the ids; at least 30 films: 0.170 / 0.425). Small catalogs
+    keep ids carried by a hundredth of them, never a product's alone."""
+    return max(2, min(10, n_products // 100))
+
+
+def _common_only(rows: list[list[str]], owners: list[Any]) -> list[list[str]]:
+    """`rows` without the tokens that fewer than min_category_items products (`owners`, one per row: a
+    product's attribute versions count once) carry."""
+    carried = Counter(token for token, _ in {(t, owner) for row, owner in zip(rows, owners, strict=True) for t in row})
+    floor = min_category_items(len(set(owners)))
+    return [[token for token in row if carried[token] >= floor] for row in rows]
+
+
 def item_features(products: list[tuple]) -> ItemFeatures:
-    """(pk, title, category_path, brand, price, tags) rows -> ItemFeatures. Category ids cover every
-    prefix of the path ("Home", "Home > Kitchen") and the tags, so related leaves share ids."""
+    """(pk, title, category_path, brand, price, tags) rows (a product's versions share its pk) ->
+    ItemFeatures. Category ids cover every prefix of the path ("Home", "Home > Kitchen") and the tags, so
+    related leaves share ids, when enough products carry them (`min_category_items`)."""
     categories = []
     for _, _, path, _, _, tags in products:
         path = path or []
         categories.append([" > ".join(path[: i + 1]) for i in range(len(path))] + [f"#{t}" for t in tags or []])
-    category, n_categories = _vocab_ids(categories)
+    category, n_categories = _vocab_ids(_common_only(categories, [p[0] for p in products]))
     brand, n_brands = _vocab_ids([[b] if b else [] for _, _, _, b, _, _ in products])
     # Every item has exactly one brand id (0 = none), as the item tower expects.
     brand_ids = np.zeros(len(products), np.int64)

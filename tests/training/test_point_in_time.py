@@ -269,6 +269,12 @@ def test_the_training_dataset_joins_the_catalog_history(all_tenants):
     upsert_products(shop.pk, [{"external_id": "cup", "price": Decimal("30.00"), "updated_at": days(10)}], partial=True)
     upsert_products(shop.pk, [{"external_id": "cup", "category_path": ["Garden"], "brand": "Zed",
                                "updated_at": days(20)}], partial=True)
+    # A category gets an id when at least two products carry it (training.datasets.min_category_items),
+    # now or in their history: "Toys" and "Garden" are the cup's and the bowl's.
+    upsert_products(shop.pk, [{"external_id": "bowl", "title": "Bowl", "category_path": ["Toys"],
+                               "updated_at": days(0)}])
+    upsert_products(shop.pk, [{"external_id": "bowl", "category_path": ["Garden"], "updated_at": days(15)}],
+                    partial=True)
     plain = ProductFactory(tenant=shop, price="100.00")  # created without recorded history
     customer = CustomerFactory(tenant=shop)
     cup = Product.objects.for_tenant(shop).get(external_id="cup")
