@@ -1,6 +1,6 @@
-"""What serving and training may use of privacy: the latest released aggregate of a kind, and the shared
-cold-start model's embeddings of a shop's own products, for a shop that opted in (import-linter keeps them
-to this module)."""
+"""What serving and training may use of privacy: the latest released aggregate of a kind, and for a shop's own
+products the shared cold-start model's embeddings and the released cross-shop popularity, for a shop that
+opted in (import-linter keeps them to this module)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from privacy.keys import content_tokens
+from privacy.keys import content_tokens, product_key
 from privacy.models import Release, SharedModel
 from privacy.optin import settings_for
 from privacy.shared_model import embed, from_bytes, token_ids
+from recs.models import Product
 
 
 def latest_release(tenant_id: int, kind: str) -> dict[str, float]:
@@ -37,3 +38,24 @@ def shared_item_embeddings(
     tokens = [token_ids(content_tokens(title=t or "", brand=b or "", category_path=c), row.n_buckets)
               for t, b, c in products]
     return embed(from_bytes(row.weights), tokens)
+
+
+def popularity_prior(values: dict[str, float], keys: Sequence[str | None]) -> np.ndarray:
+    """Released per-key popularity -> a prior in [0, 1] per product: log(1 + value) over the largest, 0 for a
+    key the release does not hold (or a negative noisy value)."""
+    raw = np.array([max(values.get(k, 0.0), 0.0) if k else 0.0 for k in keys], dtype=np.float64)
+    top = np.log1p(max(values.values(), default=0.0))
+    return (np.log1p(raw) / top).astype(np.float32) if top > 0 else np.zeros(len(keys), np.float32)
+
+
+def released_popularity(tenant_id: int, product_pks: Sequence[int]) -> np.ndarray | None:
+    """The newest product_popularity release as a prior in [0, 1] for each of the shop's products (matched by
+    normalised key, privacy/keys.py); None unless the shop opted in and a release exists."""
+    values = latest_release(tenant_id, "product_popularity")
+    if not values:
+        return None
+    rows = Product.objects.for_tenant(tenant_id).filter(pk__in=list(product_pks)).values(
+        "pk", "title", "brand", "category_path", "attributes")
+    key_of = {r["pk"]: product_key(title=r["title"], brand=r["brand"], category_path=r["category_path"],
+                                   attributes=r["attributes"]) for r in rows}
+    return popularity_prior(values, [key_of.get(pk) for pk in product_pks])

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 from django.db import connection
 
-from privacy.public import shared_item_embeddings
+from privacy.public import released_popularity, shared_item_embeddings
 from recs.ingest.event_types import event_weights
 from recs.models import Customer, Event, Product, ProductVersion
 from training.data import Interactions, ItemFeatures, Jagged, hash_tokens
 from training.item_versions import ALWAYS, ItemVersions
+from training.trainers.two_tower import WarmStart, warm_start_rows
 
 TITLE_BUCKETS = 1 << 14
 PRICE_BUCKETS = 32
@@ -38,8 +39,9 @@ class TenantDataset:
     product_pks: np.ndarray  # item index -> Product.pk
     customer_pks: np.ndarray  # customer index -> Customer.pk
     item_versions: ItemVersions | None = None  # attribute history (same vocabularies as `items`)
-    # The shared cold-start model's embeddings of the catalog (privacy.public), when the shop opted in.
-    shared_item_embeddings: np.ndarray | None = None
+    # The warm start of the catalog's item rows from what the opted-in shops share (privacy.public):
+    # the shared cold-start model's embeddings and the released popularity (training.trainers.two_tower).
+    item_init: WarmStart | None = None
 
     @property
     def data_start(self) -> dt.datetime | None:
@@ -233,5 +235,8 @@ def load_tenant_dataset(tenant_id: int, *, until: dt.datetime | None = None) -> 
         n_items=len(product_pks),
     )
     features, item_versions = item_features_with_history(products, product_pks, _version_rows(tenant_id))
-    shared = shared_item_embeddings(tenant_id, [(title, brand, path) for _, title, path, brand, _, _ in products])
-    return TenantDataset(interactions, features, product_pks, customer_pks, item_versions, shared)
+    item_init = warm_start_rows(
+        shared_item_embeddings(tenant_id, [(title, brand, path) for _, title, path, brand, _, _ in products]),
+        released_popularity(tenant_id, product_pks),
+    )
+    return TenantDataset(interactions, features, product_pks, customer_pks, item_versions, item_init)

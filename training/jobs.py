@@ -163,7 +163,7 @@ def train_served_models(
     recorder.set_stage("evaluation", steps=_EVALUATION_STEPS)
     train, test = temporal_split(events)
     held_out = train_pipeline(train, dataset.items, item_versions=dataset.item_versions,
-                              item_init=dataset.shared_item_embeddings, progress=recorder, **kwargs)
+                              item_init=dataset.item_init, progress=recorder, **kwargs)
     recorder.step(SCORING_STEP)
     metrics = evaluate(held_out, train, test, dataset.items, dataset.item_versions)
     metrics.update({f"ranker_{k}": v for k, v in held_out.ranker.metrics.items() if isinstance(v, float)})
@@ -181,7 +181,7 @@ def train_served_models(
     served = TrainedPipeline(
         retrieval=train_two_tower(
             events, dataset.items, **{**DEFAULT_RETRIEVAL, **(kwargs["retrieval_params"] or {})},
-            item_init=dataset.shared_item_embeddings, seed=kwargs["seed"], progress=recorder,
+            item_init=dataset.item_init, seed=kwargs["seed"], progress=recorder,
         ),
         ranker=ranker,
         num_candidates=held_out.num_candidates,

@@ -7,14 +7,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
 from training.data import CustomerFeatures, Interactions, ItemFeatures, validation_split
 from training.inference import TrainedPipeline, recommend
 from training.item_versions import ItemVersions
 from training.trainers.common import ProgressFn
 from training.trainers.ranker import train_ranker
-from training.trainers.two_tower import train_two_tower
+from training.trainers.two_tower import WarmStart, train_two_tower
 
 __all__ = ["DEFAULT_RANKER", "DEFAULT_RETRIEVAL", "TrainedPipeline", "recommend", "train_pipeline"]
 
@@ -51,7 +49,7 @@ def train_pipeline(
     *,
     customer_features: CustomerFeatures | None = None,
     item_versions: ItemVersions | None = None,
-    item_init: np.ndarray | None = None,
+    item_init: WarmStart | None = None,
     retrieval_params: dict[str, Any] | None = None,
     ranker_params: dict[str, Any] | None = None,
     num_candidates: int = 200,
@@ -73,8 +71,8 @@ def train_pipeline(
 
     `item_versions` (the catalog's attribute history) gives the ranker's examples the candidate's
     attributes as of each example's time; retrieval's item tower embeds the latest version (`items`),
-    the one it is served with. `item_init` (the shared cold-start model's embeddings of the catalog,
-    privacy.public.shared_item_embeddings) warm-starts both retrieval trainings.
+    the one it is served with. `item_init` (what the opted-in shops share: the shared cold-start model's
+    embeddings and the released popularity of the catalog) warm-starts both retrieval trainings.
     """
     started = time.perf_counter()
     r_params = {**DEFAULT_RETRIEVAL, **(retrieval_params or {})}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -61,20 +62,60 @@ def _optimizers(
     return out
 
 
-@torch.no_grad()
-def warm_start(customer_tower: CustomerTower, item_tower: ItemTower, item_init: np.ndarray) -> None:
-    """Start each item's id row and history row from its shared cold-start embedding (privacy.public).
+# Warm-start rows have this norm: well above the towers' initial MLP outputs (about 0.3), which would otherwise
+# scramble the order the shared rows give before the shop's own events have moved anything.
+WARM_ROW_NORM = 3.0
+# The largest share of a row's direction the popularity prior takes (the most popular product's).
+PRIOR_SHARE = 0.9
 
-    The shared embeddings (unit rows, dimension at most the towers') fill the first columns of both tables,
-    so that before any training a customer's history pool already points at the products that go with it
-    in the other shops, and a product without events (whose id row no gradient reaches: negatives are drawn
-    among products with events) keeps its content-based place."""
-    rows, dim = item_init.shape
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The start of a shop's retrieval from what the opted-in shops share (`warm_start_rows`)."""
+
+    rows: np.ndarray  # n_items x k (k at most the towers' dim): each product's id and history rows
+    customer_default: np.ndarray  # k: where a customer without any history points at first
+
+
+def warm_start_rows(embeddings: np.ndarray | None, popularity: np.ndarray | None) -> WarmStart | None:
+    """The warm start from the shared content embeddings (unit rows) and the released cross-shop popularity (in
+    [0, 1]) of each catalog product: rows WARM_ROW_NORM x [sqrt(1 - p^2) x embedding, p] with p = PRIOR_SHARE x
+    popularity. The towers compare directions (cosine), so popularity is an angle toward one shared axis, and a
+    customer without history starts on that axis: the other shops' popular products first. A customer's
+    history pool leans toward it too (most products taken are popular ones): among products alike, the
+    popular come first until the shop's own events say otherwise. Without popularity, a new customer starts at
+    the embeddings' mean. None when neither is there."""
+    if embeddings is None and popularity is None:
+        return None
+    if popularity is None:
+        rows = WARM_ROW_NORM * np.asarray(embeddings, dtype=np.float64)
+        centre = rows.mean(axis=0)
+        return WarmStart(rows.astype(np.float32),
+                         (WARM_ROW_NORM * centre / max(np.linalg.norm(centre), 1e-12)).astype(np.float32))
+    p = PRIOR_SHARE * np.asarray(popularity, dtype=np.float64)[:, None]
+    rows = p if embeddings is None else np.hstack([np.sqrt(1 - p**2) * embeddings, p])
+    axis = np.zeros(rows.shape[1], dtype=np.float32)
+    axis[-1] = WARM_ROW_NORM
+    return WarmStart((WARM_ROW_NORM * rows).astype(np.float32), axis)
+
+
+@torch.no_grad()
+def warm_start(customer_tower: CustomerTower, item_tower: ItemTower, start: WarmStart) -> None:
+    """Start each item's id row and history row from `start.rows` (their first columns), and the customer
+    tower's output bias from `start.customer_default`.
+
+    Before any training a customer's history pool then points at the products that go with it in the other
+    shops, a customer without history at what the other shops take most, and a product without events
+    (whose id row no gradient reaches: negatives are drawn among products with events) keeps its place."""
+    rows, dim = start.rows.shape
     tables = (item_tower.ebc.embedding_bags["t_item_id"].weight, customer_tower.ebc.embedding_bags["t_history"].weight)
     if rows != tables[0].shape[0] or dim > tables[0].shape[1]:
         raise ValueError(f"item_init is {rows} x {dim}; the tables are {tuple(tables[0].shape)}")
     for weight in tables:
-        weight[:, :dim] = torch.from_numpy(np.asarray(item_init, dtype=np.float32)).to(weight.device)
+        weight[:, :dim] = torch.from_numpy(start.rows).to(weight.device)
+    bias = customer_tower.mlp[-1].bias
+    bias.zero_()
+    bias[:dim] = torch.from_numpy(start.customer_default).to(bias.device)
 
 
 @torch.no_grad()
@@ -109,7 +150,7 @@ def train_two_tower(
     recency_decay: float = 0.9,
     id_dropout: float = 0.1,
     sparse_rows: int | None = 50_000,
-    item_init: np.ndarray | None = None,
+    item_init: WarmStart | None = None,
     validation: Interactions | None = None,
     device: torch.device | None = None,
     seed: int = 0,
@@ -123,8 +164,8 @@ def train_two_tower(
     epoch and the best epoch's weights are kept (early stopping by selection). Id tables with at least
     `sparse_rows` rows are updated sparsely (see `_optimizers`; None: every table dense).
     `sampled_negatives` items drawn uniformly from the catalog per batch join the in-batch negatives
-    (mixed negatives, see `TwoTowerRetrievalTask`). `item_init` (n_items x at most `dim`), given, warm-starts
-    the item rows from the shared cold-start model (`warm_start`).
+    (mixed negatives, see `TwoTowerRetrievalTask`). `item_init`, given, warm-starts the item rows and new
+    customers from what the opted-in shops share (`warm_start_rows`, `warm_start`).
     """
     started = time.perf_counter()
     hparams = {k: v for k, v in locals().items() if k not in _NOT_HPARAMS}
