@@ -1,4 +1,5 @@
-"""One shop's contribution: its catalog's keys and its customers' bounded counts per key.
+"""One shop's contribution: its catalog's keys and its customers' bounded counts per key (or per pair of keys
+bought by one customer, for co_purchase).
 
 Runs inside the shop's tenant context: it reads that shop's rows only, and returns counts, never rows.
 """
@@ -23,6 +24,28 @@ KEY_FUNCTIONS: dict[str, Callable[[dict], str | None]] = {
     ),
     "category_popularity": lambda p: category_key(p["category_path"]),
 }
+KEY_FUNCTIONS["product_trend"] = KEY_FUNCTIONS["co_purchase"] = KEY_FUNCTIONS["product_popularity"]
+
+
+def pair_key(a: str, b: str) -> str:
+    """The key of an unordered pair of product keys."""
+    first, second = sorted((a, b))
+    return f"{first} + {second}"
+
+
+def _pairs(interactions: Iterator, domain: set[str]) -> Iterator:
+    """(customer, pair key) for every new distinct domain key of a customer with each of their earlier ones,
+    newest first: bounding then keeps each customer's most recent pairs."""
+    seen: dict = {}
+    for unit, key in interactions:
+        if key not in domain:
+            continue
+        mine = seen.setdefault(unit, [])
+        if key in mine:
+            continue
+        for earlier in mine:
+            yield unit, pair_key(key, earlier)
+        mine.append(key)
 
 
 def _product_keys(tenant_id: int, kind: str) -> dict[int, str | None]:
@@ -49,13 +72,23 @@ def _interactions(tenant_id: int, start: datetime, end: datetime, keys: dict[int
 
 
 def shop_contribution(
-    tenant_id: int, kind: str, start: datetime, end: datetime, bounds: Bounds
+    tenant_id: int, kind: str, start: datetime, end: datetime, bounds: Bounds, pair_domain: set[str] | None = None,
 ) -> tuple[set[str], Counter[str]]:
-    """(the keys of the shop's catalog, its customers' bounded counts per key) over [start, end)."""
+    """(the keys of the shop's catalog, its customers' bounded counts per key) over [start, end).
+
+    With `pair_domain` (co_purchase), the keys are the pairs of the shop's catalog keys within that domain and
+    each customer counts once for each of at most `bounds.max_keys` pairs of products they took."""
     with tenant_context(tenant_id):
         keys = _product_keys(tenant_id, kind)
-        counts = bounded_counts(_interactions(tenant_id, start, end, keys), bounds)
-    return {k for k in keys.values() if k is not None}, counts
+        interactions = _interactions(tenant_id, start, end, keys)
+        if pair_domain is not None:
+            interactions = _pairs(interactions, pair_domain)
+        counts = bounded_counts(interactions, bounds)
+    catalog = {k for k in keys.values() if k is not None}
+    if pair_domain is not None:
+        mine = sorted(catalog & pair_domain)
+        catalog = {pair_key(a, b) for i, a in enumerate(mine) for b in mine[i + 1:]}
+    return catalog, counts
 
 
 def shop_baskets(

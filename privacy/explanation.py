@@ -5,7 +5,10 @@ from __future__ import annotations
 WHAT_IS_SHARED = (
     "When you opt in, your shop helps build shared statistics with other shops that opted in: how popular "
     "a product (matched by its GTIN/EAN barcode, else its brand and category, else the words of its title) "
-    "and each category is across all of them. Only these totals are shared, with random noise added so "
+    "and each category is across all of them, what is rising this week, and which products are bought "
+    "together; and a shared model that learns from product titles, brands and categories which products go "
+    "together, trained with random noise and a cap on what any one customer can teach it. Only these totals "
+    "and that model are shared, with random noise added so "
     "that no single customer of any shop can be told apart in them. No row of your data (no customer, no "
     "order, no event, no product list) is ever shown to another shop, and you never see theirs."
 )

@@ -9,7 +9,12 @@ from django.conf import settings
 from privacy.bounding import Bounds
 from privacy.shared_model import SharedParams
 
-KINDS = ("product_popularity", "category_popularity")
+KINDS = ("product_popularity", "category_popularity", "product_trend", "co_purchase")
+# product_trend counts only the last TREND_DAYS before the release (within its window).
+TREND_DAYS = 7
+# co_purchase counts pairs among this many keys of the newest product_popularity release (its largest values:
+# a released aggregate, so choosing the domain from it reveals nothing more).
+CO_PURCHASE_TOP_KEYS = 50
 
 
 @dataclass(frozen=True)

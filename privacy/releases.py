@@ -5,13 +5,19 @@ The key domain comes from the catalogs (not from customers' events), and a key i
 `min_shops` contributing shops sell it: a release shows no key that only one shop has. Shops whose budget
 cannot pay are left out and their refusal is recorded; with fewer than `min_shops` left the whole release is
 refused. The released values are noisy; which keys are kept after the noise (the largest) is post-processing.
+
+Kinds: product_popularity and category_popularity over the window up to the release; product_trend, product
+keys over the last TREND_DAYS only; co_purchase, pairs of product keys one customer took, within the pairs of
+the newest product_popularity release's largest keys (a released aggregate: the domain reveals nothing more)
+that at least `min_shops` shops both sell. Each customer counts for at most `max_keys` keys or pairs, so the
+sensitivity is the same for every kind.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.db import transaction
@@ -20,13 +26,13 @@ from privacy import ledger
 from privacy.collect import shop_contribution
 from privacy.mechanisms import MECHANISM, laplace
 from privacy.models import Charge, PrivacySettings, Release
-from privacy.params import KINDS, ReleaseParams, release_params
+from privacy.params import CO_PURCHASE_TOP_KEYS, KINDS, TREND_DAYS, ReleaseParams, release_params
 from privacy.robust import aggregate_sensitivity, poisoning_bound, trim_for, trimmed_shop_mean
 from tenants.context import dangerously_all_tenants
 
 
 class ReleaseRefused(Exception):
-    """Too few shops could pay for the release: nothing was released."""
+    """The release cannot be made (nothing was released or charged)."""
 
 
 @dataclass
@@ -39,6 +45,22 @@ class Outcome:
 def window_start(at: datetime) -> datetime:
     moment = at.astimezone(UTC)
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def span(kind: str, at: datetime) -> datetime:
+    """Where the data of a release of `kind` at `at` starts: its window's start, or for product_trend the
+    last TREND_DAYS (never before the window: each window's budget pays for that window's data)."""
+    start = window_start(at)
+    return max(start, at - timedelta(days=TREND_DAYS)) if kind == "product_trend" else start
+
+
+def pair_domain() -> set[str] | None:
+    """co_purchase's domain: the keys of the largest values of the newest product_popularity release."""
+    row = Release.objects.filter(kind="product_popularity").order_by("-released_at", "-pk").first()
+    if row is None:
+        return None
+    top = sorted(row.values.items(), key=lambda kv: (-kv[1], kv[0]))[:CO_PURCHASE_TOP_KEYS]
+    return {key for key, _ in top}
 
 
 def opted_in_shops() -> list[int]:
@@ -67,6 +89,9 @@ def release(kind: str, at: datetime, *, params: ReleaseParams | None = None,
     params = params or release_params()
     window = ledger.window_of(at)
     outcome = Outcome(release=None)
+    domain = pair_domain() if kind == "co_purchase" else None
+    if kind == "co_purchase" and not domain:
+        raise ReleaseRefused("co_purchase needs a product_popularity release first (its domain)")
     with transaction.atomic(), dangerously_all_tenants():
         candidates = opted_in_shops() if shops is None else sorted(shops)
         budgets = {}
@@ -92,7 +117,7 @@ def release(kind: str, at: datetime, *, params: ReleaseParams | None = None,
                 )
             outcome.contributors = []
             return outcome
-        contributions = [shop_contribution(t, kind, window_start(at), at, params.bounds) for t in budgets]
+        contributions = [shop_contribution(t, kind, span(kind, at), at, params.bounds, domain) for t in budgets]
         keys, means, trim = aggregate([c for c, _ in contributions], [n for _, n in contributions], params)
         n_shops = len(budgets)
         sensitivity = aggregate_sensitivity(n_shops=n_shops, trim=trim, l1_per_customer=params.bounds.l1_sensitivity)
