@@ -185,6 +185,9 @@ def main() -> None:
     parser.add_argument("--srm-runs", type=int, default=100_000)
     parser.add_argument("--serving", action="store_true",
                         help="also attribution_overhead_p99_ratio (needs PostgreSQL, Redis: _attribution_overhead.py)")
+    parser.add_argument("--bandit", action="store_true",
+                        help="also bandit_lift_rel, bandit_significant_share, ope_relative_error (PostgreSQL, Redis, "
+                        "two MovieLens trainings: _bandit_sim.py, whose defaults apply)")
     args = parser.parse_args()
 
     figures: dict = {"experiments": args.experiments, "days": args.days, "users_per_day_per_arm": args.users_per_day}
@@ -224,6 +227,10 @@ def main() -> None:
         from tests.bench._attribution_overhead import figures as attribution_overhead
 
         figures |= attribution_overhead()
+    if args.bandit:
+        from tests.bench._bandit_sim import figures as bandit_figures
+
+        figures |= bandit_figures(reuse=True)
     print(json.dumps(figures))
 
 
