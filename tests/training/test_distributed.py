@@ -18,9 +18,12 @@ import psutil
 import pytest
 import torch
 from django.db import connection
+from rest_framework.test import APIClient
 
 from demo.load import load_synthetic
 from demo.synthetic import ShopSpec
+from recs.models import Event
+from tenants.api_keys import create_api_key
 from tenants.context import tenant_context
 from tests.celery_worker import REPO
 from tests.factories import TenantFactory
@@ -158,3 +161,12 @@ def test_a_chosen_shop_trains_on_two_processes_and_a_killed_process_fails_the_ne
     assert second.status_reason, "the run says why it failed"
     assert lifecycle.active_version(shop.pk).pk == first.pk  # the trained version still serves
     assert not _rank_processes(), "no training process is left behind"
+    # ... and answers: a recommendation through the API comes from it.
+    _, raw_key = create_api_key(shop, name="after the kill", scopes=["recommend"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    with tenant_context(shop.pk):
+        customer = Event.objects.for_tenant(shop.pk).values_list("customer__external_id", flat=True).first()
+    answer = api.get("/v1/recommendations", {"customer_id": customer})
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["model_version"] == first.pk
