@@ -580,6 +580,8 @@ if not 0 < RECSVC_PRIVACY_SHARED_MODEL_EPSILON <= RECSVC_PRIVACY_EPSILON_PER_WIN
 CELERY_BEAT_SCHEDULE["privacy-train-shared-model"] = {
     "task": "privacy.tasks.train_shared_model", "schedule": crontab(day_of_month=28, hour=3, minute=0),
 }
+# CPU-heavy like a training run: on the training queue, never in front of the default queue's bookkeeping.
+CELERY_TASK_ROUTES["privacy.tasks.train_shared_model"] = {"queue": "training"}
 
 # --- Billing (Stripe) ------------------------------------------------------------------------------
 # Without STRIPE_SECRET_KEY every shop stays on its plan and checkout is switched off (the embedded demo).

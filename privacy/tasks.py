@@ -10,7 +10,10 @@ from django.utils import timezone
 from privacy import shared_release
 
 
-@shared_task(name="privacy.tasks.train_shared_model")
+# All or nothing in one transaction: a run killed midway charged nothing and a redelivered message trains
+# afresh. Its work grows with customers x epochs (docs/privacy.md, "Cost"): hours, not the default minutes.
+@shared_task(name="privacy.tasks.train_shared_model", acks_late=True, soft_time_limit=6 * 3600,
+             time_limit=6 * 3600 + 600)
 def train_shared_model(at: str | None = None) -> dict:
     """Train and release the shared model over the month of `at` (ISO 8601; default now) up to it; the ledger
     refuses shops that cannot pay."""
