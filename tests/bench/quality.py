@@ -112,6 +112,9 @@ def through_api(args: argparse.Namespace) -> int:
           f"fewer than 100 items: {served['short_answers']}")
     run_metrics = result["run_metrics"]
     nan = float("nan")
+    print(f"the run in the worker: {run_metrics.get('train_seconds', nan):.1f} s, "
+          f"{run_metrics.get('train_cpu_seconds', nan):.1f} s of CPU (the evaluated pipeline and the served models: "
+          "retrieval three times, the ranker twice)")
     print(f"the run's own evaluation (its train split's last 20%, decides activation): NDCG@10 "
           f"{run_metrics.get('ndcg@10', nan):.4f}, Recall@100 {run_metrics.get('recall@100', nan):.4f}")
     print(f"cold start (offline, training functions; {cold['cold_items']} products held out of every training "
@@ -126,6 +129,7 @@ def through_api(args: argparse.Namespace) -> int:
         "consumed_in_top10": served["consumed_in_top10"],
         "cold_items_recall100": cold["recall100"], "cold_items_popular_recall100": cold["popular_recall100"],
         "cold_items_random_recall100": cold["random_recall100"], "train_s": result["train_s"],
+        "train_cpu_s": run_metrics.get("train_cpu_seconds"),
         "run_ndcg10": run_metrics.get("ndcg@10"), "timestamp_shift_days": result["shift_days"],
         "short_answers": served["short_answers"],
     }

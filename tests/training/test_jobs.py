@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,8 @@ def test_run_trains_saves_and_activates(shop):
     version = run_training(_version(shop))
     assert version.status == ModelVersion.Status.ACTIVE, version.status_reason
     assert 0.0 <= version.metrics["ndcg@10"] <= 1.0 and "recall@100" in version.metrics
+    # CPU seconds over every thread of the process: some, and at most the wall time on every core.
+    assert 0 < version.metrics["train_cpu_seconds"] <= version.metrics["train_seconds"] * (os.cpu_count() or 1)
     assert version.n_events > 1000 and version.n_items == 300
     assert version.progress["percent"] == 100.0
     assert {p["phase"] for p in version.curve} >= {"evaluation", "serving"}
