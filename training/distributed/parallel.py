@@ -29,6 +29,23 @@ from training.distributed import planning
 ADAGRAD_LR_SCALE = 10.0
 
 
+@torch.no_grad()
+def load_full_state(module: nn.Module, full: dict[str, torch.Tensor]) -> None:
+    """Copy whole (unsharded) tensors into `module`'s state in place: a sharded table takes the rows and
+    columns of its local shards (the offsets in each shard's ShardedTensor metadata), the rest whole."""
+    for key, value in module.state_dict().items():
+        source = full[key]
+        if isinstance(value, ShardedTensor):
+            for shard in value.local_shards():
+                spans = tuple(
+                    slice(offset, offset + size)
+                    for offset, size in zip(shard.metadata.shard_offsets, shard.metadata.shard_sizes, strict=True)
+                )
+                shard.tensor.copy_(source[spans])
+        else:
+            value.copy_(source)
+
+
 class ShardedTraining:
     """One process of a torchrun group (the process group is initialised by the caller)."""
 
@@ -63,7 +80,14 @@ class ShardedTraining:
             shard_min_bytes=self.shard_min_bytes, allowed=self.sharding_types, group=dist.GroupMember.WORLD,
         )
         self.plans.append({"model": type(model).__name__, "tables": planning.describe(sharding_plan)})
-        return DistributedModelParallel(model, device=self.device, plan=sharding_plan, sharders=sharders)
+        # Sharding builds new embedding kernels with fresh random rows (and draws them from the run's torch
+        # generator): the model would lose its starting values (the seed's draws, a warm start) and every
+        # later random draw (id dropout) would differ from one process's. Keep both.
+        start = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            wrapped = DistributedModelParallel(model, device=self.device, plan=sharding_plan, sharders=sharders)
+        load_full_state(wrapped.module, start)
+        return wrapped
 
     def fused_optimizers(self, wrapped: nn.Module) -> list[torch.optim.Optimizer]:
         fused = getattr(wrapped, "fused_optimizer", None)

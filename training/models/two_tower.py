@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
 
 from training.data import CUSTOMER_KEYS, ITEM_KEYS
 
@@ -53,6 +53,15 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
 
 
+def _pooled_in_order(pooled: KeyedTensor, keys: tuple[str, ...]) -> torch.Tensor:
+    """The pooled embeddings side by side in `keys` order. A sharded collection (DistributedModelParallel)
+    groups its output by sharding and pooling kind (sum-pooled tables before mean-pooled ones), so its key
+    order is not the unsharded one; the MLP's input columns must not depend on how the tables were sharded."""
+    if tuple(pooled.keys()) == keys:
+        return pooled.values()
+    return KeyedTensor.regroup([pooled], [list(keys)])[0]
+
+
 def _drop_rows(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Zero whole id embeddings at random so the tower learns to work from the other features too
     (new items, new customers)."""
@@ -82,7 +91,7 @@ class ItemTower(nn.Module):
         self.dim = d
 
     def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
-        pooled = self.ebc(features).values()
+        pooled = _pooled_in_order(self.ebc(features), ITEM_KEYS)
         ids, rest = pooled[:, : self.dim], pooled[:, self.dim :]
         ids = _drop_rows(ids, self.id_dropout, self.training)
         x = torch.cat([ids, rest], dim=1)
@@ -116,7 +125,7 @@ class CustomerTower(nn.Module):
         self.dim = d
 
     def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
-        return self._head(*self.ebc(features).values().split(self.dim, dim=1))
+        return self._head(*_pooled_in_order(self.ebc(features), CUSTOMER_KEYS).split(self.dim, dim=1))
 
     def _head(self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
         ids = _drop_rows(ids, self.id_dropout, self.training)
