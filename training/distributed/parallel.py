@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch import nn
 from torch.distributed._shard.sharded_tensor import ShardedTensor
 from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
@@ -23,6 +24,7 @@ from torchrec.distributed.model_parallel import DistributedModelParallel
 from torchrec.optim.apply_optimizer_in_backward import apply_optimizer_in_backward
 
 from training.distributed import planning
+from training.models.two_tower import BatchShare
 
 # FBGEMM's Adagrad takes steps that shrink as squared gradients accumulate; it needs a larger rate than
 # Adam's to move a table as far. A starting point, not tuned here.
@@ -94,11 +96,33 @@ class ShardedTraining:
         return [fused] if fused is not None and fused.param_groups else []
 
     def local(self, rows: np.ndarray) -> np.ndarray:
-        # A batch smaller than the group goes whole to every process: averaging equal gradients changes
-        # nothing, and no process meets an empty batch.
+        # A batch smaller than the group goes whole to every process: no process meets an empty batch (for
+        # the retrieval loss the pool then holds each positive once per process; the copies are masked as
+        # accidental hits).
         if len(rows) < self.world_size:
             return rows
         return np.array_split(rows, self.world_size)[self.rank]
+
+    def share(self, rows: int) -> BatchShare:
+        """Every process's row count of the current batch (one small all_gather)."""
+        counts = [torch.zeros(1, dtype=torch.long, device=self.device) for _ in range(self.world_size)]
+        dist.all_gather(counts, torch.tensor([rows], dtype=torch.long, device=self.device))
+        return BatchShare(tuple(int(c) for c in counts), self.rank)
+
+    def gather(self, tensor: torch.Tensor, share: BatchShare) -> torch.Tensor:
+        """Every process's rows of `tensor`, in rank order. Gradients flow back to the process that owns the
+        rows (torch.distributed.nn's all_gather: its backward sums what every process sends back). The
+        collective takes equal shapes: the last batch of an epoch may split one row unevenly, so rows are
+        padded to the largest share and the padding dropped."""
+        longest = max(share.sizes)
+        if len(tensor) < longest:
+            tensor = torch.cat([tensor, tensor.new_zeros((longest - len(tensor), *tensor.shape[1:]))])
+        if tensor.requires_grad:
+            parts = list(dist_nn.all_gather(tensor))
+        else:
+            parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+            dist.all_gather(parts, tensor.contiguous())
+        return torch.cat([part[:size] for part, size in zip(parts, share.sizes, strict=True)])
 
     def full_state(self, module: nn.Module) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}

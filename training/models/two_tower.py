@@ -7,6 +7,7 @@ planner change (DistributedModelParallel), not a model rewrite.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -62,12 +63,42 @@ def _pooled_in_order(pooled: KeyedTensor, keys: tuple[str, ...]) -> torch.Tensor
     return KeyedTensor.regroup([pooled], [list(keys)])[0]
 
 
-def _drop_rows(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+@dataclass(frozen=True)
+class BatchShare:
+    """This process's rows of a batch split across processes (torchrun): every process's row count, in
+    rank order, and this process's rank."""
+
+    sizes: tuple[int, ...]
+    rank: int
+
+    @property
+    def start(self) -> int:
+        return sum(self.sizes[: self.rank])
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes)
+
+
+class AcrossProcesses(Protocol):
+    """What the retrieval loss asks of the processes sharing a batch (training/distributed/parallel.py)."""
+
+    def share(self, rows: int) -> BatchShare: ...
+
+    def gather(self, tensor: torch.Tensor, share: BatchShare) -> torch.Tensor: ...
+
+
+def _drop_rows(x: torch.Tensor, p: float, training: bool, share: BatchShare | None = None) -> torch.Tensor:
     """Zero whole id embeddings at random so the tower learns to work from the other features too
-    (new items, new customers)."""
+    (new items, new customers). With `share`, the rows are a slice of a batch split across processes: the
+    mask is drawn for the whole batch (every process's generator is in the same state) and sliced, so the
+    processes together drop the rows one process would."""
     if not training or p <= 0:
         return x
-    keep = (torch.rand(x.shape[0], 1, device=x.device) >= p).to(x.dtype)
+    if share is None:
+        keep = (torch.rand(x.shape[0], 1, device=x.device) >= p).to(x.dtype)
+    else:
+        keep = (torch.rand(share.total, 1, device=x.device)[share.start : share.start + x.shape[0]] >= p).to(x.dtype)
     return x * keep
 
 
@@ -90,10 +121,10 @@ class ItemTower(nn.Module):
         self.mlp = _mlp(len(ITEM_KEYS) * d, cfg.hidden, d)
         self.dim = d
 
-    def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
+    def forward(self, features: KeyedJaggedTensor, share: BatchShare | None = None) -> torch.Tensor:
         pooled = _pooled_in_order(self.ebc(features), ITEM_KEYS)
         ids, rest = pooled[:, : self.dim], pooled[:, self.dim :]
-        ids = _drop_rows(ids, self.id_dropout, self.training)
+        ids = _drop_rows(ids, self.id_dropout, self.training, share)
         x = torch.cat([ids, rest], dim=1)
         return F.normalize(ids + self.mlp(x), dim=-1)
 
@@ -124,11 +155,13 @@ class CustomerTower(nn.Module):
         self.mlp = _mlp(len(CUSTOMER_KEYS) * d, cfg.hidden, d)
         self.dim = d
 
-    def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
-        return self._head(*_pooled_in_order(self.ebc(features), CUSTOMER_KEYS).split(self.dim, dim=1))
+    def forward(self, features: KeyedJaggedTensor, share: BatchShare | None = None) -> torch.Tensor:
+        return self._head(*_pooled_in_order(self.ebc(features), CUSTOMER_KEYS).split(self.dim, dim=1), share)
 
-    def _head(self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
-        ids = _drop_rows(ids, self.id_dropout, self.training)
+    def _head(
+        self, ids: torch.Tensor, hist: torch.Tensor, attrs: torch.Tensor, share: BatchShare | None = None
+    ) -> torch.Tensor:
+        ids = _drop_rows(ids, self.id_dropout, self.training, share)
         x = torch.cat([ids, hist, attrs], dim=1)
         return F.normalize(hist + self.mlp(x), dim=-1)
 
@@ -150,6 +183,11 @@ class TwoTowerRetrievalTask(nn.Module):
     B x q(item) + M / n_pool (B positives drawn by popularity, M uniform draws among `sampled_pool` items,
     by default the catalog); without uniform draws that is log q + log B, the in-batch correction up to a
     constant.
+
+    Split across processes (`across`, under torchrun), each process scores its own customers against the
+    positives of every process (gathered with their gradients, torch.distributed.nn.functional.all_gather),
+    so the pool, its log Q correction and the loss are the one-process batch's and the averaged gradients
+    are one process's.
     """
 
     def __init__(
@@ -161,6 +199,7 @@ class TwoTowerRetrievalTask(nn.Module):
         logq_correction: bool = True,
         negatives: str = "in_batch",
         sampled_pool: int | None = None,
+        across: AcrossProcesses | None = None,
     ) -> None:
         super().__init__()
         if negatives not in ("in_batch", "full"):
@@ -173,6 +212,7 @@ class TwoTowerRetrievalTask(nn.Module):
         self.negatives = negatives
         # How many items the uniform negatives are drawn from (default: the whole catalog).
         self.sampled_pool = sampled_pool or len(log_q)
+        self.across = across
 
     def forward(
         self,
@@ -183,29 +223,37 @@ class TwoTowerRetrievalTask(nn.Module):
         sampled_features: KeyedJaggedTensor | None = None,
         sampled_idx: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        u = self.customer_tower(customer_features)
+        # Split across processes, these are this process's rows of the batch: the pool holds every process's
+        # positives in rank order (this process's positive for its row i is column start + i), then the
+        # uniform draws, which every process made alike.
+        share = self.across.share(len(item_idx)) if self.across is not None else None
+        u = self.customer_tower(customer_features, share)
         if self.negatives == "full":
             if all_item_features is None:
                 raise ValueError("negatives='full' needs all_item_features")
             v_all = self.item_tower(all_item_features)
             logits = u @ v_all.T / self.temperature
             return F.cross_entropy(logits, item_idx)
-        v = self.item_tower(item_features)
-        pool_idx = item_idx
+        v = self.item_tower(item_features, share)
+        batch_idx = item_idx
+        if share is not None:
+            v, batch_idx = self.across.gather(v, share), self.across.gather(item_idx, share)  # type: ignore[union-attr]
+        pool_idx = batch_idx
         if sampled_features is not None and sampled_idx is not None and len(sampled_idx):
             v = torch.cat([v, self.item_tower(sampled_features)])
-            pool_idx = torch.cat([item_idx, sampled_idx])
+            pool_idx = torch.cat([batch_idx, sampled_idx])
         logits = u @ v.T / self.temperature
         if self.logq_correction:
-            n_batch, n_sampled = len(item_idx), len(pool_idx) - len(item_idx)
+            n_batch, n_sampled = len(batch_idx), len(pool_idx) - len(batch_idx)
             if n_sampled:
                 expected = n_batch * self.log_q[pool_idx].exp() + n_sampled / self.sampled_pool
                 logits = logits - expected.log().unsqueeze(0)
             else:
                 logits = logits - self.log_q[pool_idx].unsqueeze(0)
         # The same item elsewhere in the pool is not a negative for itself ("accidental hit").
-        target = torch.arange(len(item_idx), device=logits.device)
+        rows = torch.arange(len(item_idx), device=logits.device)
+        target = rows + (share.start if share is not None else 0)
         dup = pool_idx.unsqueeze(0) == item_idx.unsqueeze(1)
-        dup[target, target] = False
+        dup[rows, target] = False
         logits = logits.masked_fill(dup, float("-inf"))
         return F.cross_entropy(logits, target)

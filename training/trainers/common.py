@@ -15,6 +15,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import torch
 
+from training.models.two_tower import BatchShare
+
 ProgressFn = Callable[[dict], None]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +72,10 @@ class Parallel(Protocol):
 
     def full_state(self, module: torch.nn.Module) -> dict[str, torch.Tensor]: ...
 
+    def share(self, rows: int) -> BatchShare: ...
+
+    def gather(self, tensor: torch.Tensor, share: BatchShare) -> torch.Tensor: ...
+
 
 _PARALLEL: ContextVar[Parallel | None] = ContextVar("training_parallel", default=None)
 
@@ -89,6 +95,12 @@ def wrap_for_training(model: torch.nn.Module, *, lr: float) -> torch.nn.Module:
     DistributedModelParallel around it (sharded tables, data-parallel dense part)."""
     parallel = _PARALLEL.get()
     return model if parallel is None else parallel.wrap(model, lr=lr)
+
+
+def across_processes() -> Parallel | None:
+    """The processes this one shares each batch with (under torchrun), for a loss that couples the rows of
+    a batch (the retrieval softmax's in-batch negatives); None alone."""
+    return _PARALLEL.get()
 
 
 def fused_optimizers(wrapped: torch.nn.Module) -> list[torch.optim.Optimizer]:

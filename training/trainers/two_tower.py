@@ -23,6 +23,7 @@ from training.models.two_tower import CustomerTower, ItemTower, TwoTowerConfig, 
 from training.trainers.common import (
     Progress,
     ProgressFn,
+    across_processes,
     batches,
     full_state,
     fused_optimizers,
@@ -193,8 +194,10 @@ def train_two_tower(
     # Uniform negatives are drawn among items with events: a product nobody took would otherwise only ever
     # be pushed away, and with it the content features a new product is embedded from (cold start).
     negative_pool = np.flatnonzero(counts > 0)
+    # Under torchrun each process scores its share of the batch against every process's positives.
     task = TwoTowerRetrievalTask(
-        customer_tower, item_tower, log_q, temperature, logq_correction, negatives, sampled_pool=len(negative_pool)
+        customer_tower, item_tower, log_q, temperature, logq_correction, negatives, sampled_pool=len(negative_pool),
+        across=across_processes(),
     ).to(dev)
     # Alone `net` is `task`; under torchrun (training/distributed) its tables are sharded and its optimizers
     # join the list so the schedule reaches them.
