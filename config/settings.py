@@ -582,6 +582,14 @@ CELERY_BEAT_SCHEDULE["privacy-train-shared-model"] = {
 }
 # CPU-heavy like a training run: on the training queue, never in front of the default queue's bookkeeping.
 CELERY_TASK_ROUTES["privacy.tasks.train_shared_model"] = {"queue": "training"}
+# The aggregate releases (popularity of products and of categories, the 7-day trend, co-purchase), each once a
+# month (a second run in the month releases nothing): 4 x RECSVC_PRIVACY_RELEASE_EPSILON plus the shared model
+# fit the default budget. On the 28th, an hour before the shared model. Long scans of events, not bookkeeping:
+# on the training queue too.
+CELERY_BEAT_SCHEDULE["privacy-release-aggregates"] = {
+    "task": "privacy.tasks.release_aggregates", "schedule": crontab(day_of_month=28, hour=2, minute=0),
+}
+CELERY_TASK_ROUTES["privacy.tasks.release_aggregates"] = {"queue": "training"}
 
 # --- Billing (Stripe) ------------------------------------------------------------------------------
 # Without STRIPE_SECRET_KEY every shop stays on its plan and checkout is switched off (the embedded demo).
