@@ -27,3 +27,17 @@ WAY_OUT = (
 
 def as_dict() -> dict[str, str]:
     return {"what_is_shared": WHAT_IS_SHARED, "limits": LIMITS, "way_out": WAY_OUT}
+
+# What each kind of release or charge is called on the page and in the API (the ledger's `kind` stays the code).
+KIND_LABELS = {
+    "product_popularity": "Cross-shop popularity",
+    "category_popularity": "Cross-shop popularity of categories",
+    "product_trend": "Trend over the last 7 days",
+    "co_purchase": "Bought together",
+    "shared_model": "Shared cold-start model",
+}
+
+
+def kind_label(kind: str) -> str:
+    """The plain-language name of a release kind (the code itself for a kind without one)."""
+    return KIND_LABELS.get(kind, kind)

@@ -6,6 +6,7 @@ metadata; never another shop's ledger, contribution or name.
 
 from __future__ import annotations
 
+from privacy.explanation import kind_label
 from privacy.models import BudgetWindow, Charge, Release, SharedModel
 from privacy.optin import settings_for
 
@@ -25,8 +26,8 @@ def ledger_rows(tenant_id: int) -> list[dict]:
             "delta_budget": budget.delta_budget, "delta_spent": budget.delta_spent,
             "delta_remaining": budget.delta_remaining,
             "charges": [
-                {"kind": c.kind, "epsilon": c.epsilon, "delta": c.delta, "refused": c.refused,
-                 "release_id": c.release_id, "at": c.created_at.isoformat()}
+                {"kind": c.kind, "label": kind_label(c.kind), "epsilon": c.epsilon, "delta": c.delta,
+                 "refused": c.refused, "release_id": c.release_id, "at": c.created_at.isoformat()}
                 for c in charges if c.budget_id == budget.pk
             ],
         })
@@ -36,8 +37,8 @@ def ledger_rows(tenant_id: int) -> list[dict]:
 def releases_metadata() -> list[dict]:
     rows = Release.objects.order_by("-released_at", "-pk").defer("values")[:MAX_RELEASES]
     return [
-        {"id": r.pk, "kind": r.kind, "window": r.window, "mechanism": r.mechanism, "epsilon": r.epsilon,
-         "delta": r.delta, "n_shops": r.n_shops, "poisoning_bound": r.poisoning_bound,
+        {"id": r.pk, "kind": r.kind, "label": kind_label(r.kind), "window": r.window, "mechanism": r.mechanism,
+         "epsilon": r.epsilon, "delta": r.delta, "n_shops": r.n_shops, "poisoning_bound": r.poisoning_bound,
          "released_at": r.released_at.isoformat()}
         for r in rows
     ]
@@ -47,8 +48,9 @@ def shared_models_metadata() -> list[dict]:
     """The shared cold-start models' DP-SGD parameters and certified spending (never their weights)."""
     rows = SharedModel.objects.order_by("-trained_at", "-pk").defer("weights")[:MAX_RELEASES]
     return [
-        {"id": r.pk, "window": r.window, "mechanism": r.mechanism, "epsilon": r.epsilon, "delta": r.delta,
-         "noise_multiplier": r.noise_multiplier, "sample_rate": r.sample_rate, "steps": r.steps,
+        {"id": r.pk, "label": kind_label("shared_model"), "window": r.window, "mechanism": r.mechanism,
+         "epsilon": r.epsilon, "delta": r.delta, "noise_multiplier": r.noise_multiplier,
+         "sample_rate": r.sample_rate, "steps": r.steps,
          "max_grad_norm": r.max_grad_norm, "max_items_per_customer": r.max_items_per_customer,
          "n_shops": r.n_shops, "trained_at": r.trained_at.isoformat()}
         for r in rows

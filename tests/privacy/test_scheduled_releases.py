@@ -5,7 +5,8 @@ What they prove: one run releases every aggregate of the window across the opted
 popularity) and charges each shop once per release; a second run in the same window releases nothing and
 charges nothing; the next window releases again; a shop out of budget is left out with its refusal in its
 ledger while the others are released at the full noise; the beat entry names the task, which runs on the
-training queue with a time limit and takes the moment as an ISO string.
+training queue with a time limit and takes the moment as an ISO string; the page and the API name each kind
+of release in plain words.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from django.conf import settings as django_settings
 
 from config.celery import app as celery_app
 from privacy.bounding import Bounds
-from privacy.models import BudgetWindow, Charge, Release
+from privacy.models import BudgetWindow, Charge, Release, SharedModel
 from privacy.optin import set_opted_in
 from privacy.params import release_params
 from privacy.schedule import SCHEDULED_KINDS, release_window
 from privacy.tasks import release_aggregates
 from tenants.context import dangerously_all_tenants
+from tenants.models import Membership
+from tests.conftest import _client_for
 from tests.factories import CustomerFactory, EventFactory, ProductFactory, TenantFactory
+from tests.privacy.test_ledger_and_pages import _logged_in
 
 AT = datetime(2026, 3, 28, 2, 0, tzinfo=UTC)
 GTINS = ("4006381333931", "5901234123457", "0012345678905")
@@ -115,3 +119,27 @@ def test_the_beat_entry_runs_the_task_on_the_training_queue_with_a_time_limit(sh
     assert all(r["status"] == "already released" for r in again.values())
     with pytest.raises(ValueError):
         release_aggregates.delay("2026-03-28T02:00:00").get()  # a moment without a time zone
+
+
+def test_the_page_and_the_api_name_each_kind_in_plain_words(shops):
+    release_window(AT, params=PARAMS)
+    with dangerously_all_tenants():
+        budget = BudgetWindow.objects.for_tenant(shops[1]).get(window="2026-03")
+        Charge.objects.for_tenant(shops[1]).create(tenant=shops[1], budget=budget, kind="shared_model", epsilon=2.0,
+                                                   delta=1e-7, refused=True, created_at=AT)
+    labels = ["Cross-shop popularity", "Cross-shop popularity of categories", "Trend over the last 7 days",
+              "Bought together", "Shared cold-start model"]
+    page = _logged_in(shops[1], Membership.Role.MEMBER).get("/privacy").content.decode()
+    for label in labels:
+        assert f">{label}</td>" in page
+    assert ">product_trend</td>" not in page and ">co_purchase</td>" not in page
+    body = _client_for(shops[1], ["admin"]).get("/v1/privacy").json()
+    charges = {c["kind"]: c["label"] for c in body["ledger"][0]["charges"]}
+    assert charges == dict(zip(["product_popularity", "category_popularity", "product_trend", "co_purchase",
+                                "shared_model"], labels, strict=True))
+    assert {r["kind"]: r["label"] for r in body["releases"]}["co_purchase"] == "Bought together"
+    SharedModel.objects.create(window="2026-03", mechanism="opacus", epsilon=2.0, delta=1e-7, noise_multiplier=1.0,
+                               sample_rate=0.05, steps=10, max_grad_norm=1.0, max_items_per_customer=20, n_shops=4,
+                               n_buckets=1, dim=1, weights=b"", trained_at=AT)
+    body = _client_for(shops[1], ["admin"]).get("/v1/privacy").json()
+    assert [m["label"] for m in body["shared_models"]] == ["Shared cold-start model"]
