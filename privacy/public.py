@@ -1,6 +1,6 @@
 """What serving and training may use of privacy: the latest released aggregate of a kind, and for a shop's own
-products the shared cold-start model's embeddings and the released cross-shop popularity, for a shop that
-opted in (import-linter keeps them to this module)."""
+products the shared cold-start model's embeddings and the released cross-shop popularity (with the 7-day
+trend of the same month), for a shop that opted in (import-linter keeps them to this module)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ from privacy.shared_model import embed, from_bytes, token_ids
 from recs.models import Product
 
 
+def _newest(kind: str) -> Release | None:
+    return Release.objects.filter(kind=kind).order_by("-released_at", "-pk").first()
+
+
 def latest_release(tenant_id: int, kind: str) -> dict[str, float]:
     """Key -> released value of the newest release of `kind`; empty unless the shop opted in."""
     if not settings_for(tenant_id).opted_in:
         return {}
-    row = Release.objects.filter(kind=kind).order_by("-released_at", "-pk").first()
+    row = _newest(kind)
     return dict(row.values) if row else {}
 
 
@@ -50,12 +54,24 @@ def popularity_prior(values: dict[str, float], keys: Sequence[str | None]) -> np
 
 def released_popularity(tenant_id: int, product_pks: Sequence[int]) -> np.ndarray | None:
     """The newest product_popularity release as a prior in [0, 1] for each of the shop's products (matched by
-    normalised key, privacy/keys.py); None unless the shop opted in and a release exists."""
-    values = latest_release(tenant_id, "product_popularity")
-    if not values:
+    normalised key, privacy/keys.py); None unless the shop opted in and a release exists.
+
+    When a product_trend release of the same window exists, the prior is the mean of the two priors: a product
+    rising across the shops in the last 7 days moves up, one that sold earlier in the month and no longer does
+    moves down. A trend of another window (older or newer than the popularity) is left out: the two describe
+    the same month or are not mixed."""
+    if not settings_for(tenant_id).opted_in:
+        return None
+    popularity = _newest("product_popularity")
+    if popularity is None or not popularity.values:
         return None
     rows = Product.objects.for_tenant(tenant_id).filter(pk__in=list(product_pks)).values(
         "pk", "title", "brand", "category_path", "attributes")
     key_of = {r["pk"]: product_key(title=r["title"], brand=r["brand"], category_path=r["category_path"],
                                    attributes=r["attributes"]) for r in rows}
-    return popularity_prior(values, [key_of.get(pk) for pk in product_pks])
+    keys = [key_of.get(pk) for pk in product_pks]
+    prior = popularity_prior(popularity.values, keys)
+    trend = _newest("product_trend")
+    if trend is not None and trend.window == popularity.window and trend.values:
+        prior = ((prior + popularity_prior(trend.values, keys)) / 2).astype(np.float32)
+    return prior
