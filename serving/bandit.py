@@ -55,21 +55,41 @@ STATE_TTL = 30 * 86_400
 ANSWER_TTL = 2 * 86_400
 TOTAL = "*"
 
-# Decays each touched field to `now`, then adds. KEYS[1]: the posterior hash. ARGV: now, half-life (s, 0 = none),
-# TTL, then (id, add to rewards, add to exposures) triples.
-_ADD = """
-local now = tonumber(ARGV[1])
-local hl = tonumber(ARGV[2])
-for i = 4, #ARGV, 3 do
-  local id = ARGV[i]
-  local v = redis.call('HMGET', KEYS[1], 's:' .. id, 'e:' .. id, 't:' .. id)
+# decay_add(key, now, half-life, id, rewards, exposures): decays the id's fields to `now`, then adds.
+_DECAY_ADD = """
+local function decay_add(key, now, hl, id, ds, de)
+  local v = redis.call('HMGET', key, 's:' .. id, 'e:' .. id, 't:' .. id)
   local s, e, t = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or now
   local f = 1
   if hl > 0 and now > t then f = math.pow(0.5, (now - t) / hl) end
-  redis.call('HSET', KEYS[1], 's:' .. id, tostring(s * f + tonumber(ARGV[i + 1])),
-             'e:' .. id, tostring(e * f + tonumber(ARGV[i + 2])), 't:' .. id, tostring(math.max(now, t)))
+  redis.call('HSET', key, 's:' .. id, tostring(s * f + ds), 'e:' .. id, tostring(e * f + de),
+             't:' .. id, tostring(math.max(now, t)))
 end
+"""
+# Exposures. KEYS[1]: the posterior. ARGV: now, half-life (s, 0 = none), TTL, then (id, rewards, exposures) triples.
+_EXPOSE = _DECAY_ADD + """
+local now, hl = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 4, #ARGV, 3 do decay_add(KEYS[1], now, hl, ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+# One reward, counted once per (answer, item). KEYS[1]: the answer's record, KEYS[2]: the posterior (one shop:
+# one hash tag, one slot). ARGV: now, half-life, TTL, the mark's field, pk, the reward (1, or the revenue),
+# "1" when it is revenue: then in units of the running mean of rewarded order values (this one included), so
+# that the Gamma's shape stays a count.
+_REWARD = _DECAY_ADD + """
+if redis.call('HSETNX', KEYS[1], ARGV[4], '1') == 0 then return 0 end
+local value = tonumber(ARGV[6])
+if ARGV[7] == '1' then
+  value = math.max(value, 0)
+  local total = tonumber(redis.call('HINCRBYFLOAT', KEYS[2], 'revenue_sum', tostring(value)))
+  local n = redis.call('HINCRBY', KEYS[2], 'revenue_n', 1)
+  if total > 0 then value = value * n / total else value = 1 end
+end
+local now, hl = tonumber(ARGV[1]), tonumber(ARGV[2])
+decay_add(KEYS[2], now, hl, ARGV[5], value, 0)
+decay_add(KEYS[2], now, hl, '*', value, 0)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """
 
@@ -137,9 +157,9 @@ class Posterior:
     rate: np.ndarray
 
     def sample(self, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+        """One draw of every item's correction, or `size` draws (rows)."""
         n = len(self.shape)
-        draws = rng.gamma(self.shape, 1.0 / self.rate, size=(size, n) if size else n)
-        return draws
+        return rng.gamma(self.shape, 1.0 / self.rate, size=(size, n) if size else n)
 
     @property
     def mean(self) -> np.ndarray:
@@ -214,12 +234,13 @@ class Bandit:
         order = thompson if explore else np.arange(n)
         ts = placement_probabilities_with(placement_probabilities(posterior, bases, self.rng), thompson, n)
         propensity = [(1.0 - share) * float(order[k] == k) + share * float(ts[order[k], k]) for k in range(n)]
+        deviated = bool(np.any(order != np.arange(n)))
         self.draw = Draw(
             scope=self.scope, settings=self.settings, pks=[pks[i] for i in order],
             external_ids=[str(head[i].external_id) for i in order], bases=[float(bases[i]) for i in order],
-            propensities=propensity + [1.0] * (len(items) - n), deviated=bool(np.any(order != np.arange(n))),
-            now=now,
+            propensities=propensity + [1.0] * (len(items) - n), deviated=deviated, now=now,
             explain={"reward": self.settings.reward, "head": n, "explore_share": share, "explored": bool(explore),
+                     "deviated": deviated,
                      "posterior_mean": [round(float(posterior.mean[i]), 6) for i in order]},
         )
         return [*order.tolist(), *range(n, len(items))]
@@ -250,7 +271,7 @@ def commit(tenant_id: int, recommendation_id: str, draw: Draw, *, client: Any = 
     args += [TOTAL, 0.0, total]
     try:
         pipe = client.pipeline(transaction=False)
-        pipe.eval(_ADD, 1, state_key(tenant_id, draw.scope), *args)
+        pipe.eval(_EXPOSE, 1, state_key(tenant_id, draw.scope), *args)
         key = answer_key(tenant_id, recommendation_id)
         pipe.hset(key, mapping=record)
         pipe.expire(key, ANSWER_TTL)
@@ -272,15 +293,6 @@ class Feedback:
 FEEDBACK_TYPES = frozenset(REWARD_EVENT.values())
 
 
-def _reward_value(reward: str, fb: Feedback, mean_revenue: float) -> float:
-    if REWARD_EVENT[reward] != fb.event_type:
-        return 0.0
-    if reward != "revenue":
-        return 1.0
-    # Revenue in units of the variant's mean rewarded order value: the Gamma's shape stays a count.
-    return max(fb.revenue, 0.0) / mean_revenue if mean_revenue > 0 else 1.0
-
-
 def record_feedback(tenant_id: int, feedback: Sequence[Feedback], *, clock: Callable[[], float] = time.time,
                     client: Any = None) -> int:
     """Rewards of this shop's bandit answers into their posteriors; returns how many were counted. Feedback for
@@ -298,45 +310,26 @@ def record_feedback(tenant_id: int, feedback: Sequence[Feedback], *, clock: Call
 
 
 def _record(client: Any, tenant_id: int, feedback: Sequence[Feedback], now: float) -> int:
+    """Two round trips: the answers' records, then one script per reward (marked and added atomically)."""
     pipe = client.pipeline(transaction=False)
     for fb in feedback:
         pipe.hmget(answer_key(tenant_id, fb.recommendation_id), ["scope", "reward", "hl", f"i:{fb.product_id}"])
     found = pipe.execute()
-    counted = 0
     pipe = client.pipeline(transaction=False)
-    marks = []
+    queued = 0
     for fb, (scope, reward, hl, pk) in zip(feedback, found, strict=True):
         if scope is None or pk is None:
-            continue
-        reward = reward.decode() if isinstance(reward, bytes) else reward
+            continue  # no answer of this shop's bandit, or not an item of its head
+        reward = _text(reward)
         if REWARD_EVENT.get(reward) != fb.event_type:
-            continue
-        marks.append((fb, scope, reward, float(hl), pk))
-        pipe.hsetnx(answer_key(tenant_id, fb.recommendation_id), f"r:{fb.product_id}", "1")
-    if not marks:
-        return 0
-    fresh = pipe.execute()
-    pipe = client.pipeline(transaction=False)
-    for (fb, scope, reward, hl, pk), new in zip(marks, fresh, strict=True):
-        if not new:  # this (answer, item) was rewarded already: a repeated event counts once
-            continue
-        scope = scope.decode() if isinstance(scope, bytes) else scope
-        pk = pk.decode() if isinstance(pk, bytes) else pk
-        key = state_key(tenant_id, scope)
-        mean_revenue = 1.0
-        if reward == "revenue":
-            mean_revenue = _mean_revenue(client, key, fb.revenue)
-        value = _reward_value(reward, fb, mean_revenue)
-        pipe.eval(_ADD, 1, key, now, hl * 3600.0, STATE_TTL, pk, value, 0.0, TOTAL, value, 0.0)
-        counted += 1
-    pipe.execute()
-    return counted
+            continue  # not this variant's reward
+        value = fb.revenue if reward == "revenue" else 1.0
+        pipe.eval(_REWARD, 2, answer_key(tenant_id, fb.recommendation_id), state_key(tenant_id, _text(scope)),
+                  now, float(hl) * 3600.0, STATE_TTL, f"r:{fb.product_id}", _text(pk), value,
+                  "1" if reward == "revenue" else "0")
+        queued += 1
+    return sum(int(x) for x in pipe.execute()) if queued else 0
 
 
-def _mean_revenue(client: Any, key: str, revenue: float) -> float:
-    """The running mean of rewarded order values of this posterior (this one included)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.hincrbyfloat(key, "revenue_sum", max(revenue, 0.0))
-    pipe.hincrby(key, "revenue_n", 1)
-    total, n = pipe.execute()
-    return float(total) / max(int(n), 1)
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
