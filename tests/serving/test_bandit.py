@@ -17,6 +17,7 @@ from serving.bandit import (
     Feedback,
     answer_key,
     commit,
+    placement_probabilities,
     read_posterior,
     record_feedback,
     state_key,
@@ -157,9 +158,10 @@ def test_propensities_are_the_policys_placement_probabilities():
     for key, n in counts.items():
         if n >= 100:  # the logged propensity of a placement estimates how often the policy makes it
             assert np.mean(logged[key]) == pytest.approx(n / runs, abs=0.03), key
-    # Per slot, the placements' frequencies sum to one, and so do the propensities' means weighted by them.
-    for slot in range(4):
-        assert sum(n for (_, s), n in counts.items() if s == slot) == runs
+    # Thompson's placement probabilities: every slot holds one item and every item one slot.
+    posterior = read_posterior(raw_redis(), SHOP, bandit.scope, [100, 101, 102, 103], settings, T0)
+    placement = placement_probabilities(posterior, np.array([0.5, 0.48, 0.46, 0.44]), rng)
+    assert np.allclose(placement.sum(axis=0), 1.0) and np.allclose(placement.sum(axis=1), 1.0)
 
 
 def test_feedback_for_another_shops_recommendation_never_updates_this_shop():
