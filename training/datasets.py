@@ -25,7 +25,7 @@ from recs.ingest.event_types import event_weights
 from recs.models import Customer, Event, Product, ProductVersion
 from training.data import Interactions, ItemFeatures, Jagged, hash_tokens
 from training.item_versions import ALWAYS, ItemVersions
-from training.trainers.two_tower import WarmStart, warm_start_rows
+from training.warm_start import WarmStart, warm_start_rows
 
 TITLE_BUCKETS = 1 << 14
 PRICE_BUCKETS = 32

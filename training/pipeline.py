@@ -12,7 +12,8 @@ from training.inference import TrainedPipeline, recommend
 from training.item_versions import ItemVersions
 from training.trainers.common import ProgressFn
 from training.trainers.ranker import train_ranker
-from training.trainers.two_tower import WarmStart, train_two_tower
+from training.trainers.two_tower import train_two_tower
+from training.warm_start import WarmStart
 
 __all__ = ["DEFAULT_RANKER", "DEFAULT_RETRIEVAL", "TrainedPipeline", "recommend", "train_pipeline"]
 

@@ -8,7 +8,7 @@ JSON object as its last line.
 or two genres and take movies of those by popularity); shop 0 is new and holds a random 2% of its training
 events (per-customer temporal split, the last 20% tested). For each total epsilon per contributing shop,
 half pays the other shops' product_popularity release and half the shared model's DP-SGD run; the new shop's
-retrieval (train_two_tower) is warm-started from both (training.trainers.two_tower.warm_start_rows) and its
+retrieval (train_two_tower) is warm-started from both (training.warm_start.warm_start_rows) and its
 NDCG@10 averaged over `--seeds` draws of its 2%. `cold_baseline_ndcg10`: the same shop and draws, no warm
 start. Epsilon infinity: no noise and no clipping (the reference only; never released).
 
@@ -229,7 +229,8 @@ def _new_shop(ml, shop_of: np.ndarray, seed: int):
 def utility(seeds: int, epochs: int) -> dict:
     """Total epsilon per contributing shop, half to the popularity release and half to the shared model."""
     from training.movielens import movielens_arrays
-    from training.trainers.two_tower import retrieval_metrics, train_two_tower, warm_start_rows
+    from training.trainers.two_tower import retrieval_metrics, train_two_tower
+    from training.warm_start import warm_start_rows
 
     ml = movielens_arrays(ml_frame())
     shop_of = ml.user_ids % N_MOVIELENS_SHOPS

@@ -1,5 +1,5 @@
 """A shop's own training warm-started from what the opted-in shops share (privacy.public: the shared cold-start
-model's embeddings and the released popularity; training.trainers.two_tower.warm_start_rows).
+model's embeddings and the released popularity; training.warm_start.warm_start_rows).
 
 What they prove: a product without events, whose shared embedding says it goes with what a group of customers
 takes, is placed near the top for them when retrieval is warm-started, and far lower without; a customer
@@ -23,7 +23,8 @@ from tests.factories import CustomerFactory, EventFactory, ProductFactory, Tenan
 from training.data import Interactions, ItemFeatures, make_history
 from training.datasets import load_tenant_dataset
 from training.inference import retrieve
-from training.trainers.two_tower import WarmStart, train_two_tower, warm_start_rows
+from training.trainers.two_tower import train_two_tower
+from training.warm_start import WarmStart, warm_start_rows
 
 AT = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 N_GROUP = 12
