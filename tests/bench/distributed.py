@@ -12,7 +12,8 @@
    (serving/shard_client.py): recall@100 against exact search over the whole catalog, p99 latency of one query
    (client to merged answer, over the authenticated protocol), share of items scanned; and the same slices in
    one process (`faiss.IndexShards`) for comparison.
-`--only training` runs part 1 alone, `--only ann` part 3. Prints the figures, then as its last line one JSON object.
+`--only training` runs part 1 alone (`--seeds N`: each seed on 1 and 2 processes, figures averaged), `--only ann`
+part 3. Prints the figures, then as its last line one JSON object.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _quality(pipeline, train, test, items) -> dict[str, float]:
             "seconds": pipeline.metrics["train_seconds"]}
 
 
-def worker(out: Path, shard_min_bytes: int) -> None:
+def worker(out: Path, shard_min_bytes: int, seed: int) -> None:
     """Under torchrun: the same pipeline, sharded; rank 0 writes its figures."""
     import torch
     import torch.distributed as dist
@@ -74,7 +75,7 @@ def worker(out: Path, shard_min_bytes: int) -> None:
     train, test, items = _movielens()
     parallel = ShardedTraining(device=torch.device("cpu"), memory_bytes=1 << 30, shard_min_bytes=shard_min_bytes)
     with training_in_parallel(parallel):
-        pipeline = train_pipeline(train, items, seed=0, **EPOCHS)
+        pipeline = train_pipeline(train, items, seed=seed, **EPOCHS)
     if dist.get_rank() == 0:
         figures = _quality(pipeline, train, test, items)
         figures["plan"] = {k: v["sharding_type"] for p in parallel.plans for k, v in p["tables"].items()}
@@ -82,11 +83,12 @@ def worker(out: Path, shard_min_bytes: int) -> None:
     dist.destroy_process_group()
 
 
-def two_processes(shard_min_bytes: int) -> dict:
+def two_processes(shard_min_bytes: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "figures.json"
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                   "-m", "tests.bench.distributed", "--worker", str(out), "--shard-min-bytes", str(shard_min_bytes)]
+                   "-m", "tests.bench.distributed", "--worker", str(out), "--shard-min-bytes", str(shard_min_bytes),
+                   "--seed", str(seed)]
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(done.stderr[-4000:])
@@ -204,30 +206,46 @@ def sharded_ann(n: int, dim: int, shards: int, nlist: int, nprobe: int, queries:
             "sharded_ann_inprocess_p99_ms": float(np.percentile(local_latencies, 99))}
 
 
-def training_parity() -> dict:
-    """Part 1: the pipeline on 1 process, then on 2 (default plan, every table sharded)."""
+def training_parity(seeds: int = 1) -> dict:
+    """Part 1: the pipeline on 1 process and on 2 (default plan) for each seed, then on 2 with every table
+    sharded (seed 0). Two processes add their gradients in another order than one, and the difference grows
+    over training as a change of seed's does, so with several seeds the figures are means over seeds and the
+    spread of one process's AUC across seeds is given beside them."""
     import torch
 
     from training.pipeline import train_pipeline
 
     torch.set_num_threads(1)
     train, test, items = _movielens()
-    alone = _quality(train_pipeline(train, items, seed=0, **EPOCHS), train, test, items)
-    print("1 process:", alone)
-    pair = two_processes(64 << 20)
-    print("2 processes, default plan:", pair)
-    sharded = two_processes(0)
-    print("2 processes, every table sharded:", sharded)
+    alone, pair = [], []
+    for seed in range(seeds):
+        alone.append(_quality(train_pipeline(train, items, seed=seed, **EPOCHS), train, test, items))
+        print(f"seed {seed}, 1 process:", alone[-1])
+        pair.append(two_processes(64 << 20, seed))
+        print(f"seed {seed}, 2 processes, default plan:", pair[-1])
+    sharded = two_processes(0, 0)
+    print("seed 0, 2 processes, every table sharded:", sharded)
+
+    def mean(runs: list[dict], key: str) -> float:
+        return float(np.mean([r[key] for r in runs]))
+
     return {
-        "auc_1proc": alone["auc"], "auc_2proc": pair["auc"], "auc_abs_diff": abs(alone["auc"] - pair["auc"]),
-        "ndcg10_1proc": alone["ndcg10"], "ndcg10_2proc": pair["ndcg10"],
-        "ndcg10_abs_diff": abs(alone["ndcg10"] - pair["ndcg10"]),
+        "seeds": seeds,
+        "auc_1proc": mean(alone, "auc"), "auc_2proc": mean(pair, "auc"),
+        "auc_abs_diff": abs(mean(alone, "auc") - mean(pair, "auc")),
+        "auc_abs_diff_per_seed": [abs(a["auc"] - b["auc"]) for a, b in zip(alone, pair, strict=True)],
+        "auc_1proc_seed_std": float(np.std([a["auc"] for a in alone], ddof=1)) if seeds > 1 else None,
+        "ndcg10_1proc": mean(alone, "ndcg10"), "ndcg10_2proc": mean(pair, "ndcg10"),
+        "ndcg10_abs_diff": abs(mean(alone, "ndcg10") - mean(pair, "ndcg10")),
+        "ndcg10_abs_diff_per_seed": [abs(a["ndcg10"] - b["ndcg10"]) for a, b in zip(alone, pair, strict=True)],
+        "ndcg10_1proc_seed_std": float(np.std([a["ndcg10"] for a in alone], ddof=1)) if seeds > 1 else None,
         "auc_2proc_all_sharded": sharded["auc"], "ndcg10_2proc_all_sharded": sharded["ndcg10"],
-        "plan_2proc": sorted(set(pair["plan"].values())),
+        "plan_2proc": sorted(set(pair[0]["plan"].values())),
         "plan_2proc_all_sharded": sorted(set(sharded["plan"].values())),
-        "examples_per_s_1proc": alone["ranker_examples_per_s"], "examples_per_s_2proc": pair["ranker_examples_per_s"],
-        "per_process_efficiency": pair["ranker_examples_per_s"] / (2 * alone["ranker_examples_per_s"]),
-        "pipeline_seconds_1proc": alone["seconds"], "pipeline_seconds_2proc": pair["seconds"],
+        "examples_per_s_1proc": mean(alone, "ranker_examples_per_s"),
+        "examples_per_s_2proc": mean(pair, "ranker_examples_per_s"),
+        "per_process_efficiency": mean(pair, "ranker_examples_per_s") / (2 * mean(alone, "ranker_examples_per_s")),
+        "pipeline_seconds_1proc": mean(alone, "seconds"), "pipeline_seconds_2proc": mean(pair, "seconds"),
         "pipeline_seconds_2proc_all_sharded": sharded["seconds"],
     }
 
@@ -242,17 +260,19 @@ def main() -> None:
     parser.add_argument("--worker", type=Path)
     parser.add_argument("--shard-min-bytes", type=int, default=64 << 20)
     parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0, help="(--worker) the pipeline's seed")
+    parser.add_argument("--seeds", type=int, default=1, help="part 1: pipeline seeds, each on 1 and 2 processes")
     parser.add_argument("--only", choices=["ann", "training"], help="run one part alone")
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.shard_min_bytes)
+        worker(args.worker, args.shard_min_bytes, args.seed)
         return
     if args.only == "ann":
         ann = sharded_ann(args.items, 64, 2, 2048, 64)
         print("sharded ANN:", ann)
         print(json.dumps({"commit": _commit(), **ann}))
         return
-    training = training_parity()
+    training = training_parity(args.seeds)
     if args.only == "training":
         print(json.dumps({"commit": _commit(), **training}))
         return
