@@ -34,7 +34,7 @@ class VariantConfig(BaseModel):
     bandit_reward: Literal["click", "add_to_cart", "purchase", "revenue"] = "click"
     bandit_head: Annotated[int, Field(ge=2, le=20)] = 5
     bandit_explore_share: Annotated[float, Field(ge=0, le=1)] = 1.0
-    bandit_half_life_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
+    bandit_half_life_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 336.0
 
     @model_validator(mode="after")
     def _bandit_settings_need_the_bandit(self) -> VariantConfig:

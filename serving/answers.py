@@ -54,7 +54,7 @@ class ServingOptions:
             bandit = BanditSettings(
                 reward=reward if reward in REWARDS else "click", head=int(config.get("bandit_head", 5)),
                 explore_share=float(config.get("bandit_explore_share", 1.0)),
-                half_life_hours=float(config.get("bandit_half_life_hours", 24.0)),
+                half_life_hours=float(config.get("bandit_half_life_hours", 336.0)),
             )
         return cls(ranker=bool(config.get("ranker", True)), bandit=bandit)
 

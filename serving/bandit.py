@@ -106,8 +106,11 @@ class BanditSettings:
     reward: str = "click"
     head: int = 5  # the ranker's first `head` items may be reordered; the rest never move
     explore_share: float = 1.0  # at most this share of answers deviates from the ranker's order
-    half_life_hours: float = 24.0
-    prior_strength: float = 10.0
+    # Two weeks: evidence is scarce per item (tens of exposures over a two-week test), so forgetting it faster
+    # costs more than the drift it follows (chosen on tests/bench/_bandit_sim.py's tuning seeds, 100-103).
+    half_life_hours: float = 336.0
+    # In rewards: how many an item must earn before its own evidence outweighs the ranker's estimate.
+    prior_strength: float = 3.0
 
 
 @dataclass

@@ -102,5 +102,5 @@ def test_a_bandit_variant_is_created_with_its_settings(api):
     assert response.status_code == 201, response.content
     assert response.json()["variants"][1]["config"] == {
         "model_version": "active", "ranker": True, "bandit": True, "bandit_reward": "revenue", "bandit_head": 5,
-        "bandit_explore_share": 1.0, "bandit_half_life_hours": 24.0}
+        "bandit_explore_share": 1.0, "bandit_half_life_hours": 336.0}
     assert response.json()["variants"][0]["config"] == {"model_version": "active", "ranker": True}

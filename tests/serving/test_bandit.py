@@ -189,3 +189,19 @@ def test_old_evidence_fades_with_the_half_life():
     later = read_posterior(client, SHOP, bandit.scope, [pk], settings, T0 + 3600)
     m = settings.prior_strength
     assert later.shape[0] - m == pytest.approx((post.shape[0] - m) / 2)
+
+
+def test_under_the_defaults_a_few_clicks_from_days_ago_still_lead_the_head():
+    # Per item, evidence is scarce (tens of exposures over a test): the default half-life keeps days-old
+    # clicks, and the default prior lets a handful of them outweigh the ranker's slight preference.
+    settings = BanditSettings(reward="click", head=2)
+    bandit = Bandit(settings, "7:defaults", clock=Clock(), rng=np.random.default_rng(8))
+    three_days_ago = T0 - 3 * 86_400
+    raw_redis().hset(state_key(SHOP, bandit.scope), mapping={
+        "s:100": 0, "e:100": 4, "t:100": three_days_ago, "s:101": 6, "e:101": 4, "t:101": three_days_ago,
+        "s:*": 6, "e:*": 8, "t:*": three_days_ago})
+    posterior = read_posterior(raw_redis(), SHOP, bandit.scope, [100, 101], settings, T0)
+    kept = (posterior.shape[1] - settings.prior_strength) / 6
+    assert 0.85 < kept < 0.9  # three days of a two-week half-life
+    firsts = [_serve(bandit, items=_items(2))[1][0] for _ in range(300)]
+    assert firsts.count("p1") >= 0.8 * 300  # p1 earned 6 clicks, p0 none; the ranker scored p0 a little higher
