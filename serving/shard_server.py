@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 0 <= args.shard < args.shards:
         parser.error("--shard must be in 0..--of - 1")
-    secret = os.environ.get(SECRET_ENV, "").encode()
+    secret = os.environ.get("RECSVC_ANN_SHARD_SECRET", "").encode()
     if not secret:
         parser.error(f"{SECRET_ENV} is not set")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
