@@ -40,16 +40,26 @@ session: its answer for a customer would be the same each time.
 
 Figures per seed: `policy_lift`, the bandit arm's expected clicks per answer (from the truth) over what the
 ranker's order would have earned in the same sessions: a paired, low-noise measure of the policy alone, for
-choosing settings; then clicks per answer in each arm (a ratio metric over visitors, delta method) compared by
-`experiments.compare.compare` (the always-valid test, planned at the visitors); lift = relative lift;
-significant = always-valid p <= 0.05 with a positive lift, at the end. The oracle lift is what sorting each
-bandit answer's head by the truth would have given (the headroom). OPE: `--log-sessions` more sessions,
-interleaved in time, served by the static ranker exploring with EPSILON (the head shuffled uniformly with
-that probability: known propensities); the bandit's policy at each of those times (its Redis posterior
-then, placements by Monte Carlo) is evaluated by item-position IPS, SNIPS (self-normalised per slot) and DR
-(a position-based reward model on the ranker's ranks, cross-fitted on two halves), against the bandit
-arm's realised clicks per answer (its online truth). `ope_relative_error` is DR's mean absolute relative
-error over the seeds; IPS's and SNIPS's are beside it.
+choosing settings; then clicks per answer in each arm (a ratio metric over the visitors served at least once,
+the units the product counts; delta method) compared by `experiments.compare.compare` (the always-valid test,
+planned at the visitors); lift = relative lift; significant = always-valid p <= 0.05 with a positive lift, at
+the end. That is the test the results page runs on the goal `click_through`, a ratio metric, which the product
+does not CUPED-adjust (`experiments.metrics.Metric` refuses CUPED on a ratio, and the attribution statistics
+fill no pre-period covariate), so it gives `bandit_significant_share`. Beside it, `*_cuped`: what CUPED would
+add: each visitor also has a pre-period, `--sessions` + `--log-sessions` sessions in the 14 days before the
+test, all of them the static ranker's answer, from the same truth (the drift continued backwards from the start,
+a path of its own) and the same activity, drawn from a random stream of their own (the test's draws do not
+change) and blind to the arm; clicks per visitor (a mean metric) with the pre-period's clicks as the covariate
+through `experiments.metrics.estimates` (a `cuped=True` metric: theta pooled within the arms), the same
+always-valid test; `bandit_cuped_variance_ratio` is its lift's variance over the ratio metric's, and
+`bandit_cuped_variance_reduction` what CUPED removes from unadjusted clicks per visitor's. The oracle lift
+is what sorting each bandit answer's head by the truth would have given (the headroom). OPE: `--log-sessions`
+more sessions, interleaved in time, served by the static ranker exploring with EPSILON (the head shuffled
+uniformly with that probability: known propensities); the bandit's policy at each of those times (its Redis
+posterior then, placements by Monte Carlo) is evaluated by item-position IPS, SNIPS (self-normalised per slot)
+and DR (a position-based reward model on the ranker's ranks, cross-fitted on two halves), against the bandit
+arm's realised clicks per answer (its online truth). `ope_relative_error` is DR's mean absolute relative error
+over the seeds; IPS's and SNIPS's are beside it.
 
 BANDIT_SIM_PRIOR / BANDIT_SIM_HALF_LIFE (environment) override the bandit's prior strength and half-life:
 for exploring, not for the recorded figures, which use the product's defaults.
@@ -291,6 +301,10 @@ def _delete_tenant(tenant_id: int) -> None:
 class SeedResult:
     lift: float
     p_sequential: float
+    lift_cuped: float
+    p_sequential_cuped: float
+    variance_ratio_cuped: float  # CUPED's variance of the lift over the ratio metric's, same seed
+    variance_reduction_cuped: float  # 1 - CUPED's variance of the lift over unadjusted clicks per visitor's
     oracle_lift: float
     policy_lift: float
     online: float
@@ -334,8 +348,9 @@ def _pbm_fit(ranks: np.ndarray, slots: np.ndarray, clicks: np.ndarray, n: int) -
 def run_seed(world: World, seed: int, sessions: int, log_sessions: int, visitors: int) -> SeedResult:
     from core.redis_client import raw_redis
     from experiments.compare import compare
+    from experiments.metrics import Metric, estimates
     from experiments.running import assignment_for
-    from experiments.stats import VariantStats, ratio_estimate
+    from experiments.stats import VariantStats, mean_estimate, ratio_estimate
     from serving.answers import ServingOptions
     from serving.bandit import Bandit, Feedback, commit, placement_probabilities, read_posterior, record_feedback
 
@@ -425,9 +440,18 @@ def run_seed(world: World, seed: int, sessions: int, log_sessions: int, visitors
             if r.any():
                 record_feedback(tenant, [Feedback(rid, items[i].external_id, "click") for i in order[r]], clock=clock)
 
-    # The A/B analysis: clicks per answer (a ratio metric: the delta method over customers), the always-valid test.
-    stats = [VariantStats.from_rows(clicks[arm == a], answers[arm == a]) for a in (0, 1)]
+    # The A/B analysis over the units the product counts (visitors served at least once): clicks per answer
+    # (the goal's ratio metric, delta method), the always-valid test.
+    served = answers > 0
+    stats = [VariantStats.from_rows(clicks[served & (arm == a)], answers[served & (arm == a)]) for a in (0, 1)]
     effect = compare(ratio_estimate(stats[0]), ratio_estimate(stats[1]), planned_n=visitors, alpha=ALPHA)
+    # Beside it, what CUPED would give: clicks per visitor, a mean metric, with the pre-period's clicks.
+    pre = _pre_period_clicks(world, seed, taste_of, activity, total)
+    by_arm = {a: VariantStats.from_rows(clicks[served & (arm == a)], covariate=pre[served & (arm == a)])
+              for a in (0, 1)}
+    adjusted, _ = estimates(Metric("clicks_per_visitor", "clicks per visitor", cuped=True), by_arm)
+    effect_cuped = compare(adjusted[0], adjusted[1], planned_n=visitors, alpha=ALPHA)
+    plain = compare(mean_estimate(by_arm[0]), mean_estimate(by_arm[1]), planned_n=visitors, alpha=ALPHA)
     oracle_lift = float((oracle[1] / answers[arm == 1].sum()) / (oracle[0] / answers[arm == 0].sum()) - 1)
     online = float(clicks[arm == 1].sum() / max(answers[arm == 1].sum(), 1))
 
@@ -439,10 +463,37 @@ def run_seed(world: World, seed: int, sessions: int, log_sessions: int, visitors
     with tenant_context(tenant):
         lifecycle.stop(experiment)
     return SeedResult(lift=float(effect.lift), p_sequential=float(effect.p_value_sequential), online=online,
+                      lift_cuped=float(effect_cuped.lift), p_sequential_cuped=float(effect_cuped.p_value_sequential),
+                      variance_ratio_cuped=float(effect_cuped.lift_se**2 / effect.lift_se**2),
+                      variance_reduction_cuped=float(1.0 - effect_cuped.lift_se**2 / plain.lift_se**2),
                       oracle_lift=oracle_lift,
                       policy_lift=float(np.sum(expected_bandit) / np.sum(expected_ranker) - 1.0),
                       expected_online=float(np.mean(expected_bandit)), ips=ips, snips=snips, dr=dr,
                       bandit_answers=int(answers[arm == 1].sum()), static_answers=int(answers[arm == 0].sum()))
+
+
+def _pre_period_clicks(world: World, seed: int, taste_of: np.ndarray, activity: np.ndarray,
+                       sessions: int) -> np.ndarray:
+    """Each visitor's clicks in the 14 days before the test, every answer the static ranker's: CUPED's covariate.
+
+    The same truth and activity as the test (the drift runs back from the test's start as a Brownian path of
+    its own, independent of the test's, as a Brownian motion's past is of its future); its own random stream,
+    so the test's draws are the same with or without it. Nothing here depends on the arm.
+    """
+    rng = np.random.default_rng([seed, 1])
+    steps = DAYS * 24
+    drift = np.cumsum(rng.normal(0.0, DRIFT_SD / np.sqrt(steps), size=(steps + 1, len(world.appeal))), axis=0)
+    drift[0] = 0.0  # hours before the start
+    who = rng.choice(len(taste_of), size=sessions, p=activity / activity.sum())
+    hour = (rng.uniform(0.0, DAYS * 86_400.0, size=sessions) / 3600.0).astype(np.int64)
+    j = taste_of[who]
+    lengths = np.array([len(items) for items in world.items])
+    codes = world.item_codes[j]
+    attract = _attractive(world.z[j], world.appeal[codes] + drift[hour[:, None], codes])
+    p = exam(np.arange(K)) * attract * (np.arange(K) < lengths[j][:, None])
+    clicks = np.zeros(len(taste_of))
+    np.add.at(clicks, who, (rng.random(p.shape) < p).sum(axis=1))
+    return clicks
 
 
 def _ope(logs: list) -> tuple[float, float, float]:
@@ -527,7 +578,7 @@ def figures(seeds: int = 50, sessions: int = 40_000, log_sessions: int = 2_000, 
         res = run_seed(world, seed, sessions, log_sessions, visitors)
         results.append(res)
         _log(f"seed {seed}: lift {res.lift:+.3f} (policy {res.policy_lift:+.3f}, oracle {res.oracle_lift:+.3f}), "
-             f"p_seq {res.p_sequential:.4f}, "
+             f"p_seq {res.p_sequential:.4f} (CUPED: lift {res.lift_cuped:+.3f}, p_seq {res.p_sequential_cuped:.4f}), "
              f"online {res.online:.4f}, IPS {res.ips:.4f}, SNIPS {res.snips:.4f}, DR {res.dr:.4f}")
     seeds_s = time.perf_counter() - started
     online = np.array([r.online for r in results])
@@ -542,6 +593,11 @@ def figures(seeds: int = 50, sessions: int = 40_000, log_sessions: int = 2_000, 
         "bandit_lift_rel_median": round(float(np.median([r.lift for r in results])), 4),
         "bandit_significant_share": round(float(np.mean([(r.p_sequential <= ALPHA) and r.lift > 0
                                                          for r in results])), 4),
+        "bandit_lift_rel_cuped": round(float(np.mean([r.lift_cuped for r in results])), 4),
+        "bandit_significant_share_cuped": round(float(np.mean([(r.p_sequential_cuped <= ALPHA) and r.lift_cuped > 0
+                                                               for r in results])), 4),
+        "bandit_cuped_variance_ratio": round(float(np.mean([r.variance_ratio_cuped for r in results])), 4),
+        "bandit_cuped_variance_reduction": round(float(np.mean([r.variance_reduction_cuped for r in results])), 4),
         "ope_relative_error": round(rel_error([r.dr for r in results]), 4),
         "ope_relative_error_ips": round(rel_error([r.ips for r in results]), 4),
         "ope_relative_error_snips": round(rel_error([r.snips for r in results]), 4),
