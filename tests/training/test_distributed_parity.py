@@ -32,9 +32,13 @@ def test_two_processes_on_the_data_parallel_plan_train_the_one_process_pipeline(
     one = train_pipeline(train, items, seed=0, **PARAMS)
     # Unit vectors: a different batch split, negative pool, starting value or feature order moves them by tenths.
     np.testing.assert_allclose(two.retrieval.item_embeddings, one.retrieval.item_embeddings, atol=1e-4)
-    # The ranker reads features of those embeddings, so its inputs differ in the last float digits; Adam's first
-    # steps move a weight whose gradient is about zero by +-lr whatever its sign, so weights may differ by lr.
+    # The ranker reads features of those embeddings, so its inputs differ in the last float digits, and Adam moves
+    # a weight whose gradient is about zero by +-lr a step whatever the gradient's sign: single weights drift
+    # apart by a few lr while each tensor as a whole stays put (about 0.5% of its norm at most; another seed moves
+    # each by more than its own norm).
     for name, value in one.ranker.state.items():
-        np.testing.assert_allclose(two.ranker.state[name].numpy(), value.numpy(), atol=2e-3, err_msg=name)
+        moved = two.ranker.state[name].numpy() - value.numpy()
+        drift = np.linalg.norm(moved) / max(np.linalg.norm(value.numpy()), 1e-6)
+        assert drift < 0.05, (name, drift)
     auc = [[e["holdout_auc"] for e in p.ranker.metrics["epochs"]] for p in (one, two)]
     np.testing.assert_allclose(auc[1], auc[0], atol=5e-4)
