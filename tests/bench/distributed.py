@@ -12,8 +12,8 @@
    (serving/shard_client.py): recall@100 against exact search over the whole catalog, p99 latency of one query
    (client to merged answer, over the authenticated protocol), share of items scanned; and the same slices in
    one process (`faiss.IndexShards`) for comparison.
-`--only training` runs part 1 alone (`--seeds N`: each seed on 1 and 2 processes, figures averaged), `--only ann`
-part 3. Prints the figures, then as its last line one JSON object.
+`--only training` runs part 1 alone (`--seeds N`: each seed on 1 and 2 processes, figures averaged), `--only serving`
+part 2, `--only ann` part 3. Prints the figures, then as its last line one JSON object.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0, help="(--worker) the pipeline's seed")
     parser.add_argument("--seeds", type=int, default=1, help="part 1: pipeline seeds, each on 1 and 2 processes")
-    parser.add_argument("--only", choices=["ann", "training"], help="run one part alone")
+    parser.add_argument("--only", choices=["ann", "serving", "training"], help="run one part alone")
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.shard_min_bytes, args.seed)
@@ -271,6 +271,11 @@ def main() -> None:
         ann = sharded_ann(args.items, 64, 2, 2048, 64)
         print("sharded ANN:", ann)
         print(json.dumps({"commit": _commit(), **ann}))
+        return
+    if args.only == "serving":
+        memory = serving_memory(1_000_000, 64, 64 << 20)
+        print("serving from shards:", memory)
+        print(json.dumps({"commit": _commit(), **memory}))
         return
     training = training_parity(args.seeds)
     if args.only == "training":
