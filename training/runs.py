@@ -12,6 +12,7 @@ the partial unique index `one_run_in_flight_per_kind` is the guard that holds un
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from training.hyperparameters import clean_hyperparameters
 from training.registry import lifecycle
@@ -37,12 +38,29 @@ def request_run(tenant_id: int, *, trigger: str, hyperparameters: dict | None = 
     can queue a run the trainers would reject.
     """
     params = clean_hyperparameters(hyperparameters)
+    return _one_run(tenant_id, lambda: start_training(tenant_id, trigger=trigger, hyperparameters=params))
+
+
+def claim_new_run(tenant_id: int, *, trigger: str = "cli", hyperparameters: dict | None = None) -> ModelVersion:
+    """A run its caller trains itself (the cluster's multi-node training Job): created already claimed, status
+    training with a fresh heartbeat, and no message to the training queue, so no Celery worker takes it too.
+    The caller keeps the heartbeat going (`reaper.heartbeat`), or the reaper fails the run as lost. Raises
+    RunInProgress like request_run."""
+    params = clean_hyperparameters(hyperparameters)
+    now = timezone.now()
+    return _one_run(tenant_id, lambda: ModelVersion.objects.create(
+        tenant_id=tenant_id, trigger=trigger, hyperparameters=params, status=ModelVersion.Status.TRAINING,
+        started_at=now, heartbeat_at=now,
+    ))
+
+
+def _one_run(tenant_id: int, create) -> ModelVersion:
     current = in_flight(tenant_id)
     if current is not None:
         raise RunInProgress(current)
     try:
         with transaction.atomic():  # a savepoint: a lost race leaves the caller's transaction usable
-            return start_training(tenant_id, trigger=trigger, hyperparameters=params)
+            return create()
     except IntegrityError as exc:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != "one_run_in_flight_per_kind":
             raise

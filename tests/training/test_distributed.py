@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ from tests.celery_worker import REPO
 from tests.factories import TenantFactory
 from tests.training.conftest import make_tenant
 from tests.training.distributed_job import PARAMS
-from training.distributed import planning
+from training.distributed import launch, planning
 from training.distributed.worker import PLAN_FILE
 from training.inference import TrainedPipeline
 from training.pipeline import train_pipeline
@@ -170,3 +171,30 @@ def test_a_chosen_shop_trains_on_two_processes_and_a_killed_process_fails_the_ne
     answer = api.get("/v1/recommendations", {"customer_id": customer})
     assert answer.status_code == 200, answer.content
     assert answer.json()["model_version"] == first.pk
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_run_its_own_processes_start_as_the_cluster_job_does(shop):
+    """deploy/k8s's multi-node Job: torchrun with a c10d rendezvous (one node here) and `TENANT new`, no
+    Celery task: rank 0 starts the run claimed, trains it on both processes and activates it; a second start
+    while a run is in flight is refused without a version."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2", "--max-restarts=0",
+               "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=test-job",
+               "-m", "training.distributed.worker", str(shop.pk), "new", "--hyperparameters", json.dumps(TINY)]
+    done = subprocess.run(command, cwd=REPO, env=launch._environment(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (version,) = ModelVersion.objects.for_tenant(shop.pk)
+    assert f"version {version.pk}" in done.stdout
+    assert version.status == ModelVersion.Status.ACTIVE and version.trigger == "cli" and version.attempts == 1
+    assert version.hyperparameters["retrieval"]["dim"] == 16
+    assert version.metrics["training_processes"] == 2
+    assert json.loads((storage.local_path(version.artifact_uri) / PLAN_FILE).read_text())["world_size"] == 2
+
+    waiting = _queued(shop, TINY)
+    again = subprocess.run(command, cwd=REPO, env=launch._environment(), capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and f"version {waiting.pk} is queued" in again.stderr
+    assert sorted(ModelVersion.objects.for_tenant(shop.pk).values_list("pk", flat=True)) == [version.pk, waiting.pk]

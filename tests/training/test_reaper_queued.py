@@ -15,10 +15,11 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from tenants.context import tenant_context
 from tests.factories import TenantFactory
 from training.registry import reaper
 from training.registry.models import ModelVersion
-from training.runs import RunInProgress, request_run
+from training.runs import RunInProgress, claim_new_run, request_run
 from training.tasks import train_model_version
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +141,24 @@ def test_a_released_run_is_treated_like_a_fresh_queue_entry(shop, broker, django
         assert reaper.handle_stuck_queued_runs() == ([run.pk], [])
     assert refreshed(run).status == "queued"
     assert sent_messages(broker) == [("training.tasks.train_model_version", [shop.pk, run.pk])]
+
+
+def test_a_run_its_own_processes_train_is_claimed_at_once_and_sends_nothing(
+    shop, broker, django_capture_on_commit_callbacks
+):
+    """The cluster's training Job (training.distributed.worker TENANT new): no message a Celery worker could
+    take too, a claim the reaper respects while it beats and judges by its heartbeat when it stops."""
+    with tenant_context(shop.pk), django_capture_on_commit_callbacks(execute=True):
+        run = claim_new_run(shop.pk, hyperparameters={"ranker": {"epochs": 1}})
+    assert run.status == ModelVersion.Status.TRAINING and run.heartbeat_at is not None and run.trigger == "cli"
+    assert run.hyperparameters == {"ranker": {"epochs": 1}}
+    assert sent_messages(broker) == []
+    assert not reaper.claim(shop.pk, run.pk)  # a redelivered message of another run could not take it
+    with tenant_context(shop.pk), pytest.raises(RunInProgress):
+        claim_new_run(shop.pk)
+    with tenant_context(shop.pk), pytest.raises(RunInProgress):
+        request_run(shop.pk, trigger="api")
+    assert reaper.reap_lost_runs() == [] and reaper.handle_stuck_queued_runs() == ([], [])
+    ModelVersion.objects.for_tenant(shop).filter(pk=run.pk).update(heartbeat_at=ago(301))
+    assert reaper.reap_lost_runs() == [run.pk]
+    assert refreshed(run).status == ModelVersion.Status.FAILED

@@ -1,5 +1,8 @@
 """The program torchrun starts on every process of a distributed run:
-`python -m training.distributed.worker TENANT_ID VERSION_ID` (training/distributed/launch.py builds the command).
+`python -m training.distributed.worker TENANT_ID VERSION_ID` (training/distributed/launch.py builds the command:
+the Celery task has claimed the version and keeps its heartbeat), or `TENANT_ID new` (a run across several
+nodes that no Celery task started, deploy/k8s's training Job): rank 0 then starts the run itself, claimed
+(`training.runs.claim_new_run`), and keeps its heartbeat while it loads and trains.
 
 Rank 0 loads the shop's data once and hands it to the others (over the run's own process group, so every
 process trains on the same rows even while events arrive), then runs `training.jobs.run_training`, the
@@ -10,6 +13,8 @@ training calls on the same data (`train_served_models`) and write nothing.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import sys
@@ -43,8 +48,23 @@ def record_plan(folder: Path, plans: list[dict[str, Any]], world_size: int, back
     return {"training_processes": world_size}
 
 
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.distributed.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("tenant_id", type=int, help="the shop's id")
+    parser.add_argument("version", help="the claimed version's id, or `new`: rank 0 starts and claims a run")
+    parser.add_argument("--hyperparameters", type=json.loads, default=None,
+                        help="with `new`: the run's hyper-parameters as JSON (default: the shop's defaults)")
+    args = parser.parse_args(argv)
+    if args.version != "new" and not args.version.isdigit():
+        parser.error(f"VERSION is a version id or `new`, not {args.version!r}")
+    if args.hyperparameters is not None and args.version != "new":
+        parser.error("--hyperparameters is for a `new` run (a claimed version has its own)")
+    return args
+
+
 def main(argv: list[str]) -> int:
-    tenant_id, version_id = (int(a) for a in argv)
+    args = _arguments(argv)
+    tenant_id = args.tenant_id
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
@@ -57,7 +77,9 @@ def main(argv: list[str]) -> int:
     from training.datasets import load_tenant_dataset
     from training.distributed.parallel import ShardedTraining
     from training.jobs import NotEnoughData, enough_events, run_training, train_served_models
+    from training.registry import reaper
     from training.registry.models import ModelVersion
+    from training.runs import RunInProgress, claim_new_run
     from training.trainers.common import training_in_parallel
 
     cuda = torch.cuda.is_available()
@@ -72,12 +94,28 @@ def main(argv: list[str]) -> int:
         shard_min_bytes=settings.RECSVC_SHARD_TABLE_MIN_BYTES, sharding_types=tuple(settings.RECSVC_SHARDING_TYPES),
     )
     status = 0
-    with tenant_context(tenant_id):
-        version = ModelVersion.objects.for_tenant(tenant_id).get(pk=version_id)
-        shared: list[Any] = [load_tenant_dataset(tenant_id) if rank == 0 else None]
+    with tenant_context(tenant_id), contextlib.ExitStack() as alive:
+        version_id: int | None = None if args.version == "new" else int(args.version)
+        dataset = None
+        if rank == 0:
+            try:
+                if version_id is None:
+                    version_id = claim_new_run(tenant_id, hyperparameters=args.hyperparameters).pk
+                    # From here until the run ends, loading included: a run without beats is reaped as lost.
+                    alive.enter_context(reaper.heartbeat(tenant_id, version_id))
+                    print(f"version {version_id}", flush=True)
+                dataset = load_tenant_dataset(tenant_id)
+            except RunInProgress as exc:
+                print(f"not started: {exc}", file=sys.stderr, flush=True)
+                version_id = None
         # Pickled between the processes of this one run (torchrun's group), never to or from the outside.
+        shared: list[Any] = [version_id, dataset]
         dist.broadcast_object_list(shared, src=0, device=device if cuda else None)
-        dataset = shared[0]
+        version_id, dataset = shared
+        if version_id is None:
+            dist.destroy_process_group()
+            return 1
+        version = ModelVersion.objects.for_tenant(tenant_id).get(pk=version_id)
         with training_in_parallel(parallel):
             if rank == 0:
                 done = run_training(
