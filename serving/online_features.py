@@ -175,7 +175,7 @@ def _load_version(tenant_id: int, model: ServedModel) -> OnlineFeatures:
         items = None
     if items is not None:  # the ranker never reads title tokens (RANKER_KEYS): do not keep them per process
         items = dataclasses.replace(items, title_tokens=Jagged(np.zeros(0), np.zeros(items.n_items)))
-    catalog = None if items is None else CatalogFeatures(items, model.retrieval.item_embeddings)
+    catalog = None if items is None else CatalogFeatures(items, item_rows=model.item_rows)
     return OnlineFeatures(model.version_id, folder, items, catalog)
 
 

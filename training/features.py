@@ -19,6 +19,7 @@ The definitions come in pieces that both paths share:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,7 +240,16 @@ class CatalogFeatures:
     (`ItemVersions.features`: training as of each example's time); `taste` then reads the rows it is given
     for the category mix and price level. The embeddings are always per item id."""
 
-    def __init__(self, items: ItemFeatures, item_embeddings: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        items: ItemFeatures,
+        item_embeddings: np.ndarray | None = None,
+        *,
+        item_rows: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        """`item_rows` (serving) reads the embeddings of the rows one customer's features need, so a table
+        served from row shards under a memory budget is never indexed whole; the batched path (training)
+        needs `item_embeddings`, the whole table."""
         self.items = items
         cat = items.category
         rows = np.repeat(np.arange(cat.n_rows), cat.lengths)
@@ -247,6 +257,9 @@ class CatalogFeatures:
         self.category = sp.csr_matrix((norm, (rows, cat.values)), shape=(cat.n_rows, items.n_categories))
         self.price_bucket = _first_id(items.price_bucket)
         self.item_embeddings = None if item_embeddings is None else torch.from_numpy(item_embeddings)
+        if item_rows is None and item_embeddings is not None:
+            item_rows = item_embeddings.__getitem__
+        self.item_rows = item_rows
 
     def taste(
         self,
@@ -308,11 +321,10 @@ class CatalogFeatures:
     def _one_similarity(self, history: History, candidates: np.ndarray) -> dict[str, np.ndarray]:
         k = len(candidates)
         last = history.items.values[-SIMILARITY_HISTORY:]
-        if self.item_embeddings is None or len(last) == 0:
+        if self.item_rows is None or len(last) == 0:
             zeros = np.zeros(k)
             return {"history_max_similarity": zeros, "history_mean_similarity": zeros}
-        emb = self.item_embeddings.numpy()
-        sims = emb[candidates] @ emb[last].T
+        sims = self.item_rows(candidates) @ self.item_rows(last).T
         return {"history_max_similarity": sims.max(axis=1).astype(np.float64),
                 "history_mean_similarity": (sims.sum(axis=1) / len(last)).astype(np.float64)}
 

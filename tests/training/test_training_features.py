@@ -20,6 +20,8 @@ from training.features import (
     DAY,
     DENSE_FEATURES,
     ITEM_FEATURES,
+    SIMILARITY_HISTORY,
+    CatalogFeatures,
     FeatureContext,
     customer_columns,
     item_snapshot,
@@ -157,3 +159,26 @@ def test_the_single_customer_taste_equals_the_batched_one(tenant):
         for name, column in batched.items():
             np.testing.assert_allclose(one[name], column[i * 15:(i + 1) * 15], rtol=1e-6, atol=1e-6, err_msg=name)
     assert np.abs(batched["category_affinity"]).sum() > 0 and np.abs(batched["history_max_similarity"]).sum() > 0
+
+
+def test_one_customer_reads_only_the_embedding_rows_it_needs(tenant):
+    """Serving reads item embeddings through its model (`ServedModel.item_rows`: row shards under a memory
+    budget), never the whole table: one customer's taste asks for its candidates' and recent items' rows only,
+    and equals what the whole table gives."""
+    events, items = tenant
+    embeddings = np.random.default_rng(2).normal(size=(events.n_items, 8)).astype(np.float32)
+    ctx = FeatureContext(events, items, embeddings, history_len=7)
+    asked: list[np.ndarray] = []
+
+    def item_rows(rows: np.ndarray) -> np.ndarray:
+        asked.append(np.asarray(rows))
+        return embeddings[rows]
+
+    served = CatalogFeatures(items, item_rows=item_rows)
+    history = ctx.customer_history(np.array([0]), np.array([int(events.ts.max()) + 1]), 0.8)
+    candidates = np.array([[3, 1, 4, 1, 5]]) % events.n_items
+    whole = ctx.catalog.taste(history, candidates)
+    for name, column in served.taste(history, candidates).items():
+        np.testing.assert_allclose(column, whole[name], rtol=1e-6, err_msg=name)
+    needed = set(candidates[0].tolist()) | set(history.items.values[-SIMILARITY_HISTORY:].tolist())
+    assert len(history.items.values) > 0 and set(np.concatenate(asked).tolist()) == needed
