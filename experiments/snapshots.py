@@ -24,6 +24,8 @@ from recs.attribution.stats import attributed_sums
 from tenants.context import tenant_context
 
 ENDPOINT = "recommendations"
+# CUPED's pre-period: each unit's conversion in the two weeks before the experiment started.
+PRE_PERIOD = dt.timedelta(days=14)
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
@@ -33,7 +35,7 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
 def variant_stats(experiment: Experiment, since: dt.datetime, until: dt.datetime
                   ) -> dict[str, tuple[int, dict[str, VariantStats]]]:
     """Per variant name: its units and metric statistics over answers served in [since, until)."""
-    sums = attributed_sums(experiment.tenant_id, since, until)
+    sums = attributed_sums(experiment.tenant_id, since, until, pre_period=PRE_PERIOD)
     variants = Variant.objects.for_tenant(experiment.tenant_id).filter(experiment=experiment)
     out = {}
     for v in variants:

@@ -11,10 +11,15 @@ same shop and names one of the answer's items. Per answer, impressions, clicks a
 distinct products (a repeated click counts once); purchases count events, and revenue sums their `value`,
 else `price` x `quantity` (1 when absent). An answer's feedback counts whenever it arrived: the window
 selects answers by the time they were served.
+
+CUPED's covariate (conversion): with a `pre_period`, each unit's conversion over the answers served to it in
+the `pre_period` before `since`, counting only purchases made before `since`, so that nothing the experiment
+changed enters it; a unit without answers then has 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -44,9 +49,10 @@ WITH answers AS MATERIALIZED (
            CASE WHEN a.customer_external_id <> '' THEN 'c:' || a.customer_external_id
                 WHEN a.session_id <> '' THEN 's:' || a.session_id
                 ELSE 'a:' || CAST(a.recommendation_id AS text) END AS unit,
-           CASE WHEN {empty} THEN 1 ELSE 0 END AS empty
+           CASE WHEN {empty} THEN 1 ELSE 0 END AS empty,
+           CASE WHEN a.served_at < %(since)s THEN 1 ELSE 0 END AS pre
     FROM recs_servedanswer a
-    WHERE a.tenant_id = %(tenant)s AND a.served_at >= %(since)s AND a.served_at < %(until)s
+    WHERE a.tenant_id = %(tenant)s AND a.served_at >= %(pre_since)s AND a.served_at < %(until)s
 ),
 feedback AS MATERIALIZED (
     SELECT a.recommendation_id,
@@ -60,7 +66,7 @@ feedback AS MATERIALIZED (
     FROM answers a
     JOIN recs_event e ON e.tenant_id = %(tenant)s AND e.recommendation_id = a.recommendation_id
     JOIN recs_product p ON p.tenant_id = %(tenant)s AND p.id = e.product_id
-    WHERE {member}
+    WHERE {member} AND (a.pre = 0 OR e.ts < %(since)s)
     GROUP BY a.recommendation_id
 ),
 units AS (
@@ -74,10 +80,22 @@ units AS (
            max(CASE WHEN f.purchases > 0 THEN 1 ELSE 0 END) AS conversions,
            coalesce(sum(f.revenue), 0) AS revenue
     FROM answers a LEFT JOIN feedback f ON f.recommendation_id = a.recommendation_id
+    WHERE a.pre = 0
     GROUP BY a.variant, a.endpoint, a.unit
+),
+pre_units AS (
+    SELECT a.unit, max(CASE WHEN f.purchases > 0 THEN 1 ELSE 0 END) AS pre_conversions
+    FROM answers a LEFT JOIN feedback f ON f.recommendation_id = a.recommendation_id
+    WHERE a.pre = 1
+    GROUP BY a.unit
+),
+covariates AS (
+    SELECT u.*, CAST(coalesce(c.pre_conversions, 0) AS double precision) AS pre_conversions
+    FROM units u LEFT JOIN pre_units c ON c.unit = u.unit
 )
-SELECT variant, endpoint, count(*), {sums}
-FROM units
+SELECT variant, endpoint, count(*), {sums},
+       sum(pre_conversions), sum(pre_conversions * pre_conversions), sum(pre_conversions * conversions)
+FROM covariates
 GROUP BY variant, endpoint
 ORDER BY variant, endpoint
 """
@@ -102,6 +120,8 @@ class AttributedSums:
     squares: dict[str, float]
     times_answers: dict[str, float]  # sum over units of measure x answers
     times_impressions: dict[str, float]  # sum over units of measure x impressions
+    # CUPED's covariate of conversion: sum over units of x, x^2 and x * conversions (0 without a pre-period).
+    pre_conversions: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def variant_stats(self, numerator: str, denominator: str | None = None) -> VariantStats:
         """The experiments package's statistics of a mean metric (`numerator` per unit) or of a ratio metric
@@ -115,32 +135,38 @@ class AttributedSums:
         )
 
     def metric_stats(self) -> dict[str, VariantStats]:
-        """The issue's metrics by the experiments package's keys (no CUPED covariate yet)."""
+        """The issue's metrics by the experiments package's keys; conversion with its CUPED covariate."""
+        sum_x, sum_x2, sum_xy = self.pre_conversions
         return {
             CLICK_THROUGH.key: self.variant_stats("clicks", "impressions"),
-            CONVERSION.key: self.variant_stats("conversions"),
+            CONVERSION.key: dataclasses.replace(self.variant_stats("conversions"), sum_x=sum_x, sum_x2=sum_x2,
+                                                sum_xy=sum_xy),
             REVENUE_PER_1000.key: self.variant_stats("revenue", "answers"),
             EMPTY_ANSWERS.key: self.variant_stats("empty_answers", "answers"),
         }
 
 
-def attributed_sums(tenant_id: int, since: dt.datetime, until: dt.datetime) -> dict[tuple[str, str], AttributedSums]:
+def attributed_sums(tenant_id: int, since: dt.datetime, until: dt.datetime,
+                    pre_period: dt.timedelta | None = None) -> dict[tuple[str, str], AttributedSums]:
     """Per (variant, endpoint), the sums of the shop's answers served in [since, until) and their
-    attributed feedback."""
+    attributed feedback; with `pre_period`, each unit's conversion in that time before `since` beside them."""
     parts = _POSTGRES if connection.vendor == "postgresql" else _SQLITE
     sql = _SQL.format(sums=_SUMS, **parts)
     adapt = connection.ops.adapt_datetimefield_value
-    params = {"tenant": tenant_id, "since": adapt(since), "until": adapt(until)}
+    params = {"tenant": tenant_id, "since": adapt(since), "until": adapt(until),
+              "pre_since": adapt(since - (pre_period or dt.timedelta(0)))}
     with tenant_context(tenant_id), connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     out: dict[tuple[str, str], AttributedSums] = {}
     for variant, endpoint, units, *values in rows:
         by_measure = {m: [float(v or 0.0) for v in values[4 * i:4 * i + 4]] for i, m in enumerate(MEASURES)}
+        sum_x, sum_x2, sum_xy = (float(v or 0.0) for v in values[4 * len(MEASURES):])
         out[(variant, endpoint)] = AttributedSums(
             variant=variant, endpoint=endpoint, units=int(units),
             sums={m: v[0] for m, v in by_measure.items()}, squares={m: v[1] for m, v in by_measure.items()},
             times_answers={m: v[2] for m, v in by_measure.items()},
             times_impressions={m: v[3] for m, v in by_measure.items()},
+            pre_conversions=(sum_x, sum_x2, sum_xy),
         )
     return out

@@ -77,7 +77,8 @@ def test_snapshots_equal_a_direct_computation_day_by_day(tenant):
     assert written == 6 and {r.day for r in rows} == {START.date() + dt.timedelta(days=d) for d in range(3)}
     for row in rows:
         until = min(NOW, dt.datetime.combine(row.day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
-        direct = attributed_sums(tenant.pk, START, until)[(f"{experiment.pk}:{row.variant}", "recommendations")]
+        direct = attributed_sums(tenant.pk, START, until, snapshots.PRE_PERIOD)[
+            (f"{experiment.pk}:{row.variant}", "recommendations")]
         assert row.units == direct.units
         assert row.stats == {k: s.as_dict() for k, s in direct.metric_stats().items()}
     last = {r.variant: r for r in rows if r.day == NOW.date()}

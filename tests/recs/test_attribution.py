@@ -293,3 +293,38 @@ def test_without_redis_the_embedded_default_stores_each_answer_at_once(tenant):
         answer = _get(recommend, "/v1/popular", k=3)
     row = _rows(tenant)[answer["recommendation_id"]]
     assert row.items == [item["id"] for item in answer["items"]]
+
+
+def test_conversion_carries_each_units_pre_period_conversion_as_its_cuped_covariate(tenant):
+    ingest, _ = _shop(tenant)
+    since = EPOCH + dt.timedelta(days=30)
+
+    def answer(customer: str, served_at: dt.datetime) -> ServedRecord:
+        return ServedRecord(
+            tenant_id=tenant.pk, recommendation_id=uuid.uuid4(), served_at=served_at, endpoint="recommendations",
+            variant="control", model_version=None, reason="popular", customer_id=customer, session_id="",
+            items=("p1", "p2"), propensities=(1.0, 1.0))
+
+    before, long_before = since - dt.timedelta(days=3), since - dt.timedelta(days=20)
+    during = since + dt.timedelta(hours=1)
+    answers = {
+        "u1-pre": answer("u1", before),  # bought before the start: counted
+        "u2-pre": answer("u2", before),  # bought only after the start: the experiment may have caused it
+        "u3-old": answer("u3", long_before),  # outside the 14-day pre-period
+        "u1": answer("u1", during), "u2": answer("u2", during), "u3": answer("u3", during), "u4": answer("u4", during),
+    }
+    store.store_answers(list(answers.values()))
+    bought = {"u1-pre": before, "u2-pre": during, "u3-old": long_before, "u1": during, "u4": during}
+    events = [{"type": "purchase", "customer_id": "buyer", "product_id": "p1", "value": 20.0,
+               "recommendation_id": str(answers[name].recommendation_id),
+               "timestamp": (at + dt.timedelta(minutes=5)).isoformat()} for name, at in bought.items()]
+    response = ingest.post("/v1/events/bulk", {"events": events}, format="json")
+    assert response.status_code == 200 and response.json()["rejected"] == 0, response.content
+
+    until = since + dt.timedelta(days=1)
+    stats = attributed_sums(tenant.pk, since, until, pre_period=dt.timedelta(days=14))[
+        ("control", "recommendations")].metric_stats()[CONVERSION.key]
+    # Units u1..u4 in the window, converted 1, 0, 0, 1; before it only u1 converted (in time).
+    assert (stats.n, stats.sum_y, stats.sum_x, stats.sum_x2, stats.sum_xy) == (4, 2, 1, 1, 1)
+    plain = attributed_sums(tenant.pk, since, until)[("control", "recommendations")].metric_stats()[CONVERSION.key]
+    assert (plain.n, plain.sum_y, plain.sum_x, plain.sum_x2, plain.sum_xy) == (4, 2, 0, 0, 0)
