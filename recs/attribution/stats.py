@@ -19,9 +19,8 @@ changed enters it; a unit without answers then has 0.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import connection
 
@@ -139,8 +138,7 @@ class AttributedSums:
         sum_x, sum_x2, sum_xy = self.pre_conversions
         return {
             CLICK_THROUGH.key: self.variant_stats("clicks", "impressions"),
-            CONVERSION.key: dataclasses.replace(self.variant_stats("conversions"), sum_x=sum_x, sum_x2=sum_x2,
-                                                sum_xy=sum_xy),
+            CONVERSION.key: replace(self.variant_stats("conversions"), sum_x=sum_x, sum_x2=sum_x2, sum_xy=sum_xy),
             REVENUE_PER_1000.key: self.variant_stats("revenue", "answers"),
             EMPTY_ANSWERS.key: self.variant_stats("empty_answers", "answers"),
         }
