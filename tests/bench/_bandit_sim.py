@@ -1,6 +1,6 @@
 """The bandit's traffic simulator (issue 22): `bandit_lift_rel`, `bandit_significant_share`, `ope_relative_error`.
 
-    python tests/bench/_bandit_sim.py [--seeds 50] [--sessions 40000] [--log-sessions 2000] [--visitors 10000]
+    python tests/bench/_bandit_sim.py [--seeds 50] [--sessions 144000] [--log-sessions 2000] [--visitors 36000]
                                       [--first-seed 0] [--reuse]
 
 tests/bench/experiments.py merges `figures()` into its last line. DATABASE_URL / REDIS_URL as the other
@@ -21,10 +21,14 @@ The world (built once, about 8 minutes on 2 shared cores; `--reuse` keeps it for
 4. The static ranker's answer of each customer: `serving.funnel.recommend` (k 10), once per customer (the
    simulated feedback is not stored as events, so it would not change during a run).
 
-Traffic: 40,000 answers over the 14 days (about 2,900 a day, both arms) to 10,000 visitors by default: a small
-shop's two-week test (the earlier 20,000 / 5,000 gave each of the ~730 head items about 70 bandit exposures in
-the whole test). Seeds 0 .. `--seeds` - 1 are the reported ones; the bandit's defaults (prior strength,
-half-life) were chosen on seeds 100-103 (`--first-seed 100`), never on the reported seeds.
+Traffic: 144,000 answers over the 14 days (about 10,000 a day, both arms) to 36,000 visitors by default: the
+test a shop would run to find a 3% lift, sized as the product's planner sizes it. The dashboard's power
+calculator (`experiments.power.minimum_detectable_effect`, read at the control's goal metric) gives the
+always-valid test's minimum detectable effect at 90% power; at 10,000 visitors (40,000 answers) it is about
+5.5%, so a 3% lift is found in about a third of such tests, and at 36,000 about 3%. Each seed reports that
+figure (`bandit_sim_planned_mde_rel`) from its own control arm. Seeds 0 .. `--seeds` - 1 are the reported ones;
+the bandit's defaults (prior strength, half-life) were chosen on seeds 100-103 (`--first-seed 100`), never on the
+reported seeds.
 
 Per seed: `--visitors` visitors, each with the taste (and so the answer) of a MovieLens customer drawn at
 random and a lognormal activity (671 customers are too few units for an A/B test: the split's own noise
@@ -90,6 +94,7 @@ EPSILON = 0.1
 PRE_SESSIONS = 12_000
 SLUG = "bench-bandit-sim"
 ALPHA = 0.05
+PLANNED_POWER = 0.9
 WORLD_SEED = 12345
 
 
@@ -314,6 +319,7 @@ class SeedResult:
     dr: float
     bandit_answers: int
     static_answers: int
+    planned_mde: float  # the planner's relative MDE of the always-valid test at 90% power, this test's size
 
 
 def _experiment(tenant_id: int, seed: int, planned: int):
@@ -349,6 +355,7 @@ def run_seed(world: World, seed: int, sessions: int, log_sessions: int, visitors
     from core.redis_client import raw_redis
     from experiments.compare import compare
     from experiments.metrics import Metric, estimates
+    from experiments.power import minimum_detectable_effect
     from experiments.running import assignment_for
     from experiments.stats import VariantStats, mean_estimate, ratio_estimate
     from serving.answers import ServingOptions
@@ -445,6 +452,9 @@ def run_seed(world: World, seed: int, sessions: int, log_sessions: int, visitors
     served = answers > 0
     stats = [VariantStats.from_rows(clicks[served & (arm == a)], answers[served & (arm == a)]) for a in (0, 1)]
     effect = compare(ratio_estimate(stats[0]), ratio_estimate(stats[1]), planned_n=visitors, alpha=ALPHA)
+    n_static, n_bandit = int((served & (arm == 0)).sum()), int((served & (arm == 1)).sum())
+    plan = minimum_detectable_effect(ratio_estimate(stats[0]), n_static, alpha=ALPHA, power=PLANNED_POWER,
+                                     ratio=n_bandit / n_static)
     # Beside it, what CUPED would give: clicks per visitor, a mean metric, with the pre-period's clicks.
     pre = _pre_period_clicks(world, seed, taste_of, activity, total)
     by_arm = {a: VariantStats.from_rows(clicks[served & (arm == a)], covariate=pre[served & (arm == a)])
@@ -469,7 +479,8 @@ def run_seed(world: World, seed: int, sessions: int, log_sessions: int, visitors
                       oracle_lift=oracle_lift,
                       policy_lift=float(np.sum(expected_bandit) / np.sum(expected_ranker) - 1.0),
                       expected_online=float(np.mean(expected_bandit)), ips=ips, snips=snips, dr=dr,
-                      bandit_answers=int(answers[arm == 1].sum()), static_answers=int(answers[arm == 0].sum()))
+                      bandit_answers=int(answers[arm == 1].sum()), static_answers=int(answers[arm == 0].sum()),
+                      planned_mde=float(plan.mde_relative_sequential))
 
 
 def _pre_period_clicks(world: World, seed: int, taste_of: np.ndarray, activity: np.ndarray,
@@ -561,7 +572,7 @@ def _cleanup_redis(tenant_id: int, scope: str) -> None:
 # --- the figures ---------------------------------------------------------------------------------------
 
 
-def figures(seeds: int = 50, sessions: int = 40_000, log_sessions: int = 2_000, visitors: int = 10_000, *,
+def figures(seeds: int = 50, sessions: int = 144_000, log_sessions: int = 2_000, visitors: int = 36_000, *,
             reuse: bool = False, first_seed: int = 0,
             keep: bool = True, cache_dir: Path | None = None) -> dict:
     """The simulator's figures (a dict merged into tests/bench/experiments.py's last line)."""
@@ -579,7 +590,8 @@ def figures(seeds: int = 50, sessions: int = 40_000, log_sessions: int = 2_000, 
         results.append(res)
         _log(f"seed {seed}: lift {res.lift:+.3f} (policy {res.policy_lift:+.3f}, oracle {res.oracle_lift:+.3f}), "
              f"p_seq {res.p_sequential:.4f} (CUPED: lift {res.lift_cuped:+.3f}, p_seq {res.p_sequential_cuped:.4f}), "
-             f"online {res.online:.4f}, IPS {res.ips:.4f}, SNIPS {res.snips:.4f}, DR {res.dr:.4f}")
+             f"online {res.online:.4f}, IPS {res.ips:.4f}, SNIPS {res.snips:.4f}, DR {res.dr:.4f}, "
+             f"planned MDE {res.planned_mde:.3f}")
     seeds_s = time.perf_counter() - started
     online = np.array([r.online for r in results])
 
@@ -603,6 +615,7 @@ def figures(seeds: int = 50, sessions: int = 40_000, log_sessions: int = 2_000, 
         "ope_relative_error_snips": round(rel_error([r.snips for r in results]), 4),
         "ope_relative_error_dr": round(rel_error([r.dr for r in results]), 4),
         "bandit_online_clicks_per_answer": round(float(online.mean()), 4),
+        "bandit_sim_planned_mde_rel": round(float(np.mean([r.planned_mde for r in results])), 4),
         "bandit_sim_seeds": seeds,
         "bandit_sim_first_seed": first_seed,
         "bandit_sim_sessions_per_seed": sessions,
@@ -620,9 +633,9 @@ def figures(seeds: int = 50, sessions: int = 40_000, log_sessions: int = 2_000, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=50)
-    parser.add_argument("--sessions", type=int, default=40_000)
+    parser.add_argument("--sessions", type=int, default=144_000)
     parser.add_argument("--log-sessions", type=int, default=2_000)
-    parser.add_argument("--visitors", type=int, default=10_000)
+    parser.add_argument("--visitors", type=int, default=36_000)
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds first-seed .. first-seed + seeds - 1 (settings are chosen on seeds >= 100)")
     parser.add_argument("--reuse", action="store_true", help="reuse the world a previous run kept")
