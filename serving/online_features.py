@@ -16,8 +16,10 @@ the same code training uses, so there is one implementation of every feature):
   Staleness of the item side: at most the refresh period plus one build (5 minutes + seconds by default).
 * customer side (event count and mean weight): one indexed aggregate over the customer's own events
   (`customer_activity`), per request, so an event posted now counts in the next answer.
-* taste (category affinity, price gap, embedding similarity): the history the funnel embedded the
-  customer with, against the version's trained catalog (`item_features.npz`) and item embeddings.
+* taste (category affinity, price gap, embedding similarity, co-occurrence): the history the funnel
+  embedded the customer with, against the version's trained catalog (`item_features.npz`), item embeddings
+  and item co-occurrence table (`item_neighbours/`, memory-mapped; a version without one is served the
+  columns its ranker learned, which do not include it).
 * retrieval score and rank: from the funnel.
 
 Versions trained before `item_features.npz` existed have no trained vocabulary for the ranker's sparse
@@ -54,6 +56,7 @@ from training.registry.load import (
     ModelVersion,
     item_snapshot,
     load_item_features,
+    load_item_neighbours,
     load_item_snapshot,
     read_snapshot_pointer,
     save_item_snapshot,
@@ -175,7 +178,9 @@ def _load_version(tenant_id: int, model: ServedModel) -> OnlineFeatures:
         items = None
     if items is not None:  # the ranker never reads title tokens (RANKER_KEYS): do not keep them per process
         items = dataclasses.replace(items, title_tokens=Jagged(np.zeros(0), np.zeros(items.n_items)))
-    catalog = None if items is None else CatalogFeatures(items, item_rows=model.item_rows)
+    # The co-occurrence table is memory-mapped: a request reads the rows of its own history items only.
+    catalog = None if items is None else CatalogFeatures(items, item_rows=model.item_rows,
+                                                         neighbours=load_item_neighbours(folder))
     return OnlineFeatures(model.version_id, folder, items, catalog)
 
 

@@ -95,7 +95,7 @@ def online_dense(
     custom = customer_columns(np.array([n]), np.array([weight_sum]), snapshot.global_mean_weight)
     cols.update({name: np.repeat(v, k) for name, v in custom.items()})
     cols.update(catalog.taste(history, candidate_items.reshape(1, k)))
-    return dense_matrix(cols)
+    return dense_matrix(cols, model.ranker.config.dense_features)
 
 
 def online_inputs(

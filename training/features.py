@@ -13,13 +13,15 @@ The definitions come in pieces that both paths share:
 * `customer_columns` — the customer's event count and mean weight from two numbers (count, weight sum)
   that training reads from its index and serving from one indexed query.
 * `CatalogFeatures.taste` — fit of a candidate to a history (category mix, price level, embedding
-  similarity); training and serving pass the same kind of `History`.
+  similarity, item co-occurrence); training and serving pass the same kind of `History`. The embeddings
+  and the co-occurrence table are the model's: learned from all the events the retrieval model was trained
+  on, as serving has them, not cut at each example's time.
 * `query_columns` / `dense_matrix` — the retrieval columns and the final column order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +29,7 @@ import scipy.sparse as sp
 import torch
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
+from training.cooccurrence import ItemNeighbours, item_neighbours
 from training.data import History, HistoryIndex, Interactions, ItemFeatures, Jagged, build_kjt
 from training.item_versions import ItemVersions
 from training.models.ranker import RANKER_KEYS
@@ -53,6 +56,7 @@ DENSE_FEATURES: tuple[str, ...] = (
     "price_bucket_gap",
     "history_max_similarity",
     "history_mean_similarity",
+    "history_cooccurrence",
 )
 QUERY_FEATURES: tuple[str, ...] = ("retrieval_score", "retrieval_log_rank")
 # Everything that depends on the item and the moment only (not on the customer): what a snapshot holds.
@@ -73,6 +77,7 @@ TASTE_FEATURES: tuple[str, ...] = (
     "price_bucket_gap",
     "history_max_similarity",
     "history_mean_similarity",
+    "history_cooccurrence",
 )
 assert sorted(DENSE_FEATURES) == sorted(QUERY_FEATURES + ITEM_FEATURES + CUSTOMER_FEATURES + TASTE_FEATURES)
 
@@ -121,9 +126,10 @@ def customer_columns(n_events: np.ndarray, weight_sum: np.ndarray, global_mean_w
     return {"customer_log_events": np.log1p(n_events), "customer_mean_weight": mean}
 
 
-def dense_matrix(cols: dict[str, np.ndarray]) -> np.ndarray:
-    """The ranker's dense input, columns in DENSE_FEATURES order."""
-    return np.stack([cols[name] for name in DENSE_FEATURES], axis=1).astype(np.float32)
+def dense_matrix(cols: dict[str, np.ndarray], names: Sequence[str] = DENSE_FEATURES) -> np.ndarray:
+    """The ranker's dense input, columns in the order of `names`: a ranker's own `config.dense_features`, so a
+    version trained before a feature existed is served the columns it learned."""
+    return np.stack([cols[name] for name in names], axis=1).astype(np.float32)
 
 
 class ItemActivity:
@@ -246,11 +252,14 @@ class CatalogFeatures:
         item_embeddings: np.ndarray | None = None,
         *,
         item_rows: Callable[[np.ndarray], np.ndarray] | None = None,
+        neighbours: ItemNeighbours | None = None,
     ) -> None:
         """`item_rows` (serving) reads the embeddings of the rows one customer's features need, so a table
         served from row shards under a memory budget is never indexed whole; the batched path (training)
-        needs `item_embeddings`, the whole table."""
+        needs `item_embeddings`, the whole table. `neighbours`: the item co-occurrence table (by item id,
+        like the embeddings); without it `history_cooccurrence` is 0."""
         self.items = items
+        self.neighbours = neighbours
         cat = items.category
         rows = np.repeat(np.arange(cat.n_rows), cat.lengths)
         norm = 1.0 / np.repeat(np.maximum(cat.lengths, 1), cat.lengths)
@@ -268,8 +277,8 @@ class CatalogFeatures:
         candidate_rows: np.ndarray | None = None,
         history_rows: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """How a candidate fits what the customer did recently: category mix, price level, and
-        embedding similarity to the last few items.
+        """How a candidate fits what the customer did recently: category mix, price level, embedding
+        similarity to the last few items, and co-occurrence with the history.
 
         `candidate_rows` (shaped like `candidates`) and `history_rows` (like `history.items.values`) are the
         catalog rows to read the attributes from (attribute versions as of the example's time); by default
@@ -298,6 +307,12 @@ class CatalogFeatures:
 
         out = {"category_affinity": affinity, "price_bucket_gap": gap}
         out.update(self._one_similarity(history, candidates[0]) if q == 1 else self._similarity(history, candidates))
+        if self.neighbours is None:
+            out["history_cooccurrence"] = np.zeros(q * k)
+        elif q == 1:
+            out["history_cooccurrence"] = self.neighbours.score(history.items.values, history.weights, candidates[0])
+        else:
+            out["history_cooccurrence"] = self.neighbours.score_batch(history, candidates)
         return out
 
     # Serving asks for one customer per request. scipy's row selection and a dozen small torch ops cost
@@ -367,7 +382,10 @@ class FeatureContext:
         item_embeddings: np.ndarray | None = None,
         history_len: int = 50,
         item_versions: ItemVersions | None = None,
+        neighbours: ItemNeighbours | None = None,
     ) -> None:
+        """`item_embeddings` and `neighbours` (the co-occurrence table) are the model's; the table is built from
+        `events` when not given (the events the retrieval model learned, in training and offline)."""
         if item_versions is not None and item_versions.n_items != items.n_items:
             raise ValueError(f"item_versions covers {item_versions.n_items} items, the catalog {items.n_items}")
         self.events = events
@@ -376,7 +394,10 @@ class FeatureContext:
         self.history_len = history_len
         self.hist = HistoryIndex(events)
         self.activity = ItemActivity.of(events)
-        self.catalog = CatalogFeatures(items if item_versions is None else item_versions.features, item_embeddings)
+        if neighbours is None:
+            neighbours = item_neighbours(events, items.n_items)
+        self.catalog = CatalogFeatures(items if item_versions is None else item_versions.features, item_embeddings,
+                                       neighbours=neighbours)
         self.customer_keys = self.hist.customer * self.activity.span + (self.hist.ts - self.activity.lo)
         self.customer_weight_cum = np.concatenate([[0.0], np.cumsum(self.hist.weight, dtype=np.float64)])
 

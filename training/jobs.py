@@ -202,6 +202,7 @@ def run_training(
     `dataset`, given, is the tenant's data already loaded (the one every process of a distributed run shares)."""
     # torch is a heavy import: keep it out of web processes that only queue runs.
     from training.artifacts import save_item_features, save_item_snapshot
+    from training.cooccurrence import item_neighbours
     from training.features import item_snapshot
 
     params = version.hyperparameters or {}
@@ -226,11 +227,12 @@ def run_training(
         served.save(folder)
         np.save(folder / "product_pks.npy", dataset.product_pks)
         np.save(folder / "customer_pks.npy", dataset.customer_pks)
-        # Serving's ranker needs the catalog as trained (vocabulary ids) and item features as of now;
-        # the first snapshot ships with the version, so it ranks from its first request (serving
-        # refreshes it, serving/online_features.py).
+        # Serving's ranker needs the catalog as trained (vocabulary ids), item features as of now and the
+        # co-occurrence table of the events the served retrieval learned; the first snapshot ships with the
+        # version, so it ranks from its first request (serving refreshes it, serving/online_features.py).
         save_item_features(folder, dataset.items)
         save_item_snapshot(folder, item_snapshot(events.item, events.ts, events.weight, events.n_items))
+        item_neighbours(events, dataset.items.n_items).save(folder)
         if record is not None:
             metrics.update(record(folder))
         version.artifact_uri = storage.save(version.tenant_id, version.pk, folder)  # uploads when S3 is set

@@ -47,11 +47,14 @@ def _candidates(model, customer_pk: int, tenant_id: int, k: int = 120) -> tuple[
     return ids[0], scores[0], history
 
 
-def _offline(tenant_id: int, model, customer_pk: int, at: int, candidates: np.ndarray, scores: np.ndarray):
-    """Training's path: a FeatureContext over the tenant's events before `at`, asked at `at`."""
+def _offline(tenant_id: int, model, customer_pk: int, at: int, candidates: np.ndarray, scores: np.ndarray,
+             neighbours=None):
+    """Training's path: a FeatureContext over the tenant's events before `at`, asked at `at` (with the model's
+    embeddings, and its co-occurrence table when given, else one built from those events)."""
     data = load_tenant_dataset(tenant_id, until=dt.datetime.fromtimestamp(at, dt.UTC))
     assert np.array_equal(data.product_pks, model.product_pks)
-    ctx = FeatureContext(data.interactions, data.items, model.retrieval.item_embeddings, model.retrieval.history_len)
+    ctx = FeatureContext(data.interactions, data.items, model.retrieval.item_embeddings, model.retrieval.history_len,
+                         neighbours=neighbours)
     c = int(np.searchsorted(data.customer_pks, customer_pk))
     inputs = ctx.ranker_inputs(np.array([c]), np.array([at]), candidates[None, :], scores[None, :],
                                model.retrieval.recency_decay)
@@ -89,7 +92,8 @@ def test_online_features_equal_training_features_now(shop):
         np.array([c]), np.array([snapshot.as_of]), candidates[None, :], scores[None, :], model.retrieval.recency_decay
     ).dense)
     # The features vary (a test of equal constants would prove nothing).
-    for name in ("item_log_count_7d", "item_log_days_since_last", "category_affinity", "history_max_similarity"):
+    for name in ("item_log_count_7d", "item_log_days_since_last", "category_affinity", "history_max_similarity",
+                 "history_cooccurrence"):
         assert np.ptp(online[:, DENSE_FEATURES.index(name)]) > 0, name
     # And so do the ranker's probabilities: served = training's predict_ranker.
     served = ranking.score(tenant.pk, model, customer.pk, *history, candidates, scores)
@@ -112,12 +116,12 @@ def test_online_features_equal_training_features_in_the_past(shop):
     candidates = np.random.default_rng(0).permutation(model.n_items)[:150]
     scores = np.sort(np.random.default_rng(1).random(150).astype(np.float32))[::-1].copy()
 
-    ctx, c, _, offline = _offline(tenant.pk, model, customer.pk, at, candidates, scores)
+    state = online_features.online_features(tenant.pk, model)
+    ctx, c, _, offline = _offline(tenant.pk, model, customer.pk, at, candidates, scores, state.catalog.neighbours)
     # The history training cuts for this moment, handed over as the funnel hands it (items, event weights).
     end = int(ctx.customer_events_before(np.array([c]), np.array([at]))[0])
     begin = max(int(ctx.hist.start[c]), end - model.retrieval.history_len)
     history = (ctx.hist.item[begin:end], ctx.hist.weight[begin:end])
-    state = online_features.online_features(tenant.pk, model)
     assert state.snapshot.as_of == snapshot.as_of == at
     online, _ = ranking.online_inputs(tenant.pk, model, state, customer.pk, *history, candidates, scores,
                                       before=dt.datetime.fromtimestamp(at, dt.UTC))

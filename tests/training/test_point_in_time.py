@@ -17,6 +17,7 @@ from recs.models import Product
 from tenants.context import tenant_context
 from tests.factories import CustomerFactory, EventFactory, ProductFactory, TenantFactory
 from tests.training.conftest import make_tenant
+from training.cooccurrence import item_neighbours
 from training.data import Interactions, ItemFeatures, Jagged, temporal_split
 from training.datasets import item_features, load_tenant_dataset
 from training.features import DENSE_FEATURES, FeatureContext, ranker_kjt_at
@@ -166,10 +167,12 @@ def test_dense_features_replay_from_the_events_before_the_example_only(stacked):
     _, items, history, _, retrieval, inputs = stacked
     k = inputs.candidates.shape[1]
     score = DENSE_FEATURES.index("retrieval_score")
+    table = item_neighbours(history, items.n_items)
     for q in np.random.default_rng(1).choice(len(inputs.customers), 8, replace=False):
         t = int(inputs.at_ts[q])
         past = history.take(np.flatnonzero(history.ts < t))  # the world as it was at t
-        ctx = FeatureContext(past, items, retrieval.item_embeddings, retrieval.history_len)
+        # The embeddings and the co-occurrence table are the model's (learned from `history`), not replayed.
+        ctx = FeatureContext(past, items, retrieval.item_embeddings, retrieval.history_len, neighbours=table)
         rows = slice(q * k, (q + 1) * k)
         replay = ctx.ranker_inputs(
             inputs.customers[q : q + 1], inputs.at_ts[q : q + 1], inputs.candidates[q : q + 1],

@@ -139,7 +139,8 @@ def test_ranker_inputs_are_assembled_from_the_shared_pieces(tenant):
         _columns(inputs, ITEM_FEATURES), np.stack([item_part[n] for n in ITEM_FEATURES], 1).astype(np.float32)
     )
     taste = ctx.catalog.taste(ctx.customer_history(customers, at, 0.8), cand)
-    names = ("category_affinity", "price_bucket_gap", "history_max_similarity", "history_mean_similarity")
+    names = ("category_affinity", "price_bucket_gap", "history_max_similarity", "history_mean_similarity",
+             "history_cooccurrence")
     np.testing.assert_array_equal(_columns(inputs, names), np.stack([taste[n] for n in names], 1).astype(np.float32))
 
 
@@ -159,6 +160,7 @@ def test_the_single_customer_taste_equals_the_batched_one(tenant):
         for name, column in batched.items():
             np.testing.assert_allclose(one[name], column[i * 15:(i + 1) * 15], rtol=1e-6, atol=1e-6, err_msg=name)
     assert np.abs(batched["category_affinity"]).sum() > 0 and np.abs(batched["history_max_similarity"]).sum() > 0
+    assert np.abs(batched["history_cooccurrence"]).sum() > 0
 
 
 def test_one_customer_reads_only_the_embedding_rows_it_needs(tenant):
@@ -174,7 +176,7 @@ def test_one_customer_reads_only_the_embedding_rows_it_needs(tenant):
         asked.append(np.asarray(rows))
         return embeddings[rows]
 
-    served = CatalogFeatures(items, item_rows=item_rows)
+    served = CatalogFeatures(items, item_rows=item_rows, neighbours=ctx.catalog.neighbours)
     history = ctx.customer_history(np.array([0]), np.array([int(events.ts.max()) + 1]), 0.8)
     candidates = np.array([[3, 1, 4, 1, 5]]) % events.n_items
     whole = ctx.catalog.taste(history, candidates)

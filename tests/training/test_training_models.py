@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from training.artifacts import TrainedRanker, TrainedRetrieval
+from training.cooccurrence import item_neighbours
 from training.data import ItemFeatures, Jagged, make_history, temporal_split
 from training.evaluation import roc_auc
 from training.features import DENSE_FEATURES, FeatureContext
@@ -154,8 +155,9 @@ def test_features_never_read_the_future(tenant):
     cand = np.tile(np.arange(8), (5, 1))
     scores = np.zeros((5, 8), np.float32)
     at = np.full(5, t_cut)
-    a = FeatureContext(past, items).ranker_inputs(customers, at, cand, scores)
-    b = FeatureContext(interactions, items).ranker_inputs(customers, at, cand, scores)
+    table = item_neighbours(interactions, items.n_items)  # the model's, as the embeddings would be: given to both
+    a = FeatureContext(past, items, neighbours=table).ranker_inputs(customers, at, cand, scores)
+    b = FeatureContext(interactions, items, neighbours=table).ranker_inputs(customers, at, cand, scores)
     np.testing.assert_allclose(a.dense, b.dense, rtol=1e-6)
     assert a.history.values.tolist() == b.history.values.tolist()
 

@@ -7,9 +7,9 @@ imports (an import-linter contract in pyproject.toml holds it to that).
   `TrainedRanker`: weights only, never code).
 * Getting a version ready to serve: `activate` once its index exists (`ActivationRefused` says why not),
   `publish` files serving adds to the version's folder, `send_task_by_name` for tasks queued after a commit.
-* The catalog a version was trained with and its online item-feature snapshots, files beside its artifacts
-  (`load_item_features`, `save_item_snapshot`, `load_item_snapshot`, `read_snapshot_pointer`,
-  `snapshot_pointer`).
+* The catalog a version was trained with, its item co-occurrence table and its online item-feature snapshots,
+  files beside its artifacts (`load_item_features`, `load_item_neighbours`, `save_item_snapshot`,
+  `load_item_snapshot`, `read_snapshot_pointer`, `snapshot_pointer`).
 * The feature definitions, one implementation for training and serving (training/features.py): histories
   (`History`, `make_history`), the ranker's dense columns (`query_columns`, `customer_columns`,
   `CatalogFeatures.taste`, `ItemSnapshot`, `item_snapshot`, `dense_matrix`), its sparse bags
@@ -33,6 +33,7 @@ from training.artifacts import (
     save_item_snapshot,
     snapshot_pointer,
 )
+from training.cooccurrence import load_item_neighbours
 from training.data import CUSTOMER_KEYS, CustomerFeatures, History, ItemFeatures, Jagged, make_history
 from training.datasets import weighted_events
 from training.features import (
@@ -77,6 +78,7 @@ __all__ = [
     "dense_matrix",
     "item_snapshot",
     "load_item_features",
+    "load_item_neighbours",
     "load_item_snapshot",
     "local_path",
     "make_history",
