@@ -215,10 +215,12 @@ def send_ratings(api: Api, ml, train, shift_s: int) -> float:
     return time.perf_counter() - started
 
 
-def train_through_api(api: Api) -> tuple[dict, float]:
-    """POST /v1/training/runs, then follow the run until its version is active."""
+def train_through_api(api: Api, seed: int = 0) -> tuple[dict, float]:
+    """POST /v1/training/runs (the default hyper-parameters, `seed` for its random draws), then follow the run
+    until its version is active."""
     started = time.perf_counter()
-    run = api.call("POST", "/v1/training/runs", {}, expect=(202,))
+    body = {"hyperparameters": {"seed": seed}} if seed else {}
+    run = api.call("POST", "/v1/training/runs", body, expect=(202,))
     last = ""
     while True:
         run = api.call("GET", f"/v1/training/runs/{run['id']}")
@@ -292,7 +294,7 @@ def run(args) -> dict:
                 figures["events_s"] = send_ratings(api, ml, train, shift_s)
                 log(f"sent {ml.interactions.n_items} products in {figures['catalog_s']:.0f} s and {len(train)} "
                     f"ratings in {figures['events_s']:.0f} s; training through the API")
-                run_, figures["train_s"] = train_through_api(api)
+                run_, figures["train_s"] = train_through_api(api, args.seed)
                 log(f"version {run_['id']} active after {figures['train_s']:.0f} s; asking for {len(customers)} "
                     "customers' recommendations")
                 topk, latencies = ask(api, ml, customers)

@@ -36,7 +36,7 @@ from tests.bench import _load
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="ALS with stored validated params, no grid")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the training seed (--through-api: sent with the run)")
     parser.add_argument("--through-api", action="store_true", help="served answers over HTTP (see above)")
     parser.add_argument("--database", help="--through-api: scratch database name (created, then dropped)")
     args = parser.parse_args(argv)
