@@ -25,7 +25,7 @@ Traffic: 144,000 answers over the 14 days (about 10,000 a day, both arms) to 36,
 test a shop would run to find a 3% lift, sized as the product's planner sizes it. The dashboard's power
 calculator (`experiments.power.minimum_detectable_effect`, read at the control's goal metric) gives the
 always-valid test's minimum detectable effect at 90% power; at 10,000 visitors (40,000 answers) it is about
-5.5%, so a 3% lift is found in about a third of such tests, and at 36,000 about 3%. Each seed reports that
+5.8%, so a 3% lift is found in about a third of such tests, and at 36,000 about 3%. Each seed reports that
 figure (`bandit_sim_planned_mde_rel`) from its own control arm. Seeds 0 .. `--seeds` - 1 are the reported ones;
 the bandit's defaults (prior strength, half-life) were chosen on seeds 100-103 (`--first-seed 100`), never on the
 reported seeds.
