@@ -23,7 +23,7 @@ from experiments import lifecycle
 from experiments.catalog import GOAL_METRICS, METRICS
 from experiments.metrics import estimates
 from experiments.models import Experiment, StatsSnapshot, Variant
-from experiments.power import minimum_detectable_effect
+from experiments.power import minimum_detectable_effect, sample_size_per_arm, sequential_sample_size_per_arm
 from experiments.results import Results, experiment_results
 from experiments.stats import Estimate, VariantStats
 from tenants.dashboard.shop import require_owner, shop_view
@@ -90,6 +90,8 @@ class PowerForm(forms.Form):
     n_per_arm = forms.IntegerField(label="Units per variant", min_value=10, max_value=10**9)
     alpha = forms.FloatField(min_value=0.001, max_value=0.5, initial=0.05)
     power = forms.FloatField(min_value=0.05, max_value=0.99, initial=0.8)
+    lift = forms.FloatField(label="Lift to detect (%)", required=False, min_value=0.01, max_value=1000,
+                            help_text="relative; answers with the units per variant each test needs")
 
 
 def _experiment(request: HttpRequest, pk: int) -> Experiment:
@@ -199,14 +201,18 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     experiment = _experiment(request, pk)
     results = experiment_results(experiment)
     variants = list(Variant.objects.for_tenant(experiment.tenant_id).filter(experiment=experiment))
-    plan = None
+    plan = sizes = None
     if "baseline" in request.GET:
         power_form = PowerForm(request.GET)
         if power_form.is_valid():
             c = power_form.cleaned_data
+            baseline = Estimate(c["baseline"], c["unit_sd"] ** 2, 1.0)
             try:
-                plan = minimum_detectable_effect(Estimate(c["baseline"], c["unit_sd"] ** 2, 1.0), c["n_per_arm"],
-                                                 alpha=c["alpha"], power=c["power"])
+                plan = minimum_detectable_effect(baseline, c["n_per_arm"], alpha=c["alpha"], power=c["power"])
+                if c["lift"]:
+                    lift = c["lift"] / 100
+                    sizes = (c["lift"], sample_size_per_arm(baseline, lift, alpha=c["alpha"], power=c["power"]),
+                             sequential_sample_size_per_arm(baseline, lift, alpha=c["alpha"], power=c["power"]))
             except (ValueError, ZeroDivisionError) as exc:
                 power_form.add_error(None, str(exc))
     else:
@@ -221,7 +227,9 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
             f"With {plan.n_per_arm:,.0f} units per variant: {100 * plan.mde_relative:.1f}% relative "
             f"({plan.mde_absolute:.4g} absolute) at a fixed horizon, {100 * plan.mde_relative_sequential:.1f}% "
             f"({plan.mde_absolute_sequential:.4g}) with the always-valid test, at alpha {plan.alpha:g} and power "
-            f"{plan.power:g}."),
+            f"{plan.power:g}."
+            + ("" if sizes is None else f" To detect a {sizes[0]:g}% lift: {sizes[1]:,.0f} units per variant at a "
+               f"fixed horizon, {sizes[2]:,.0f} with the always-valid test.")),
         "goal_label": METRICS[experiment.goal].label if experiment.goal in METRICS else experiment.goal,
         "power_form": power_form,
     })

@@ -9,9 +9,11 @@ import datetime as dt
 import pytest
 from django.test import Client
 from django.utils import timezone
+from scipy import stats as sps
 
 from experiments.models import Experiment, StatsSnapshot, Variant
-from experiments.stats import VariantStats
+from experiments.power import sequential_sample_size_per_arm
+from experiments.stats import Estimate, VariantStats
 from tests.experiments._fixtures import stats_with
 from tests.experiments.factories import make_experiment
 
@@ -142,3 +144,16 @@ def test_the_power_calculator_answers_with_the_mde(member, tenant):
 
     # NormalIndPower: d = 0.0396 at 10,000 per arm, alpha 0.05, power 0.8.
     assert 'id="mde"' in page and "4.0% relative" in page
+
+
+def test_the_power_calculator_answers_with_the_units_a_lift_needs(member, tenant):
+    experiment = make_experiment(tenant.pk)
+    page = _signed_in(member).get(f"/experiments/{experiment.pk}", {
+        "baseline": "1.0", "unit_sd": "1.0", "n_per_arm": "10000", "alpha": "0.05", "power": "0.8",
+        "lift": "4"}).content.decode()
+
+    # Textbook fixed horizon: 2 (z_0.975 + z_0.8)^2 / 0.04^2 = 9,811 units per variant.
+    fixed = 2 * (sps.norm.ppf(0.975) + sps.norm.ppf(0.8)) ** 2 / 0.04**2
+    sequential = sequential_sample_size_per_arm(Estimate(1.0, 1.0, 1.0), 0.04)
+    assert f"To detect a 4% lift: {fixed:,.0f} units per variant at a fixed horizon, {sequential:,.0f} with the " \
+           "always-valid test." in page

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from experiments.compare import compare
-from experiments.power import minimum_detectable_effect, sample_size_per_arm
+from experiments.power import minimum_detectable_effect, sample_size_per_arm, sequential_sample_size_per_arm
 from experiments.stats import Estimate, VariantStats, mean_estimate
 
 # A conversion rate of 5% seen on 20,000 units.
@@ -27,6 +27,21 @@ def test_sample_size_and_mde_are_inverse():
     n = sample_size_per_arm(BASELINE, mde_relative=0.10)
     # statsmodels solves both numerically (to about 1e-5).
     assert minimum_detectable_effect(BASELINE, n).mde_relative == pytest.approx(0.10, rel=1e-4)
+
+
+def test_the_always_valid_sample_size_is_the_size_whose_sequential_mde_is_the_effect():
+    fixed = sample_size_per_arm(BASELINE, mde_relative=0.05, power=0.9)
+    sequential = sequential_sample_size_per_arm(BASELINE, mde_relative=0.05, power=0.9)
+    plan = minimum_detectable_effect(BASELINE, sequential, power=0.9)
+    assert plan.mde_relative_sequential == pytest.approx(0.05, rel=1e-6)
+    # Looking at will costs sample: more units than the fixed horizon for the same effect.
+    assert sequential > 1.5 * fixed
+    # Unequal arms and CUPED enter as they do in the MDE.
+    uneven = sequential_sample_size_per_arm(BASELINE, 0.05, power=0.9, ratio=3.0, variance_reduction=0.3)
+    assert minimum_detectable_effect(BASELINE, uneven, power=0.9, ratio=3.0,
+                                     variance_reduction=0.3).mde_relative_sequential == pytest.approx(0.05, rel=1e-6)
+    with pytest.raises(ValueError):
+        sequential_sample_size_per_arm(BASELINE, 0.0)
 
 
 def test_cuped_shrinks_the_effect_by_the_root_of_the_remaining_variance():
