@@ -6,7 +6,8 @@ geometric mean of the two items' customer counts (the cosine of their customer s
 `top_m` strongest neighbours. The ranker reads `score`: the history-weighted mean of a candidate's
 co-occurrence with the customer's recent items, a signal of its own beside the two-tower similarity (it
 counts what customers did together, not what the towers can express). On the nested MovieLens validation
-split it raised the pipeline by about 0.005 NDCG@10 and 0.005 Recall@100 on each of three seeds.
+split it raised the pipeline by 0.003-0.005 NDCG@10 and 0.006-0.008 Recall@100 on each of three seeds
+(docs/training.md).
 
 The table is CSR (`indptr`, `indices`, `weights`) and saved as three .npy files, so serving maps it and a
 request reads the rows of its own history items only.
