@@ -452,9 +452,8 @@ def run_seed(world: World, seed: int, sessions: int, log_sessions: int, visitors
     served = answers > 0
     stats = [VariantStats.from_rows(clicks[served & (arm == a)], answers[served & (arm == a)]) for a in (0, 1)]
     effect = compare(ratio_estimate(stats[0]), ratio_estimate(stats[1]), planned_n=visitors, alpha=ALPHA)
-    n_static, n_bandit = int((served & (arm == 0)).sum()), int((served & (arm == 1)).sum())
-    plan = minimum_detectable_effect(ratio_estimate(stats[0]), n_static, alpha=ALPHA, power=PLANNED_POWER,
-                                     ratio=n_bandit / n_static)
+    plan = minimum_detectable_effect(ratio_estimate(stats[0]), stats[0].n, alpha=ALPHA, power=PLANNED_POWER,
+                                     ratio=stats[1].n / stats[0].n)
     # Beside it, what CUPED would give: clicks per visitor, a mean metric, with the pre-period's clicks.
     pre = _pre_period_clicks(world, seed, taste_of, activity, total)
     by_arm = {a: VariantStats.from_rows(clicks[served & (arm == a)], covariate=pre[served & (arm == a)])
