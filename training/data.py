@@ -259,6 +259,11 @@ class HistoryIndex:
         weights = history_weights(self.weight[idx], lengths, recency_decay)
         return History(Jagged(self.item[idx], lengths), weights)
 
+    def cut_before(self, positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Where the history predicting the event at each sorted position ends when it stops `offsets` events
+        earlier (0: just before the event), never before the customer's first event."""
+        return np.maximum(positions - offsets, self.start[self.customer[positions]])
+
     def latest(self, customers: np.ndarray, max_len: int, recency_decay: float) -> History:
         """History made of each customer's last `max_len` events."""
         customers = np.asarray(customers, dtype=np.int64)

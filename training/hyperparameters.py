@@ -33,6 +33,7 @@ RETRIEVAL: dict[str, Param] = {
     "sampled_negatives": Param(int, 0, 65536, "items drawn uniformly per batch as extra negatives"),
     "history_len": Param(int, 1, 1000, "recent interactions the customer tower sees"),
     "recency_decay": Param(float, 0.0, 1.0, "weight decay per older history item"),
+    "future_window": Param(int, 1, 100, "how many events ahead the customer embedding learns to predict (1: the next)"),
 }
 RANKER: dict[str, Param] = {
     "embedding_dim": Param(int, 2, 256),

@@ -80,6 +80,19 @@ def test_history_before_excludes_the_target_and_weights_recent_more(tenant):
     assert equal.weights[2] > equal.weights[1] > equal.weights[0]
 
 
+def test_history_cut_stops_offsets_earlier_but_never_before_the_customer(tenant):
+    interactions, _ = tenant
+    idx = HistoryIndex(interactions)
+    c = 3
+    start, end = idx.start[c], idx.start[c + 1]
+    pos = np.array([end - 1, end - 1, start + 1, start])
+    cut = idx.cut_before(pos, np.array([0, 3, 5, 2]))
+    assert cut.tolist() == [end - 1, end - 4, start, start]
+    h = idx.before(cut[1:2], np.array([c]), max_len=10, recency_decay=0.9)
+    # The history ends three events before its target: neither the target nor the two before it are in it.
+    assert h.items.values.tolist() == idx.item[end - 14 : end - 4].tolist()
+
+
 def test_kjt_builders(tenant):
     _, items = tenant
     kjt = item_kjt(items, np.array([0, 5, 7]))

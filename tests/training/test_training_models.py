@@ -203,6 +203,18 @@ def test_two_tower_with_mixed_negatives_learns_the_synthetic_taste(tenant):
     assert retrieval_metrics(model, train, test)["hr@10"] > 0.5
 
 
+def test_two_tower_predicting_a_window_of_later_events_learns_the_synthetic_taste(tenant):
+    interactions, items = tenant
+    train, test = temporal_split(interactions)
+    model = train_two_tower(train, items, **{**SMALL, "epochs": 8}, future_window=4)
+    assert model.hparams["future_window"] == 4
+    assert retrieval_metrics(model, train, test)["hr@10"] > 0.5
+    again = train_two_tower(train, items, **{**SMALL, "epochs": 8}, future_window=4)
+    np.testing.assert_array_equal(model.item_embeddings, again.item_embeddings)
+    nearest = train_two_tower(train, items, **{**SMALL, "epochs": 8})
+    assert not np.allclose(model.item_embeddings, nearest.item_embeddings)
+
+
 def test_uniform_negatives_are_drawn_among_items_with_events(tenant):
     """A product nobody took is never a uniform negative: its id row keeps its initial value, so a new
     product is embedded from content features that were not trained to push it away (cold start)."""

@@ -112,6 +112,7 @@ def train_two_tower(
     sampled_negatives: int = 0,
     history_len: int = 50,
     recency_decay: float = 0.9,
+    future_window: int = 1,
     id_dropout: float = 0.1,
     sparse_rows: int | None = 50_000,
     item_init: WarmStart | None = None,
@@ -180,9 +181,11 @@ def train_two_tower(
     for epoch in range(epochs):
         task.train()
         epoch_loss = 0.0
+        # Drawn for every event at once, so processes sharing a batch (torchrun) keep one generator state.
+        offsets = rng.integers(0, future_window, n) if future_window > 1 else np.zeros(n, dtype=np.int64)
         for idx in batches(n, batch_size, rng):
             cust = hist.customer[idx]
-            h = hist.before(idx, cust, history_len, recency_decay)
+            h = hist.before(hist.cut_before(idx, offsets[idx]), cust, history_len, recency_decay)
             ckjt = customer_kjt(cust, h, customer_features, dev)
             target = hist.item[idx]
             ikjt = item_kjt(items, target, dev)
