@@ -129,7 +129,9 @@ def train_two_tower(
     epoch and the best epoch's weights are kept (early stopping by selection). Id tables with at least
     `sparse_rows` rows are updated sparsely (see `_optimizers`; None: every table dense).
     `sampled_negatives` items drawn uniformly from the catalog per batch join the in-batch negatives
-    (mixed negatives, see `TwoTowerRetrievalTask`). `item_init`, given, warm-starts the item rows and new
+    (mixed negatives, see `TwoTowerRetrievalTask`). With `future_window` W > 1 each event is the positive of
+    the customer's history cut 0 to W-1 events before it (drawn afresh each epoch), so the embedding learns the
+    next few events, not only the next one. `item_init`, given, warm-starts the item rows and new
     customers from what the opted-in shops share (`warm_start_rows`, `warm_start`).
     """
     started = time.perf_counter()
