@@ -20,8 +20,8 @@ def tenant(all_tenants):
     # tests/training/conftest.py's `tenant` is an array fixture; the API personas need shop A back.
     return TenantFactory(name="Shop A", slug="shop-a")
 
-TINY = {"retrieval": {"dim": 16, "epochs": 1, "batch_size": 512}, "ranker": {"epochs": 1, "batch_size": 512},
-        "num_candidates": 50}
+TINY = {"retrieval": {"dim": 16, "epochs": 1, "batch_size": 512, "future_window": 2},
+        "ranker": {"epochs": 1, "batch_size": 512}, "num_candidates": 50}
 
 
 def version(tenant, **fields) -> ModelVersion:
@@ -66,6 +66,7 @@ def test_start_without_a_body_uses_the_defaults(api, tenant):
         ({"retrieval": {"dim": "16"}}, "hyperparameters.retrieval.dim"),
         ({"retrieval": {"dim": 16.5}}, "hyperparameters.retrieval.dim"),
         ({"retrieval": {"epochs": 0}}, "hyperparameters.retrieval.epochs"),
+        ({"retrieval": {"future_window": 0}}, "hyperparameters.retrieval.future_window"),
         ({"ranker": {"epochs": True}}, "hyperparameters.ranker.epochs"),
         ({"ranker": {"lr": 5.0}}, "hyperparameters.ranker.lr"),
         ({"ranker": [1, 2]}, "hyperparameters.ranker"),
