@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from training.data import History, Interactions
+from training.data import History, Interactions, ragged_arange
 
 NEIGHBOURS = 100
 MAX_HISTORY = 300
@@ -56,7 +56,7 @@ class ItemNeighbours:
             return np.zeros(len(candidates))
         starts, lengths = self.indptr[items], self.indptr[items + 1] - self.indptr[items]
         owner = np.repeat(np.arange(len(items)), lengths)
-        at = starts[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        at = ragged_arange(starts, lengths)
         neighbour = self.indices[at].astype(np.int64)
         contribution = weights[owner] * self.weights[at]
         order = np.argsort(candidates, kind="stable")
