@@ -17,6 +17,11 @@ example's time, so an unshifted shop would be a shop that went quiet years ago, 
 Shifting is one offset and changes nothing else; making the features "as of the shop's newest event"
 instead would be wrong for a real shop that did go quiet (its items really are stale).
 
+The served version's own artifacts are then run by training's inference over the shop's data as a run loads
+it (`offline_answers`): asked at the moment the API was asked, its top 100 must be the served answers
+(`served_offline_overlap100`, 1.0 when serving is the evaluated pipeline); asked just after each customer's
+own last event, the protocol's query time, it shows what the moment costs a back-filled shop.
+
 Tuned ALS and most-popular are fitted offline on the same train arrays and scored with the same function
 (`training.evaluation`), with the customer's train items excluded: for a shop whose events are all ratings
 that is exactly what the funnel's consumed filter removes. The cold-start figures are offline too (the
@@ -298,12 +303,19 @@ def run(args) -> dict:
                 log(f"version {run_['id']} active after {figures['train_s']:.0f} s; asking for {len(customers)} "
                     "customers' recommendations")
                 topk, latencies = ask(api, ml, customers)
+                asked_at = int(time.time())
             with tenant_context(shop.tenant_id):
                 from training.registry.models import ModelVersion
 
                 version = ModelVersion.objects.for_tenant(shop.tenant_id).get(pk=run_["id"])
                 figures["run_metrics"] = version.metrics
+                log("scoring the served version's artifacts offline")
+                offline = offline_answers(shop.tenant_id, version, ml, customers, asked_at)
     served = served_figures(topk, customers, train, test)
+    figures["offline_now"] = served_figures(offline["now"], customers, train, test)
+    figures["offline_own_time"] = served_figures(offline["own_time"], customers, train, test)
+    figures["served_offline_overlap100"] = float(np.mean(
+        [len(set(a.tolist()) & set(b.tolist())) / len(b) for a, b in zip(topk, offline["now"], strict=True)]))
     figures["served"] = served
     figures["latency_ms_p50"] = float(np.median(latencies))
     figures["shift_days"] = shift_s / 86400
@@ -316,6 +328,41 @@ def run(args) -> dict:
     log("cold start (offline)")
     figures["cold"] = cold_start(ml, train, test, seed=args.seed)
     return figures
+
+
+def offline_answers(tenant_id: int, version, ml, customers: np.ndarray, asked_at: int) -> dict[str, np.ndarray]:
+    """The served version's artifacts run by training's own inference (`training.inference`) over the shop's
+    data as a training run loads it: each customer's top 100 (MovieLens item indices) asked at `asked_at`, the
+    moment the API was asked (what serving must reproduce), and at the protocol's query time, just after the
+    customer's own last event. For a back-filled shop the two differ by the features that depend on the
+    moment (item activity in trailing windows, recency): MovieLens customers rated their held-out films
+    right after their train ones, years before now."""
+    from recs.models import Customer, Product
+    from training.datasets import load_tenant_dataset
+    from training.features import FeatureContext
+    from training.inference import TrainedPipeline, predict_ranker, query_times, retrieve
+    from training.registry.storage import local_path
+
+    pipeline = TrainedPipeline.load(local_path(version.artifact_uri))
+    data = load_tenant_dataset(tenant_id)
+    customer_ids = dict(Customer.objects.for_tenant(tenant_id).values_list("pk", "external_id"))
+    product_ids = dict(Product.objects.for_tenant(tenant_id).values_list("pk", "external_id"))
+    user_row = {f"user-{u}": i for i, u in enumerate(ml.user_ids.tolist())}
+    movie_row = {f"movie-{m}": i for i, m in enumerate(ml.movie_ids.tolist())}
+    data_row = {user_row[customer_ids[int(pk)]]: i for i, pk in enumerate(data.customer_pks.tolist())}
+    ml_item = np.array([movie_row[product_ids[int(pk)]] for pk in data.product_pks.tolist()])
+    rows = np.array([data_row[int(c)] for c in customers])
+    retrieval = pipeline.retrieval
+    ctx = FeatureContext(data.interactions, data.items, retrieval.item_embeddings, retrieval.history_len,
+                         data.item_versions)
+    candidates, scores = retrieve(retrieval, data.interactions, rows, pipeline.num_candidates, history=ctx.hist)
+    answers = {}
+    for name, at in (("now", np.full(len(rows), asked_at)), ("own_time", query_times(data.interactions, rows))):
+        inputs = ctx.ranker_inputs(rows, at, candidates, scores, retrieval.recency_decay)
+        probs = predict_ranker(pipeline.ranker, inputs, data.items, item_versions=data.item_versions)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :100]
+        answers[name] = ml_item[np.take_along_axis(candidates, order, 1)]
+    return answers
 
 
 def cold_start(ml, train, test, *, seed: int = 0, fraction: float = COLD_FRACTION) -> dict:

@@ -117,6 +117,11 @@ def through_api(args: argparse.Namespace) -> int:
           "retrieval three times, the ranker twice)")
     print(f"the run's own evaluation (its train split's last 20%, decides activation): NDCG@10 "
           f"{run_metrics.get('ndcg@10', nan):.4f}, Recall@100 {run_metrics.get('recall@100', nan):.4f}")
+    now, own = result["offline_now"], result["offline_own_time"]
+    print(f"the served version scored offline by training's inference: asked at the moment the API was asked, "
+          f"top-100 overlap with the served answers {result['served_offline_overlap100']:.4f} (NDCG@10 "
+          f"{now['ndcg@10']:.4f}, Recall@100 {now['recall@100']:.4f}); asked just after each customer's own last "
+          f"event, as the protocol does, NDCG@10 {own['ndcg@10']:.4f}, Recall@100 {own['recall@100']:.4f}")
     print(f"cold start (offline, training functions; {cold['cold_items']} products held out of every training "
           f"event, {cold['held_out_interactions']} held-out interactions of {cold['customers']} customers), "
           f"Recall@100 over the whole catalog: content tower {cold['recall100']:.4f}, random embeddings "
@@ -132,6 +137,8 @@ def through_api(args: argparse.Namespace) -> int:
         "train_cpu_s": run_metrics.get("train_cpu_seconds"),
         "run_ndcg10": run_metrics.get("ndcg@10"), "timestamp_shift_days": result["shift_days"],
         "short_answers": served["short_answers"],
+        "served_offline_overlap100": result["served_offline_overlap100"],
+        "offline_own_time_ndcg10": own["ndcg@10"], "offline_own_time_recall100": own["recall@100"],
     }
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
     return 0

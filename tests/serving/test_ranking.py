@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from django.db.models import Count
 
+from recs.ingest.event_types import event_weights
 from recs.ingest.events import ingest_events
 from recs.models import Customer, Event, Product
+from recs.rules.service import update_settings
 from serving import funnel, online_features, ranking, registry_cache
 from serving import index as item_index
 from serving.funnel import recent_history
@@ -21,7 +23,7 @@ from serving.tasks import refresh_online_features
 from training.artifacts import ITEM_FEATURES_FILE, SNAPSHOT_DIR, read_snapshot_pointer
 from training.datasets import load_tenant_dataset
 from training.features import DENSE_FEATURES, ITEM_FEATURES, FeatureContext
-from training.inference import predict_ranker
+from training.inference import predict_ranker, retrieve
 
 pytestmark = pytest.mark.django_db
 
@@ -186,6 +188,38 @@ def test_the_served_order_follows_the_ranker(shop):
     retrieval = [i.retrieval_score for i in items]
     assert retrieval != sorted(retrieval, reverse=True)  # the ranker moved something
     assert rec.explain["scoring"] == "ranker"
+
+
+def test_the_answer_is_what_training_inference_answers_at_the_same_moment(shop):
+    """End to end, the funnel (FAISS retrieval, the consumed filter, the ranker's head, the order) answers what
+    training's inference answers at the snapshot's moment (exact retrieval without the customer's items,
+    point-in-time features, `predict_ranker`), once every event type the customers sent counts as consumed:
+    the offline protocol removes every item a customer has an event of. The activation metric scores the
+    latter, so it scores what the shop's customers receive."""
+    tenant, _ = shop
+    preferences = sorted(name for name, weight in event_weights(tenant.pk).items() if weight > 0)
+    update_settings(tenant, {"consumed_event_types": preferences, "exclude_out_of_stock": False})
+    model = registry_cache.served_model(tenant.pk)
+    snapshot = online_features.online_features(tenant.pk, model).snapshot
+    data = load_tenant_dataset(tenant.pk)
+    ctx = FeatureContext(data.interactions, data.items, model.retrieval.item_embeddings, model.retrieval.history_len,
+                         data.item_versions)
+    pks = np.array(
+        Event.objects.for_tenant(tenant).values("customer_id").annotate(n=Count("id"))
+        .order_by("-n", "customer_id").values_list("customer_id", flat=True)[:8]
+    )
+    rows = np.searchsorted(data.customer_pks, pks)
+    candidates, scores = retrieve(model.retrieval, data.interactions, rows, model.num_candidates, history=ctx.hist)
+    inputs = ctx.ranker_inputs(rows, np.full(len(rows), snapshot.as_of), candidates, scores,
+                               model.retrieval.recency_decay)
+    probs = predict_ranker(model.ranker, inputs, data.items, item_versions=data.item_versions)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :20]
+    expected = data.product_pks[np.take_along_axis(candidates, order, 1)]
+
+    for pk, offline in zip(pks.tolist(), expected.tolist(), strict=True):
+        answer = funnel.recommend(tenant.pk, pk, k=20)
+        assert answer.explain["scoring"] == "ranker"
+        assert [item.product_pk for item in answer.items] == offline
 
 
 def test_a_new_snapshot_is_swapped_in_without_a_restart(shop):
