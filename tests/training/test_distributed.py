@@ -198,3 +198,19 @@ def test_a_run_its_own_processes_start_as_the_cluster_job_does(shop):
     again = subprocess.run(command, cwd=REPO, env=launch._environment(), capture_output=True, text=True, timeout=600)
     assert again.returncode != 0 and f"version {waiting.pk} is queued" in again.stderr
     assert sorted(ModelVersion.objects.for_tenant(shop.pk).values_list("pk", flat=True)) == [version.pk, waiting.pk]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_run_on_too_little_data_fails_with_the_reason_and_every_process_exits_cleanly(shop, settings):
+    settings.RECSVC_MIN_TRAINING_EVENTS = 1_000_000
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--max-restarts=0",
+               "-m", "training.distributed.worker", str(shop.pk), "new", "--hyperparameters", json.dumps(TINY)]
+    done = subprocess.run(command, cwd=REPO, env=launch._environment(), capture_output=True, text=True, timeout=600)
+    (version,) = ModelVersion.objects.for_tenant(shop.pk)
+    assert version.status == ModelVersion.Status.FAILED
+    assert "at least 1000000 are needed" in version.status_reason
+    # Rank 0 reports the failed run (exit 1); rank 1 leaves without training and without aborting at exit.
+    assert done.returncode != 0
+    assert "local_rank: 0" in done.stderr and "local_rank: 1" not in done.stderr, done.stderr[-3000:]
+    assert "terminate called" not in done.stderr
