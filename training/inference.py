@@ -93,11 +93,14 @@ def candidate_inputs(
     customers: np.ndarray,
     num_candidates: int,
     customer_features: CustomerFeatures | None = None,
+    at: int | None = None,
 ) -> RankerInputs:
+    """The ranker's inputs for each customer's top retrieval candidates, asked at `at` (unix seconds; None: the
+    protocol's query time, just after each customer's own last event)."""
     cand, scores = retrieve(
         retrieval, ctx.events, customers, num_candidates, customer_features=customer_features, history=ctx.hist
     )
-    at_ts = query_times(ctx.events, customers)
+    at_ts = query_times(ctx.events, customers) if at is None else np.full(len(customers), at, dtype=np.int64)
     return ctx.ranker_inputs(customers, at_ts, cand, scores, retrieval.recency_decay)
 
 
@@ -136,8 +139,10 @@ def recommend(
     customer_features: CustomerFeatures | None = None,
     context: FeatureContext | None = None,
     item_versions: ItemVersions | None = None,
+    at: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (items, probabilities) per customer as of just after their last event in `events`.
+    """Top-k (items, probabilities) per customer as of just after their last event in `events`, or as of `at`
+    (unix seconds) for every customer, as serving asks at the request's moment.
 
     `context` can be passed in to reuse the point-in-time indexes across calls (build it with the same
     `item_versions`: its dense taste features read the attributes it was built with).
@@ -145,7 +150,7 @@ def recommend(
     retrieval = pipeline.retrieval
     ctx = context or FeatureContext(events, items, retrieval.item_embeddings, retrieval.history_len, item_versions)
     inputs = candidate_inputs(
-        retrieval, ctx, np.asarray(customers, dtype=np.int64), pipeline.num_candidates, customer_features
+        retrieval, ctx, np.asarray(customers, dtype=np.int64), pipeline.num_candidates, customer_features, at
     )
     probs = predict_ranker(pipeline.ranker, inputs, items, item_versions=item_versions)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]

@@ -340,7 +340,7 @@ def offline_answers(tenant_id: int, version, ml, customers: np.ndarray, asked_at
     from recs.models import Customer, Product
     from training.datasets import load_tenant_dataset
     from training.features import FeatureContext
-    from training.inference import TrainedPipeline, predict_ranker, query_times, retrieve
+    from training.inference import TrainedPipeline, recommend
     from training.registry.storage import local_path
 
     pipeline = TrainedPipeline.load(local_path(version.artifact_uri))
@@ -353,15 +353,13 @@ def offline_answers(tenant_id: int, version, ml, customers: np.ndarray, asked_at
     ml_item = np.array([movie_row[product_ids[int(pk)]] for pk in data.product_pks.tolist()])
     rows = np.array([data_row[int(c)] for c in customers])
     retrieval = pipeline.retrieval
-    ctx = FeatureContext(data.interactions, data.items, retrieval.item_embeddings, retrieval.history_len,
-                         data.item_versions)
-    candidates, scores = retrieve(retrieval, data.interactions, rows, pipeline.num_candidates, history=ctx.hist)
+    context = FeatureContext(data.interactions, data.items, retrieval.item_embeddings, retrieval.history_len,
+                             data.item_versions)
     answers = {}
-    for name, at in (("now", np.full(len(rows), asked_at)), ("own_time", query_times(data.interactions, rows))):
-        inputs = ctx.ranker_inputs(rows, at, candidates, scores, retrieval.recency_decay)
-        probs = predict_ranker(pipeline.ranker, inputs, data.items, item_versions=data.item_versions)
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :100]
-        answers[name] = ml_item[np.take_along_axis(candidates, order, 1)]
+    for name, at in (("now", asked_at), ("own_time", None)):
+        top, _ = recommend(pipeline, data.interactions, data.items, rows, k=100, context=context,
+                           item_versions=data.item_versions, at=at)
+        answers[name] = ml_item[top]
     return answers
 
 

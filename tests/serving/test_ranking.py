@@ -23,7 +23,7 @@ from serving.tasks import refresh_online_features
 from training.artifacts import ITEM_FEATURES_FILE, SNAPSHOT_DIR, read_snapshot_pointer
 from training.datasets import load_tenant_dataset
 from training.features import DENSE_FEATURES, ITEM_FEATURES, FeatureContext
-from training.inference import predict_ranker, retrieve
+from training.inference import TrainedPipeline, predict_ranker, recommend
 
 pytestmark = pytest.mark.django_db
 
@@ -208,13 +208,10 @@ def test_the_answer_is_what_training_inference_answers_at_the_same_moment(shop):
         Event.objects.for_tenant(tenant).values("customer_id").annotate(n=Count("id"))
         .order_by("-n", "customer_id").values_list("customer_id", flat=True)[:8]
     )
-    rows = np.searchsorted(data.customer_pks, pks)
-    candidates, scores = retrieve(model.retrieval, data.interactions, rows, model.num_candidates, history=ctx.hist)
-    inputs = ctx.ranker_inputs(rows, np.full(len(rows), snapshot.as_of), candidates, scores,
-                               model.retrieval.recency_decay)
-    probs = predict_ranker(model.ranker, inputs, data.items, item_versions=data.item_versions)
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :20]
-    expected = data.product_pks[np.take_along_axis(candidates, order, 1)]
+    pipeline = TrainedPipeline(model.retrieval, model.ranker, model.num_candidates)
+    top, _ = recommend(pipeline, data.interactions, data.items, np.searchsorted(data.customer_pks, pks), k=20,
+                       context=ctx, item_versions=data.item_versions, at=snapshot.as_of)
+    expected = data.product_pks[top]
 
     for pk, offline in zip(pks.tolist(), expected.tolist(), strict=True):
         answer = funnel.recommend(tenant.pk, pk, k=20)
