@@ -202,15 +202,13 @@ def test_the_answer_is_what_training_inference_answers_at_the_same_moment(shop):
     model = registry_cache.served_model(tenant.pk)
     snapshot = online_features.online_features(tenant.pk, model).snapshot
     data = load_tenant_dataset(tenant.pk)
-    ctx = FeatureContext(data.interactions, data.items, model.retrieval.item_embeddings, model.retrieval.history_len,
-                         data.item_versions)
     pks = np.array(
         Event.objects.for_tenant(tenant).values("customer_id").annotate(n=Count("id"))
         .order_by("-n", "customer_id").values_list("customer_id", flat=True)[:8]
     )
     pipeline = TrainedPipeline(model.retrieval, model.ranker, model.num_candidates)
     top, _ = recommend(pipeline, data.interactions, data.items, np.searchsorted(data.customer_pks, pks), k=20,
-                       context=ctx, item_versions=data.item_versions, at=snapshot.as_of)
+                       item_versions=data.item_versions, at=snapshot.as_of)
     expected = data.product_pks[top]
 
     for pk, offline in zip(pks.tolist(), expected.tolist(), strict=True):

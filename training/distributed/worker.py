@@ -127,11 +127,9 @@ def main(argv: list[str]) -> int:
                 try:
                     enough_events(len(dataset.interactions))
                 except NotEnoughData:
-                    # Rank 0 fails the run with the reason. The group is destroyed on every normal way out: a
-                    # process leaving it alive can abort in gloo's threads at exit.
-                    dist.destroy_process_group()
-                    return 0
-                train_served_models(dataset, version.hyperparameters or {}, _Silent(), _no_evaluation)
+                    pass  # rank 0 fails the run with the reason; this rank still destroys its group below
+                else:
+                    train_served_models(dataset, version.hyperparameters or {}, _Silent(), _no_evaluation)
     dist.destroy_process_group()
     return status
 
